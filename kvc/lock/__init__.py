@@ -1,0 +1,3 @@
+"""Pin upstream image checksums into the spec (``kvc lock``)."""
+
+from __future__ import annotations
