@@ -1,0 +1,101 @@
+"""The compile pipeline's front half: file -> validated spec -> resolved builds.
+
+Each phase collects every error it can find before stopping, so one run shows
+the user everything that is wrong at that level.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from kvc.compiler import resolve, rules, structure
+from kvc.compiler.model import ImageBuild
+from kvc.spec import schema_errors
+from kvc.spec.diagnostics import Collector, Position
+from kvc.spec.loader import Document, load_bytes, load_file
+from kvc.spec.models import Spec
+
+
+@dataclass(frozen=True)
+class Resolved:
+    doc: Document
+    spec: Spec
+    builds: tuple[ImageBuild, ...]
+
+    @property
+    def path(self) -> str:
+        return self.doc.file
+
+    def images(self) -> dict[str, tuple[ImageBuild, ...]]:
+        """Builds grouped by image (flavor/release_version), in spec order."""
+        grouped: dict[str, list[ImageBuild]] = defaultdict(list)
+        for build in self.builds:
+            grouped[build.image_id].append(build)
+        return {key: tuple(value) for key, value in grouped.items()}
+
+
+def load(path: Path) -> Resolved:
+    return resolve_document(load_file(path))
+
+
+def load_source(raw: bytes, name: str) -> Resolved:
+    return resolve_document(load_bytes(raw, name))
+
+
+def resolve_document(doc: Document) -> Resolved:
+    errors = Collector()
+    spec = _validate(doc, errors)
+    structure.check(doc, spec, errors)
+    errors.raise_if_any()
+    builds = resolve.resolve(doc, spec, errors)
+    errors.raise_if_any()
+    for build in builds:
+        _apply_rules(doc, build, errors)
+    _image_consistency(doc, builds, errors)
+    errors.raise_if_any()
+    return Resolved(doc, spec, tuple(builds))
+
+
+def _validate(doc: Document, errors: Collector) -> Spec:
+    try:
+        return Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        errors.items.extend(schema_errors.diagnostics(doc, Spec, exc))
+        errors.raise_if_any()
+        raise
+
+
+def _apply_rules(doc: Document, build: ImageBuild, errors: Collector) -> None:
+    for rule in rules.RULES:
+        for problem in rule(build):
+            errors.add(_problem_pos(doc, build, problem), problem.message, problem.kind)
+
+
+def _problem_pos(doc: Document, build: ImageBuild, problem: rules.Problem) -> Position:
+    if problem.key == "@release":
+        return build.release_pos
+    if problem.key == "@image":
+        return doc.value_pos(("image",) if "image" in doc.data else ("registry",))
+    origin = build.origins.get(problem.key)
+    if origin is None or origin.pos is None:
+        return build.release_pos
+    if problem.index is not None:
+        return doc.value_pos((*origin.path, problem.index))
+    return doc.value_pos(origin.path)
+
+
+def _image_consistency(doc: Document, builds: list[ImageBuild], errors: Collector) -> None:
+    """Tags are per image: per-arch publish overrides would make them ambiguous."""
+    first: dict[str, ImageBuild] = {}
+    for build in builds:
+        other = first.setdefault(build.image_id, build)
+        if other.publish != build.publish or other.image != build.image:
+            origin = build.origins.get("publish.tags")
+            pos = doc.value_pos(origin.path) if origin and origin.pos else build.release_pos
+            errors.add(pos, f"publish settings of {build.build_id} differ from "
+                       f"{other.build_id}; tags belong to the whole image, not one arch",
+                       "publish")

@@ -1,0 +1,43 @@
+"""Fingerprints: a hash of everything that determines a build's output.
+
+The fingerprint keys the build cache, so it must change whenever the output
+could: resolved values, the upstream checksum, kvc's version, the stage scripts
+and the user files the build reads (the makefile directory). It must not
+change for anything else (other flavors, comments, key order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+from kvc import __version__
+
+BUILD_SCRIPTS = ("lib.sh", "build.sh")
+
+
+def fingerprint(env: Iterable[tuple[str, str]], spec_dir: Path, makefile_dir: str | None) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"kvc": __version__, "env": sorted(env)}).encode())
+    for name in BUILD_SCRIPTS:
+        digest.update(_stage_script(name))
+    if makefile_dir is not None:
+        _hash_tree(digest, spec_dir / makefile_dir)
+    return digest.hexdigest()
+
+
+def _stage_script(name: str) -> bytes:
+    resource = resources.files("kvc.stages").joinpath(name)
+    return resource.read_bytes() if resource.is_file() else b""
+
+
+def _hash_tree(digest: hashlib._Hash, root: Path) -> None:
+    if not root.is_dir():
+        digest.update(b"<missing makefile_dir>")
+        return
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())

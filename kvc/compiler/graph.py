@@ -1,0 +1,108 @@
+"""Resolved builds -> the IR: per image, build×arch -> containerize -> test×arch -> publish.
+
+No job of one image ever needs a job of another image, so a broken image
+never blocks the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from kvc.compiler import env as stage_env
+from kvc.compiler.driver import Resolved
+from kvc.compiler.fingerprint import fingerprint
+from kvc.compiler.model import ImageBuild
+from kvc.compiler.naming import ImageNames, names_for
+from kvc.ir import Artifact, Cache, Job, Pipeline, Stage
+
+REGISTRY_SECRETS = ("KVC_REGISTRY_USER", "KVC_REGISTRY_PASSWORD")
+STAGES_DIR = ".kvc/stages"
+
+
+def build_pipeline(resolved: Resolved) -> Pipeline:
+    jobs: list[Job] = []
+    spec_dir = Path(resolved.path).parent
+    for image_id, builds in resolved.images().items():
+        jobs.extend(image_jobs(builds, spec_dir))
+        del image_id
+    return Pipeline(source=resolved.path, jobs=tuple(jobs),
+                    images=tuple(resolved.images()))
+
+
+def image_jobs(builds: Sequence[ImageBuild], spec_dir: Path) -> list[Job]:
+    names = names_for(builds[0].flavor, builds[0].release_version)
+    build_jobs = [_build_job(names, b, spec_dir) for b in builds]
+    containerize = _containerize_job(names, builds, build_jobs)
+    tests = [_test_job(names, b, containerize) for b in builds if b.test.enabled]
+    publish = _publish_job(names, builds, tests or [containerize])
+    return [*build_jobs, containerize, *tests, publish]
+
+
+def build_runner(build: ImageBuild) -> str:
+    """Guest code must run on its own arch; pure disk surgery runs anywhere (amd64)."""
+    return build.arch if build.sysprep.runs_guest_code else "amd64"
+
+
+def _build_job(names: ImageNames, build: ImageBuild, spec_dir: Path) -> Job:
+    env = stage_env.build_env(build)
+    makefile_dir = build.sysprep.makefile_dir if build.sysprep.makefile else None
+    digest = fingerprint(env, spec_dir, makefile_dir)[:20]
+    env.append(("KVC_FINGERPRINT", digest))
+    artifact = Artifact(names.build_artifact(build.arch), names.build_dir(build.arch))
+    return Job(
+        id=names.job(Stage.BUILD, build.arch), stage=Stage.BUILD, image=build.image_id,
+        arch=build.arch, runner=build_runner(build), needs=(),
+        script=f"{STAGES_DIR}/build.sh", env=tuple(env), produces=(artifact,),
+        cache=Cache(names.cache_key(build.arch, digest), artifact.path,
+                    names.build_output(build.arch)),
+        timeout_minutes=120, tools=("libguestfs",),
+    )
+
+
+def _containerize_job(names: ImageNames, builds: Sequence[ImageBuild],
+                      build_jobs: Sequence[Job]) -> Job:
+    staged = Artifact(names.staged_artifact, names.staged_dir)
+    return Job(
+        id=names.job(Stage.CONTAINERIZE), stage=Stage.CONTAINERIZE, image=builds[0].image_id,
+        arch=None, runner="amd64", needs=tuple(j.id for j in build_jobs),
+        script=f"{STAGES_DIR}/containerize.sh", env=tuple(stage_env.containerize_env(builds)),
+        produces=(staged,), consumes=tuple(a for j in build_jobs for a in j.produces),
+        timeout_minutes=60, secrets=REGISTRY_SECRETS, tools=("buildx",),
+    )
+
+
+def _test_job(names: ImageNames, build: ImageBuild, containerize: Job) -> Job:
+    logs = Artifact(names.log_artifact(build.arch), names.log_dir(build.arch))
+    return Job(
+        id=names.job(Stage.TEST, build.arch), stage=Stage.TEST, image=build.image_id,
+        arch=build.arch, runner=build.arch, needs=(containerize.id,),
+        script=f"{STAGES_DIR}/test.sh", env=tuple(stage_env.test_env(build)),
+        produces=(logs,), consumes=containerize.produces,
+        timeout_minutes=_minutes(build.test.timeout) + 30, secrets=REGISTRY_SECRETS,
+        tools=("kind",),
+    )
+
+
+def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequence[Job]) -> Job:
+    containerize_staged = Artifact(names.staged_artifact, names.staged_dir)
+    sign = builds[0].publish.sign
+    return Job(
+        id=names.job(Stage.PUBLISH), stage=Stage.PUBLISH, image=builds[0].image_id,
+        arch=None, runner="amd64", needs=tuple(j.id for j in needs),
+        script=f"{STAGES_DIR}/publish.sh", env=tuple(stage_env.publish_env(builds)),
+        consumes=(containerize_staged,), timeout_minutes=30, secrets=REGISTRY_SECRETS,
+        needs_identity_token=sign, default_branch_only=True,
+        tools=("buildx", "cosign") if sign else ("buildx",),
+    )
+
+
+@lru_cache(maxsize=256)
+def _minutes(timeout: str) -> int:
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", timeout)
+    if parts is None:
+        return 15
+    hours, minutes, seconds = (int(p or 0) for p in parts.groups())
+    return max(1, hours * 60 + minutes + (seconds + 59) // 60)

@@ -1,0 +1,70 @@
+"""Rules on the spec's shape that no single resolved build can see."""
+
+from __future__ import annotations
+
+import re
+
+from kvc.compiler.naming import names_for
+from kvc.compiler.rules import REGISTRY
+from kvc.spec.diagnostics import Collector
+from kvc.spec.loader import Document
+from kvc.spec.models import Spec
+
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+\Z")
+
+
+def check(doc: Document, spec: Spec, errors: Collector) -> None:
+    _registry(doc, spec, errors)
+    _images_unique(doc, spec, errors)
+    _var_names(doc, errors)
+    _backends(doc, spec, errors)
+    _schedule(doc, spec, errors)
+
+
+def _registry(doc: Document, spec: Spec, errors: Collector) -> None:
+    if not REGISTRY.match(spec.registry):
+        errors.add(doc.value_pos(("registry",)), f"'{spec.registry}' is not a registry such as "
+                   "docker.io/containercraft or ghcr.io/org", "registry")
+
+
+def _images_unique(doc: Document, spec: Spec, errors: Collector) -> None:
+    seen: dict[str, str] = {}
+    for flavor_name, flavor in spec.flavors.items():
+        for index, release in enumerate(flavor.releases):
+            ident = f"{flavor_name}/{release.release_version}"
+            slug = names_for(flavor_name, release.release_version).slug
+            pos = doc.value_pos(("flavors", flavor_name, "releases", index, "release_version"))
+            if not release.release_version.strip():
+                errors.add(pos, "release_version must not be empty", "value")
+            elif slug not in seen:
+                seen[slug] = ident
+            elif seen[slug] == ident:
+                errors.add(pos, f"image {ident} is defined twice", "duplicate-image")
+            else:
+                errors.add(pos, f"image {ident} and image {seen[slug]} both become "
+                           f"'{slug}' in job and artifact names; rename one", "name-collision")
+
+
+def _var_names(doc: Document, errors: Collector) -> None:
+    for path, pos in doc.keys.items():
+        if len(path) >= 2 and path[-2] == "vars" and not _VAR_NAME.match(str(path[-1])):
+            errors.add(pos, f"vars name '{path[-1]}' must be letters, digits and '_', not "
+                       "starting with a digit", "vars")
+
+
+def _backends(doc: Document, spec: Spec, errors: Collector) -> None:
+    github = spec.backends.github if spec.backends else None
+    if github and github.workflow is not None and not _WORKFLOW.match(github.workflow):
+        errors.add(doc.value_pos(("backends", "github", "workflow")),
+                   f"workflow '{github.workflow}' must be a plain file name", "value")
+
+
+def _schedule(doc: Document, spec: Spec, errors: Collector) -> None:
+    if spec.update is None:
+        return
+    fields = spec.update.schedule.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        errors.add(doc.value_pos(("update", "schedule")), f"schedule '{spec.update.schedule}' "
+                   "must be a 5-field cron expression such as '0 4 * * 1'", "value")

@@ -1,0 +1,241 @@
+"""Load a spec file into plain data while remembering where every node was.
+
+ruamel.yaml's round-trip loader keeps line/column for each key and value; we
+copy the document into plain Python values (so pydantic sees ordinary types)
+and keep a side table of positions keyed by the node's path. Hostile input
+(huge files, alias bombs, deep nesting, bad encodings) is refused with a
+positioned diagnostic instead of a hang or a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
+
+from kvc.spec.diagnostics import Diagnostic, Position, SpecError
+
+PathKey = tuple[str | int, ...]
+
+MAX_BYTES = 4 * 1024 * 1024
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+
+@dataclass
+class Document:
+    """A loaded spec: plain data plus the positions of its keys and values."""
+
+    file: str
+    text: str
+    data: Any
+    keys: dict[PathKey, Position] = field(default_factory=dict)
+    values: dict[PathKey, Position] = field(default_factory=dict)
+    # Column offset of a string's first character relative to its value
+    # position: 1 for quoted scalars, 0 for plain ones, None for block scalars.
+    string_offsets: dict[PathKey, int | None] = field(default_factory=dict)
+
+    def pos(self, path: PathKey) -> Position:
+        """Best position for a path: its key, its value, else its nearest parent."""
+        probe = path
+        while probe:
+            found = self.keys.get(probe) or self.values.get(probe)
+            if found is not None:
+                return found
+            probe = probe[:-1]
+        return self.values.get((), Position(self.file, 1, 1))
+
+    def value_pos(self, path: PathKey) -> Position:
+        return self.values.get(path) or self.pos(path)
+
+    def char_pos(self, path: PathKey, index: int) -> Position:
+        """Position of character ``index`` inside the string at ``path``."""
+        base = self.value_pos(path)
+        offset = self.string_offsets.get(path)
+        if offset is None or "\n" in str(self._get(path))[:index]:
+            return base
+        return Position(base.file, base.line, base.col + offset + index)
+
+    def _get(self, path: PathKey) -> Any:
+        node = self.data
+        for part in path:
+            node = node[part]
+        return node
+
+
+def load_file(path: Path) -> Document:
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([Diagnostic(Position(name, 1, 1), f"cannot read: {exc.strerror}", "io")])
+    return load_bytes(raw, name)
+
+
+def load_bytes(raw: bytes, name: str) -> Document:
+    if len(raw) > MAX_BYTES:
+        _fail(name, 1, 1, f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", "too-large")
+    text = _decode(raw, name)
+    return load_text(text, name)
+
+
+def load_text(text: str, name: str) -> Document:
+    root = _parse(text, name)
+    doc = Document(file=name, text=text, data=None)
+    if root is None:
+        _fail(name, 1, 1, "the spec is empty; start with 'kvc: 1'", "empty")
+    if not isinstance(root, CommentedMap):
+        _fail(name, 1, 1, "the spec must be a mapping of keys (found a "
+              f"{_kind(root)} at the top level)", "type")
+    doc.values[()] = Position(name, 1, 1)
+    doc.data = _Copier(doc).copy(root, ())
+    return doc
+
+
+def _decode(raw: bytes, name: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = raw[: exc.start]
+        line = head.count(b"\n") + 1
+        col = exc.start - (head.rfind(b"\n") + 1) + 1
+        _fail(name, line, col, f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+              "encoding")
+    return text.removeprefix("\ufeff")
+
+
+def _parse(text: str, name: str) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        key = _duplicate_key_name(exc)
+        _fail(name, mark.line + 1, mark.column + 1, f"duplicate key {key}", "duplicate-key")
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        _fail(name, line, col, f"YAML syntax error: {problem}", "syntax")
+    except RecursionError:
+        _fail(name, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
+    except (YAMLError, ValueError, TypeError) as exc:
+        _fail(name, 1, 1, f"YAML error: {str(exc).splitlines()[0]}", "syntax")
+
+
+def _duplicate_key_name(exc: DuplicateKeyError) -> str:
+    found = re.search(r'key ("[^"]*"|\S+)', exc.problem or "")
+    return found.group(1).replace('"', "'") if found else "key"
+
+
+class _Copier:
+    """Copies ruamel nodes to plain data, bounding node count and depth."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.count = 0
+
+    def copy(self, node: Any, path: PathKey) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            _fail(self.doc.file, 1, 1, f"the document expands to more than {MAX_NODES} nodes "
+                  "(alias bomb?)", "too-large")
+        if len(path) > MAX_DEPTH:
+            pos = self.doc.pos(path)
+            _fail(pos.file, pos.line, pos.col, f"nesting is deeper than {MAX_DEPTH} levels",
+                  "too-deep")
+        if isinstance(node, CommentedMap):
+            return self._mapping(node, path)
+        if isinstance(node, CommentedSeq):
+            return self._sequence(node, path)
+        return self._scalar(node, path)
+
+    def _mapping(self, node: CommentedMap, path: PathKey) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            kline, kcol = node.lc.key(key)
+            kpos = Position(self.doc.file, kline + 1, kcol + 1)
+            if not isinstance(key, str):
+                raise SpecError([Diagnostic(kpos, f"keys must be strings, not {_kind(key)}",
+                                            "type")])
+            child = (*path, str(key))
+            self.doc.keys[child] = kpos
+            vline, vcol = node.lc.value(key)
+            self.doc.values[child] = Position(self.doc.file, vline + 1, vcol + 1)
+            out[str(key)] = self.copy(value, child)
+        return out
+
+    def _sequence(self, node: CommentedSeq, path: PathKey) -> list[Any]:
+        out: list[Any] = []
+        for index, value in enumerate(node):
+            line, col = node.lc.item(index)
+            child = (*path, index)
+            self.doc.values[child] = Position(self.doc.file, line + 1, col + 1)
+            out.append(self.copy(value, child))
+        return out
+
+    def _scalar(self, node: Any, path: PathKey) -> Any:
+        if isinstance(node, str):
+            self.doc.string_offsets[path] = _string_offset(node)
+            return str(node)
+        if isinstance(node, bool) or node is None:
+            return node
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        if isinstance(node, datetime.date):
+            return node
+        return _Opaque(type(node).__name__)
+
+
+class _Opaque:
+    """A YAML value of a type no spec key accepts (binary, sets, ...)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def _string_offset(node: str) -> int | None:
+    if isinstance(node, LiteralScalarString | FoldedScalarString):
+        return None
+    if isinstance(node, DoubleQuotedScalarString | SingleQuotedScalarString):
+        return 1
+    return 0
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _fail(file: str, line: int, col: int, message: str, kind: str) -> Any:
+    raise SpecError([Diagnostic(Position(file, line, col), message, kind)])

@@ -1,0 +1,150 @@
+"""The spec's schema as pydantic models: the contract of SPEC.md in code.
+
+Every layer (defaults, flavor, release, per_arch) accepts the same keys, all
+optional, so each is validated on its own and merged later by the resolver;
+only keys the user wrote are set, which is what lets the resolver tell which
+layer a value came from. Models are strict: YAML's silent coercions (a
+release_version of 24.10 read as the number 24.1) are exactly the mistakes
+this tool exists to catch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+Arch = Literal["amd64", "arm64"]
+ARCHES: tuple[Arch, ...] = ("amd64", "arm64")
+Check = Literal["boot", "guest-agent", "ssh"]
+
+
+def _join_packages(value: Any) -> Any:
+    """``install`` is documented as a comma string; a YAML list is accepted too."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    return value
+
+
+PackageList = Annotated[str, BeforeValidator(_join_packages)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class DownloadLayer(Model):
+    """Where and how the upstream image is fetched and normalised."""
+
+    in_: Literal["host", "container"] | None = Field(
+        None, alias="in", description="host | container: where download and customize run")
+    container: str | None = Field(None, description="image used when in: container")
+    decompress: Literal["auto", "none", "gzip", "xz", "bzip2"] | None = Field(
+        None, description="auto picks by suffix (.gz/.xz/.bz2)")
+    convert: bool | None = Field(None, description="qemu-img convert the source to qcow2")
+
+
+class SysprepLayer(Model):
+    """Guest customization with libguestfs."""
+
+    enabled: bool | None = Field(None, description="run customization at all")
+    operations: list[str] | None = Field(
+        None, description="virt-sysprep --operations ('-name' disables one)")
+    update: bool | None = Field(None, description="update all guest packages")
+    install: PackageList | None = Field(
+        None, description="comma-delimited package list (a YAML list is accepted)")
+    post_commands: list[str] | None = Field(
+        None, description="commands run in the guest, in order")
+    selinux_relabel: bool | None = None
+    makefile: bool | None = Field(None, description="also run make -C makefile_dir target")
+    makefile_dir: str | None = None
+    makefile_target: str | None = None
+    disk_size: str | None = Field(None, description="grow the disk first, e.g. '+10G'")
+
+
+class TestLayer(Model):
+    """Boot test in kind + KubeVirt."""
+
+    enabled: bool | None = None
+    kubevirt: str | None = Field(None, description="KubeVirt release, e.g. v1.6.0")
+    checks: list[Check] | None = None
+    timeout: str | None = Field(None, description="e.g. 15m, 900s, 1h")
+
+
+class PublishLayer(Model):
+    """Tags the tested image is promoted to."""
+
+    tags: list[str] | None = Field(None, description="moving tags; a dated tag is always added")
+    latest: bool | None = None
+    sign: bool | None = Field(None, description="cosign keyless signing")
+
+
+class ArchLayer(Model):
+    """Keys every layer accepts (per_arch overrides cannot nest per_arch)."""
+
+    arches: list[Arch] | None = None
+    download: DownloadLayer | None = None
+    sysprep: SysprepLayer | None = None
+    test: TestLayer | None = None
+    publish: PublishLayer | None = None
+    url: str | None = Field(None, description="upstream image URL template")
+    release_checksum: dict[Arch, str] | None = Field(
+        None, description="per arch '<algo>:<hex>', algo sha256 | sha512")
+    checksum_url: str | None = Field(None, description="lets `kvc lock` pin release_checksum")
+    vars: dict[str, str] | None = Field(None, description="user template variables")
+
+
+class Layer(ArchLayer):
+    per_arch: dict[Arch, ArchLayer] | None = Field(
+        None, description="overrides for one architecture")
+
+
+class Release(Layer):
+    release_version: str = Field(description="a string: '24.04', never a YAML number")
+    release_name: str | None = None
+    insecure_skip_checksum: bool = Field(
+        False, description="build without verifying the download (shown in the plan)")
+    locked_url: dict[Arch, str] | None = Field(
+        None, description="written by `kvc lock` when url has a '*'")
+
+
+class Flavor(Layer):
+    releases: list[Release] = Field(min_length=1)
+
+
+class CircleCIBackend(Model):
+    machine_image: str | None = Field(None, description="default ubuntu-2404:current")
+    resource_class: dict[Arch, str] | None = Field(
+        None, description="default {amd64: medium, arm64: arm.medium}")
+    context: list[str] | None = Field(None, description="contexts for the publish job")
+
+
+class GitHubBackend(Model):
+    runs_on: dict[Arch, str] | None = Field(
+        None, description="default {amd64: ubuntu-24.04, arm64: ubuntu-24.04-arm}")
+    workflow: str | None = Field(None, description="file name under .github/workflows/")
+    environment: str | None = Field(None, description="GitHub environment for publish")
+
+
+class Backends(Model):
+    circleci: CircleCIBackend | None = None
+    github: GitHubBackend | None = None
+
+
+class Update(Model):
+    schedule: str = Field(description="cron expression for the lock-and-recompile workflow")
+
+
+class Spec(Model):
+    """A kvc.yaml document."""
+
+    model_config = ConfigDict(title="kvc spec", json_schema_extra={
+        "$schema": "https://json-schema.org/draft/2020-12/schema"})
+
+    kvc: Literal[1] = Field(description="format version")
+    registry: str = Field(description="images publish as {registry}/{flavor}:{tag}")
+    image: str | None = Field(None, description="repository template, default {registry}/{flavor}")
+    backends: Backends | None = None
+    update: Update | None = None
+    defaults: Layer | None = None
+    flavors: dict[str, Flavor] = Field(min_length=1)

@@ -1,0 +1,161 @@
+"""Translate pydantic's errors into positioned, human diagnostics.
+
+pydantic reports locations as paths through the data; the loader recorded a
+position for every path, so each error can point at the exact key or value.
+Messages are rewritten in the spec's own vocabulary ("unknown key ... did you
+mean ...") rather than pydantic's generic wording.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from kvc.spec.diagnostics import Diagnostic, Position
+from kvc.spec.loader import Document, PathKey
+
+
+def diagnostics(doc: Document, model: type[BaseModel], exc: ValidationError) -> Iterator[Diagnostic]:
+    for error in exc.errors():
+        yield _one(doc, model, error)
+
+
+def _one(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Diagnostic:
+    loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
+    name = str(loc[-1]) if loc else "spec"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return Diagnostic(doc.pos(loc), _unknown_key(name, _allowed(model, loc[:-1])),
+                          "unknown-key")
+    if kind == "missing":
+        return Diagnostic(doc.pos(loc[:-1]), f"missing required key '{name}'", "missing-key")
+    if "[key]" in error["loc"]:
+        return Diagnostic(doc.pos(loc), _bad_key(error), "value")
+    pos = doc.value_pos(loc)
+    if kind == "literal_error":
+        return Diagnostic(pos, _literal(error), "value")
+    if kind.endswith("_type") or kind in {"model_attributes_type", "dict_type"}:
+        return Diagnostic(pos, _type_message(doc, loc, pos, error), "type")
+    if kind == "too_short":
+        return Diagnostic(pos, f"'{name}' must not be empty", "value")
+    return Diagnostic(pos, f"{name}: {error['msg']}", "value")
+
+
+def _unknown_key(name: str, allowed: list[str]) -> str:
+    message = f"unknown key '{name}'"
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"{message}; did you mean '{close[0]}'?"
+    if allowed:
+        return f"{message}; expected one of: {', '.join(sorted(allowed))}"
+    return message
+
+
+def _bad_key(error: ErrorDetails) -> str:
+    expected = _expected(error)
+    return f"'{error['input']}' is not allowed here; use {expected}"
+
+
+def _literal(error: ErrorDetails) -> str:
+    return f"'{error['input']}' is not one of: {_expected(error)}"
+
+
+def _expected(error: ErrorDetails) -> str:
+    ctx = error.get("ctx") or {}
+    text = str(ctx.get("expected", ""))
+    return text.replace(" or ", ", ").replace("'", "")
+
+
+def _type_message(doc: Document, loc: PathKey, pos: Position, error: ErrorDetails) -> str:
+    wanted = _WANTED.get(error["type"], error["type"].removesuffix("_type"))
+    got = _describe(error["input"])
+    name = str(loc[-1]) if loc else "spec"
+    if error["type"] == "string_type" and got in {"a number", "a boolean", "a date"}:
+        token = _token(doc.text, pos)
+        return (f"'{name}' must be a string, but YAML reads {token} as {got}; "
+                f"quote it: \"{token}\"")
+    return f"'{name}' must be {wanted}, got {got}"
+
+
+_WANTED = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _describe(value: Any) -> str:
+    import datetime
+
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return f"a value of type {value!r}"
+
+
+def _token(text: str, pos: Position) -> str:
+    lines = text.splitlines()
+    if not 0 < pos.line <= len(lines):
+        return "this value"
+    rest = lines[pos.line - 1][pos.col - 1:]
+    token = rest.split(" #")[0].strip().rstrip(",]}")
+    return token or "this value"
+
+
+def _allowed(model: type[BaseModel], loc: PathKey) -> list[str]:
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [field.alias or name for name, field in current.model_fields.items()]
+    return []
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    """Follow one path element through a model's type annotations."""
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, field in annotation.model_fields.items():
+            if part in {name, field.alias}:
+                return _unwrap(field.annotation)
+        return None
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is dict and len(args) == 2:
+        return _unwrap(args[1])
+    if origin is list and args:
+        return _unwrap(args[0])
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional[...] so the step sees the real container or model."""
+    origin = typing.get_origin(annotation)
+    if origin in {typing.Union, types.UnionType}:
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0])
+    return annotation
