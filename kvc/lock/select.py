@@ -107,9 +107,9 @@ def select_entry(
     by_name = _index_by_file_name(entries)
     if pattern.has_wildcard:
         name = _newest_match(pattern.name, by_name)
-    else:
-        name = _exact_match(pattern.name, by_name, checksum_url)
-    return Selection(name, by_name[name], pattern.with_name(name))
+        return Selection(name, by_name[name], pattern.with_name(name))
+    name = _exact_match(pattern.name, by_name, checksum_url)
+    return Selection(name, by_name[name], url)
 
 
 def _index_by_file_name(entries: Mapping[str, Checksum]) -> dict[str, Checksum]:

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+
+from kvc.lock import Checksum, LockError, select_entry, version_key
+from kvc.lock.select import newest, split_url
+
+
+def entries(*names: str) -> dict[str, Checksum]:
+    return {name: Checksum("sha256", f"{i:064x}") for i, name in enumerate(names)}
+
+
+CENTOS = "https://cloud.centos.org/centos/9-stream/x86_64/images/"
+
+
+def test_wildcard_picks_newest_dated_build_not_the_alias() -> None:
+    listing = entries(
+        "CentOS-Stream-GenericCloud-9-20240930.1.x86_64.qcow2",
+        "CentOS-Stream-GenericCloud-9-latest.x86_64.qcow2",
+        "CentOS-Stream-GenericCloud-9-20241118.0.x86_64.qcow2",
+        "CentOS-Stream-GenericCloud-9-20241007.0.x86_64.qcow2",
+        "CentOS-Stream-GenericCloud-9-20241118.0.x86_64.qcow2.MD5SUM",
+    )
+    chosen = select_entry(CENTOS + "CentOS-Stream-GenericCloud-9-*.x86_64.qcow2", listing)
+    assert chosen.name == "CentOS-Stream-GenericCloud-9-20241118.0.x86_64.qcow2"
+    assert chosen.url == CENTOS + chosen.name
+    assert chosen.checksum == listing[chosen.name]
+
+
+def test_alias_is_used_only_when_nothing_else_matches() -> None:
+    listing = entries("img-latest.qcow2", "other-20240101.qcow2")
+    assert select_entry("https://h/img-*.qcow2", listing).name == "img-latest.qcow2"
+
+
+def test_same_build_counter_is_compared_numerically() -> None:
+    listing = entries("C-9-20241118.9.x.qcow2", "C-9-20241118.10.x.qcow2")
+    assert select_entry("https://h/C-9-*.x.qcow2", listing).name == "C-9-20241118.10.x.qcow2"
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("9", "10"),
+        ("9-20250101.0", "10-20241001.0"),
+        ("1.4", "1.14"),
+        ("41-1.4", "41-1.14"),
+        ("9.5-20241120", "9.10-20240101"),
+        ("1.0rc1", "1.0"),
+        ("1.0beta2", "1.0rc1"),
+        ("1.0", "1.0.1"),
+        ("latest", "20240101"),
+        ("9-latest", "9-20240101.0"),
+        ("Build9.1", "Build16.27"),
+    ],
+)
+def test_version_order(older: str, newer: str) -> None:
+    assert version_key(older) < version_key(newer)
+    assert newest({"a": older, "b": newer}) == "b"
+
+
+def test_separators_do_not_matter_and_ties_are_deterministic() -> None:
+    assert version_key("9-1") == version_key("9.1")
+    assert newest({"x-9.1": "9.1", "x-9-1": "9-1"}) == "x-9.1"
+
+
+def test_exact_name_lookup() -> None:
+    listing = entries("noble-server-cloudimg-amd64.img", "noble-server-cloudimg-arm64.img")
+    chosen = select_entry("https://h/r/noble-server-cloudimg-arm64.img", listing)
+    assert chosen.name == "noble-server-cloudimg-arm64.img"
+    assert chosen.url == "https://h/r/noble-server-cloudimg-arm64.img"
+
+
+def test_entries_listed_with_a_directory_match_on_file_name() -> None:
+    listing = entries("images/a.qcow2")
+    assert select_entry("https://h/x/a.qcow2", listing).name == "a.qcow2"
+
+
+def test_percent_encoded_names_match_and_query_is_kept() -> None:
+    listing = entries("img 1.qcow2", "img 2.qcow2")
+    chosen = select_entry("https://h/img%20*.qcow2?mirror=1", listing)
+    assert chosen.url == "https://h/img%202.qcow2?mirror=1"
+
+
+def test_missing_entry_is_an_error() -> None:
+    with pytest.raises(LockError, match="no entry for 'c.img'"):
+        select_entry("https://h/c.img", entries("a.img"))
+    with pytest.raises(LockError, match="no entry matches 'x-\\*.img'"):
+        select_entry("https://h/x-*.img", entries("a.img"))
+
+
+def test_per_file_checksum_for_an_alias_names_the_real_build() -> None:
+    listing = entries("Leap-15.6-Build16.27.qcow2")
+    url = "https://h/Leap-15.6-Cloud.qcow2"
+    chosen = select_entry(url, listing, checksum_url=url + ".sha256")
+    assert chosen.url == url
+    with pytest.raises(LockError):
+        select_entry(url, listing, checksum_url="https://h/SHA256SUMS")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://h/a*b*.img", "at most one"),
+        ("https://h/9-*/a.img", "only allowed in the file name"),
+        ("https://h*/a.img", "only allowed in the file name"),
+        ("https://h/a.img?v=*", "only allowed in the file name"),
+        ("https://h/", "no file name"),
+    ],
+)
+def test_bad_wildcards_are_errors(url: str, message: str) -> None:
+    with pytest.raises(LockError, match=message):
+        split_url(url)
