@@ -1,4 +1,4 @@
-"""Resolved builds -> the IR: per image, build×arch -> containerize -> test×arch -> publish.
+"""Resolved builds -> the IR: per image, build per arch -> containerize -> test per arch -> publish.
 
 No job of one image ever needs a job of another image, so a broken image
 never blocks the others.

@@ -84,7 +84,7 @@ def _release_builds(ctx: _Context, flavor_name: str, flavor: Flavor, index: int,
             ctx.per_arch(fname, fpath, flavor, arch),
             ctx.per_arch(rname, rpath, release, arch),
         )
-        build = _build(ctx, flavor_name, release, rpath, arch, flat)
+        build = _build(ctx, flavor_name, release, rpath, arch=arch, flat=flat)
         if build is not None:
             yield build
 
@@ -100,7 +100,7 @@ def _arches(ctx: _Context, flat: Flat) -> list[str]:
     return list(dict.fromkeys(arches))
 
 
-def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int, ...],
+def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int, ...], *,
            arch: str, flat: Flat) -> ImageBuild | None:
     names = _names(ctx, flavor, release, arch, flat)
     if names is None:
@@ -108,7 +108,7 @@ def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int,
     values = _expand_all(ctx, flat, names)
     if values is None:
         return None
-    url = _url(ctx, release, rpath, arch, flat, values)
+    url = _url(ctx, release, rpath, arch=arch, flat=flat, values=values)
     origins = MappingProxyType({key: origin for key, (_, origin) in flat.items()})
     return ImageBuild(
         flavor=flavor,
@@ -159,7 +159,7 @@ def _expand_vars(ctx: _Context, names: dict[str, str],
     raw = {name: value for name, (value, _) in user.items()}
     for _ in range(len(pending) + 1):
         progressed = False
-        for name, (value, origin) in list(pending.items()):
+        for name, (value, _origin) in list(pending.items()):
             try:
                 names[name] = expand(value, {**names, **{k: "" for k in raw if k not in names}})
             except TemplateError:
@@ -210,7 +210,7 @@ def _expand_one(ctx: _Context, origin: Origin, value: str, names: Mapping[str, s
 
 
 def _report_template(ctx: _Context, origin: Origin, value: str, names: Mapping[str, str],
-                     index: int | None, cycle: str | None = None) -> None:
+                     index: int | None, *, cycle: str | None = None) -> None:
     try:
         expand(value, names)
     except TemplateError as exc:
@@ -220,8 +220,8 @@ def _report_template(ctx: _Context, origin: Origin, value: str, names: Mapping[s
         ctx.error_at(origin, message, exc.kind, index=index, char=exc.offset)
 
 
-def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], arch: str, flat: Flat,
-         values: Mapping[str, Any]) -> str:
+def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], *, arch: str,
+         flat: Flat, values: Mapping[str, Any]) -> str:
     url: str | None = values.get("url")
     if url is None:
         ctx.errors.add(ctx.doc.pos(rpath), f"no 'url' for {release.release_version}/{arch}: "

@@ -7,6 +7,7 @@ here, at the line that wrote it, not an hour into a CI run.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,11 +34,14 @@ _CHECKSUM = re.compile(r"(sha256|sha512):([0-9a-f]+)\Z")
 # Debian, RPM and pacman names; `@group` for dnf groups; `:arch` qualifiers.
 _PACKAGE = re.compile(r"@?[A-Za-z0-9_][A-Za-z0-9+._~-]*(:[A-Za-z0-9_-]+)?\Z")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
-_DOMAIN = r"(?:localhost|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+)(?::[0-9]{1,5})?"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"(?:localhost|{_LABEL}(?:\.{_LABEL})+)(?::[0-9]{{1,5}})?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY = re.compile(rf"{_DOMAIN}(?:/{_COMPONENT})+\Z")
 REGISTRY = re.compile(rf"{_DOMAIN}(?:/{_COMPONENT})*\Z")
-_CONTAINER = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?\Z")
+_CONTAINER = re.compile(
+    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?\Z")
 _DISK_SIZE = re.compile(r"\+?[1-9][0-9]*[KMGT]?\Z")
 _TIMEOUT = re.compile(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 _KUBEVIRT = re.compile(r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?\Z")
@@ -102,8 +106,6 @@ def check_operations(build: ImageBuild) -> Iterable[Problem]:
 
 
 def _unknown_operation(name: str) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, sorted(SYSPREP_OPERATIONS | SYSPREP_META), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"'{name}' is not a virt-sysprep operation{hint}"

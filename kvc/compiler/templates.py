@@ -7,6 +7,7 @@ the character offset so the diagnostic can point at the placeholder itself.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,8 +75,6 @@ def placeholders(template: str) -> tuple[str, ...]:
 
 
 def _unknown(name: str, names: Mapping[str, str]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     hint = f"; did you mean '{{{close[0]}}}'?" if close else ""
     return f"unknown placeholder '{{{name}}}'{hint}"

@@ -82,7 +82,8 @@ def load_file(path: Path) -> Document:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise SpecError([Diagnostic(Position(name, 1, 1), f"cannot read: {exc.strerror}", "io")])
+        where = Position(name, 1, 1)
+        raise SpecError([Diagnostic(where, f"cannot read: {exc.strerror}", "io")]) from exc
     return load_bytes(raw, name)
 
 

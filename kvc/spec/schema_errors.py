@@ -8,6 +8,7 @@ mean ...") rather than pydantic's generic wording.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import types
 import typing
@@ -21,7 +22,8 @@ from kvc.spec.diagnostics import Diagnostic, Position
 from kvc.spec.loader import Document, PathKey
 
 
-def diagnostics(doc: Document, model: type[BaseModel], exc: ValidationError) -> Iterator[Diagnostic]:
+def diagnostics(doc: Document, model: type[BaseModel],
+                exc: ValidationError) -> Iterator[Diagnostic]:
     for error in exc.errors():
         yield _one(doc, model, error)
 
@@ -95,8 +97,6 @@ _WANTED = {
 
 
 def _describe(value: Any) -> str:
-    import datetime
-
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):

@@ -1,0 +1,95 @@
+"""The ``kvc`` command line: thin click wrappers around one module per command."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from kvc import __version__
+from kvc.commands import explain as explain_command
+from kvc.commands import plan as plan_command
+from kvc.commands import schema as schema_command
+from kvc.commands import validate as validate_command
+from kvc.errors import EXIT_INTERNAL, EXIT_USER, FatalError
+from kvc.spec.diagnostics import SpecError, render
+
+SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
+
+
+def _sources(error: SpecError) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    for diag in error.diagnostics:
+        try:
+            sources[diag.pos.file] = Path(diag.pos.file).read_text(encoding="utf-8",
+                                                                    errors="replace")
+        except OSError:
+            continue
+    return sources
+
+
+def _run(action: Callable[[], int]) -> None:
+    """Turn every failure into a message and an exit code; never a traceback."""
+    ctx = click.get_current_context()
+    try:
+        code = action()
+    except SpecError as error:
+        click.echo(render(error.diagnostics, _sources(error)), nl=False, err=True)
+        code = EXIT_USER
+    except FatalError as error:
+        click.echo(f"kvc: error: {error}", err=True)
+        code = EXIT_USER
+    except (click.exceptions.Exit, click.ClickException):
+        raise
+    except Exception as error:  # the last line of defence: report, don't crash
+        if ctx.find_root().params.get("traceback"):
+            traceback.print_exc()
+        click.echo(f"kvc: internal error: {type(error).__name__}: {error}\n"
+                   "kvc: this is a bug in kvc; rerun with --traceback and report it", err=True)
+        code = EXIT_INTERNAL
+    ctx.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kvc")
+@click.option("--traceback", is_flag=True, help="Show Python tracebacks of internal errors.")
+def main(traceback: bool) -> None:
+    """Compile one spec of KubeVirt machine images into CI pipelines."""
+
+
+@main.command()
+@SPEC
+def validate(spec: Path) -> None:
+    """Check SPEC and report every problem as FILE:LINE:COL."""
+    _run(lambda: validate_command.run(spec))
+
+
+@main.command()
+@SPEC
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan(spec: Path, as_json: bool) -> None:
+    """Show every image build: runner, source, checksum, sysprep, tags."""
+    _run(lambda: plan_command.run(spec, as_json))
+
+
+@main.command()
+@SPEC
+@click.argument("image")
+def explain(spec: Path, image: str) -> None:
+    """Show every resolved value of IMAGE (flavor/release[/arch]) and its origin."""
+    _run(lambda: explain_command.run(spec, image))
+
+
+@main.command()
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file instead of standard output.")
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of the spec (for yaml-language-server)."""
+    _run(lambda: schema_command.run(out))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,31 @@
+"""``kvc schema``: the JSON Schema editors use for completion and checking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kvc.spec.models import Spec
+from kvc.writer import write_atomic
+
+
+def schema() -> dict[str, Any]:
+    document = Spec.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return document
+
+
+def render() -> str:
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+
+
+def run(out: Path | None) -> int:
+    if out is None:
+        click.echo(render(), nl=False)
+    else:
+        write_atomic(out, render())
+        click.echo(f"wrote {out}")
+    return 0
