@@ -34,7 +34,7 @@ def test_transient_errors_are_retried_with_backoff(mirror: Mirror) -> None:
 
 def test_retries_are_bounded(mirror: Mirror) -> None:
     url = mirror.serve("/SUMS", "ok\n", fail_first=10)
-    with pytest.raises(LockError, match="HTTP 503.*gave up after 3 attempts"):
+    with pytest.raises(LockError, match=r"HTTP 503.*gave up after 3 attempts"):
         fetcher(attempts=3).get_text(url)
     assert mirror.hits["/SUMS"] == 3
 
@@ -55,7 +55,7 @@ def test_timeout_is_retried_then_reported(mirror: Mirror) -> None:
 
 
 def test_connection_refused(closed_port_url: str) -> None:
-    with pytest.raises(LockError, match="cannot connect.*gave up after 2 attempts"):
+    with pytest.raises(LockError, match=r"cannot connect.*gave up after 2 attempts"):
         fetcher(attempts=2).get_text(closed_port_url)
 
 
