@@ -132,12 +132,22 @@ def _parse(text: str, name: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        _fail(name, line, col, f"YAML syntax error: {problem}", "syntax")
+        _fail(name, line, col, f"YAML syntax error: {_syntax_message(exc)}", "syntax")
     except RecursionError:
         _fail(name, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
     except (YAMLError, ValueError, TypeError) as exc:
         _fail(name, 1, 1, f"YAML error: {str(exc).splitlines()[0]}", "syntax")
+
+
+def _syntax_message(exc: MarkedYAMLError) -> str:
+    """ruamel's problem plus its context ("while scanning a quoted scalar") and where
+    that started: for an unclosed quote the problem is at the end of the file."""
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark = exc.context_mark
+    if not exc.problem or not exc.context or mark is None or mark is exc.problem_mark:
+        return problem
+    return (f"{problem} ({exc.context} that starts at line {mark.line + 1}, "
+            f"column {mark.column + 1})")
 
 
 def _duplicate_key_name(exc: DuplicateKeyError) -> str:
