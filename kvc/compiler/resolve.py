@@ -22,7 +22,7 @@ from kvc.compiler.model import (
     Sysprep,
     TestSettings,
 )
-from kvc.compiler.templates import TemplateError, expand
+from kvc.compiler.templates import TemplateError, expand, parse
 from kvc.spec.diagnostics import Collector
 from kvc.spec.loader import Document
 from kvc.spec.models import Flavor, Release, Spec
@@ -169,8 +169,41 @@ def _expand_vars(ctx: _Context, names: dict[str, str],
         if not progressed:
             break
     for name, (value, origin) in pending.items():
-        _report_template(ctx, origin, value, {**names, **raw}, None, cycle=name)
+        chain = _var_chain(name, raw, pending)
+        if chain is None:
+            _report_template(ctx, origin, value, {**names, **raw}, None)
+        else:
+            ctx.error_at(origin, _cycle_message(name, chain), "vars", char=chain[0][1])
     return None if pending else names
+
+
+def _var_chain(name: str, raw: Mapping[str, str],
+               pending: Mapping[str, object]) -> list[tuple[str, int]] | None:
+    """Follow unresolved references from ``name`` until one repeats: the path to
+    (or around) a cycle, as (var, offset of its placeholder) steps; None when
+    ``name`` fails for another reason (an unknown or empty name)."""
+    chain: list[tuple[str, int]] = []
+    seen = [name]
+    current = name
+    while True:
+        try:
+            refs = [p for p in parse(raw[current]) if isinstance(p, tuple) and p[0] in pending]
+        except TemplateError:
+            return None
+        if not refs:
+            return None
+        chain.append(refs[0])
+        current = refs[0][0]
+        if current in seen:
+            return chain
+        seen.append(current)
+
+
+def _cycle_message(name: str, chain: list[tuple[str, int]]) -> str:
+    path = " -> ".join(f"'{step}'" for step in [name, *(var for var, _ in chain)])
+    if chain[-1][0] == name:
+        return f"vars entry '{name}' refers to itself: {path}"
+    return f"vars entry '{name}' depends on a cycle of vars: {path}"
 
 
 def _expand_all(ctx: _Context, flat: Flat, names: Mapping[str, str]) -> dict[str, Any] | None:
@@ -210,14 +243,11 @@ def _expand_one(ctx: _Context, origin: Origin, value: str, names: Mapping[str, s
 
 
 def _report_template(ctx: _Context, origin: Origin, value: str, names: Mapping[str, str],
-                     index: int | None, *, cycle: str | None = None) -> None:
+                     index: int | None) -> None:
     try:
         expand(value, names)
     except TemplateError as exc:
-        message = exc.message
-        if cycle is not None and "empty" in message:
-            message = f"vars entry '{cycle}' refers to itself through other vars"
-        ctx.error_at(origin, message, exc.kind, index=index, char=exc.offset)
+        ctx.error_at(origin, exc.message, exc.kind, index=index, char=exc.offset)
 
 
 def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], *, arch: str,
