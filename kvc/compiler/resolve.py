@@ -254,8 +254,9 @@ def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], *, arch:
          flat: Flat, values: Mapping[str, Any]) -> str:
     url: str | None = values.get("url")
     if url is None:
-        ctx.errors.add(ctx.doc.pos(rpath), f"no 'url' for {release.release_version}/{arch}: "
-                       "set it on the release, the flavor or defaults", "missing-key")
+        build_id = f"{rpath[1]}/{release.release_version}/{arch}"
+        ctx.errors.add(ctx.doc.pos(rpath), f"no 'url' for {build_id}: set it on the release, "
+                       "the flavor or defaults", "missing-key")
         return ""
     if "*" in url:
         locked = (release.locked_url or {}).get(arch)  # type: ignore[call-overload]
