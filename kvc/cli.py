@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from kvc import __version__
+from kvc.commands import compile as compile_command
 from kvc.commands import explain as explain_command
 from kvc.commands import plan as plan_command
 from kvc.commands import schema as schema_command
@@ -81,6 +82,19 @@ def plan(spec: Path, as_json: bool) -> None:
 def explain(spec: Path, image: str) -> None:
     """Show every resolved value of IMAGE (flavor/release[/arch]) and its origin."""
     _run(lambda: explain_command.run(spec, image))
+
+
+@main.command(name="compile")
+@SPEC
+@click.option("-b", "--backend", required=True, metavar="NAME",
+              help="Target CI system: circleci or github.")
+@click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Repository root to write into (default: the spec's directory).")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 if any generated file is missing, stale or left over.")
+def compile_(spec: Path, backend: str, out: Path | None, check: bool) -> None:
+    """Write the CI configuration and build files for SPEC."""
+    _run(lambda: compile_command.run(spec, backend, out, check))
 
 
 @main.command()

@@ -116,7 +116,10 @@ class CircleCIBackend(Model):
     machine_image: str | None = Field(None, description="default ubuntu-2404:current")
     resource_class: dict[Arch, str] | None = Field(
         None, description="default {amd64: medium, arm64: arm.medium}")
-    context: list[str] | None = Field(None, description="contexts for the publish job")
+    context: list[str] | None = Field(
+        None, description="contexts holding registry/signing secrets, default [kvc-publish]")
+    default_branch: str | None = Field(None, description="the only branch that publishes, "
+                                       "default main")
 
 
 class GitHubBackend(Model):
@@ -124,6 +127,8 @@ class GitHubBackend(Model):
         None, description="default {amd64: ubuntu-24.04, arm64: ubuntu-24.04-arm}")
     workflow: str | None = Field(None, description="file name under .github/workflows/")
     environment: str | None = Field(None, description="GitHub environment for publish")
+    default_branch: str | None = Field(None, description="the only branch that publishes, "
+                                       "default main")
 
 
 class Backends(Model):

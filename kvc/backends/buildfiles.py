@@ -1,0 +1,159 @@
+"""Files shared by every backend: stage scripts, Containerfile, bake file, manifests.
+
+All of them derive from the IR alone, so a new backend gets them for free.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from importlib import resources
+from typing import Any
+
+from kvc.backends import yamlout
+from kvc.backends.base import EmitInput, Files, comment_header
+from kvc.ir import Job, Pipeline, Stage
+
+OWNED_DIR = ".kvc"
+STAGE_SCRIPTS = ("lib.sh", "build.sh", "containerize.sh", "test.sh", "publish.sh")
+CONTAINERFILE = ".kvc/Containerfile"
+BAKE_FILE = ".kvc/docker-bake.json"
+LABEL_PREFIX = "dev.kvc"
+RUNTIME_VARIABLES = ("KVC_SOURCE", "KVC_REVISION", "KVC_CREATED")
+
+
+def emit(source: EmitInput) -> Files:
+    lines = source.header_lines("<backend>")[:1]
+    files: Files = {}
+    for name in STAGE_SCRIPTS:
+        files[f".kvc/stages/{name}"] = _script(name, lines)
+    files[CONTAINERFILE] = comment_header(lines) + _packaged("Containerfile")
+    files[BAKE_FILE] = bake(source.pipeline, lines[0])
+    for job in _jobs(source.pipeline, Stage.CONTAINERIZE):
+        files[_manifest_path(job)] = (comment_header(lines)
+                                      + yamlout.dump(manifest(source.pipeline, job)))
+    return files
+
+
+def _packaged(name: str) -> str:
+    return resources.files("kvc.stages").joinpath(name).read_text(encoding="utf-8")
+
+
+def _script(name: str, header: list[str]) -> str:
+    text = _packaged(name)
+    shebang, _, rest = text.partition("\n")
+    if not shebang.startswith("#!"):
+        return comment_header(header) + text
+    return shebang + "\n" + comment_header(header) + rest
+
+
+def _jobs(pipeline: Pipeline, stage: Stage, image: str | None = None) -> list[Job]:
+    return [j for j in pipeline.jobs if j.stage is stage and image in {None, j.image}]
+
+
+def _env(job: Job) -> dict[str, str]:
+    return job.env_dict()
+
+
+def _manifest_path(containerize: Job) -> str:
+    slug = _env(containerize)["KVC_IMAGE_SLUG"]
+    return f".kvc/manifests/{slug}.yaml"
+
+
+def bake(pipeline: Pipeline, header: str) -> str:
+    targets = {}
+    for job in _jobs(pipeline, Stage.CONTAINERIZE):
+        env = _env(job)
+        targets[env["KVC_BAKE_TARGET"]] = _target(pipeline, job, env)
+    document = {
+        "//": header,
+        "variable": {name: {"default": ""} for name in RUNTIME_VARIABLES},
+        "group": {"default": {"targets": list(targets)}},
+        "target": targets,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _target(pipeline: Pipeline, job: Job, env: dict[str, str]) -> dict[str, Any]:
+    builds = _jobs(pipeline, Stage.BUILD, job.image)
+    publish = _env(_jobs(pipeline, Stage.PUBLISH, job.image)[0])
+    context = posixpath.dirname(builds[0].produces[0].path)  # the image's build directory
+    tags = publish["KVC_TAGS"].split(",") + (["latest"] if publish["KVC_LATEST"] == "true" else [])
+    return {
+        "context": context,
+        "dockerfile": posixpath.relpath(CONTAINERFILE, context),
+        "platforms": [f"linux/{arch}" for arch in env["KVC_ARCHES"].split(",")],
+        "tags": [f"{env['KVC_IMAGE']}:{tag}" for tag in tags],
+        "labels": _labels(env, builds),
+        "annotations": [f"index,manifest:{key}=${{{var}}}" for key, var in _OCI_RUNTIME],
+    }
+
+
+_OCI_RUNTIME = (
+    ("org.opencontainers.image.source", "KVC_SOURCE"),
+    ("org.opencontainers.image.revision", "KVC_REVISION"),
+    ("org.opencontainers.image.created", "KVC_CREATED"),
+)
+
+
+def _labels(env: dict[str, str], builds: list[Job]) -> dict[str, str]:
+    labels = {key: f"${{{var}}}" for key, var in _OCI_RUNTIME}
+    labels["org.opencontainers.image.title"] = f"{env['KVC_FLAVOR']} {env['KVC_RELEASE_VERSION']}"
+    labels["org.opencontainers.image.version"] = env["KVC_RELEASE_VERSION"]
+    labels[f"{LABEL_PREFIX}.flavor"] = env["KVC_FLAVOR"]
+    labels[f"{LABEL_PREFIX}.release-version"] = env["KVC_RELEASE_VERSION"]
+    for build in builds:
+        benv = _env(build)
+        labels[f"{LABEL_PREFIX}.upstream.{benv['KVC_ARCH']}.url"] = benv["KVC_URL"]
+        labels[f"{LABEL_PREFIX}.upstream.{benv['KVC_ARCH']}.checksum"] = benv["KVC_CHECKSUM"]
+    return labels
+
+
+def vm_name(slug: str) -> str:
+    """A DNS-1123 label: what Kubernetes accepts as an object name."""
+    return f"kvc-test-{slug.lower().replace('_', '-')}"[:63].rstrip("-")
+
+
+def manifest(pipeline: Pipeline, containerize: Job) -> dict[str, Any]:
+    name = vm_name(_env(containerize)["KVC_IMAGE_SLUG"])
+    checks = {c for t in _jobs(pipeline, Stage.TEST, containerize.image)
+              for c in _env(t)["KVC_CHECKS"].split(",")}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kvc"}},
+        "spec": {
+            "runStrategy": "Always",
+            "template": {
+                "metadata": {"labels": {"kubevirt.io/vm": name}},
+                "spec": _vm_spec(checks),
+            },
+        },
+    }
+
+
+def _vm_spec(checks: set[str]) -> dict[str, Any]:
+    return {
+        "domain": {
+            "devices": {"disks": [
+                {"name": "containerdisk", "disk": {"bus": "virtio"}},
+                {"name": "cloudinitdisk", "disk": {"bus": "virtio"}},
+            ]},
+            "resources": {"requests": {"memory": "1Gi"}},
+        },
+        "terminationGracePeriodSeconds": 0,
+        "volumes": [
+            {"name": "containerdisk",
+             "containerDisk": {"image": "__KVC_IMAGE__", "imagePullPolicy": "IfNotPresent"}},
+            {"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": _user_data(checks)}},
+        ],
+    }
+
+
+def _user_data(checks: set[str]) -> str:
+    lines = ["#cloud-config"]
+    if "ssh" in checks:
+        lines += ["ssh_authorized_keys:", "  - __KVC_SSH_PUBKEY__"]
+    if "guest-agent" in checks:
+        lines += ["runcmd:", "  - [systemctl, enable, --now, qemu-guest-agent]"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,119 @@
+"""CircleCI: config 2.1 with machine executors per arch and workspaces.
+
+Each IR job becomes one explicitly named job (so ``requires`` can name exactly
+the jobs of one image); the build steps, identical for every build job, are a
+reusable command parameterised by cache key and path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from kvc.backends import yamlout
+from kvc.backends.base import EmitInput, Files, comment_header
+from kvc.ir import Job, Pipeline, Stage
+from kvc.spec.models import CircleCIBackend
+
+NAME: Final = "circleci"
+CONFIG: Final = ".circleci/config.yml"
+OWNED_DIRS: Final = (".circleci",)
+
+MACHINE_IMAGE: Final = "ubuntu-2404:current"
+RESOURCE_CLASS: Final[Mapping[str, str]] = {"amd64": "medium", "arm64": "arm.medium"}
+DEFAULT_CONTEXT: Final = ("kvc-publish",)
+DEFAULT_BRANCH: Final = "main"
+# Customization can be silent for long stretches (package updates under emulation).
+NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, str]] = {
+    Stage.BUILD: "60m", Stage.CONTAINERIZE: "30m", Stage.TEST: "30m", Stage.PUBLISH: "20m",
+}
+BUILD_COMMAND: Final = "kvc-build"
+# The cache holds the finished qcow2 for this fingerprint: restore it instead of rebuilding.
+BUILD_SCRIPT: Final = """\
+if [ -f "$KVC_OUTPUT" ]; then
+  echo "kvc: $KVC_OUTPUT restored from cache (fingerprint $KVC_FINGERPRINT); not rebuilding"
+else
+  bash .kvc/stages/build.sh
+fi
+"""
+
+
+def emit(source: EmitInput) -> Files:
+    settings = (source.backends.circleci if source.backends else None) or CircleCIBackend()
+    header = comment_header(source.header_lines(NAME))
+    return {CONFIG: header + yamlout.dump(_config(source.pipeline, settings))}
+
+
+def _config(pipeline: Pipeline, settings: CircleCIBackend) -> dict[str, Any]:
+    return {
+        "version": 2.1,
+        "executors": _executors(settings),
+        "commands": {BUILD_COMMAND: _build_command()},
+        "jobs": {job.id: _job(job) for job in pipeline.jobs},
+        "workflows": {"kvc": {"jobs": [_workflow_entry(job, settings)
+                                       for job in pipeline.jobs]}},
+    }
+
+
+def _executors(settings: CircleCIBackend) -> dict[str, Any]:
+    classes: dict[str, str] = {**RESOURCE_CLASS, **(settings.resource_class or {})}
+    image = settings.machine_image or MACHINE_IMAGE
+    return {arch: {"machine": {"image": image}, "resource_class": resource}
+            for arch, resource in classes.items()}
+
+
+def _build_command() -> dict[str, Any]:
+    return {
+        "description": "Build one image build, or restore it from the cache by fingerprint",
+        "parameters": {
+            "cache-key": {"type": "string"},
+            "path": {"type": "string"},
+        },
+        "steps": [
+            "checkout",
+            {"restore_cache": {"keys": ["<< parameters.cache-key >>"]}},
+            {"run": {"name": "Run the build stage", "no_output_timeout":
+                     NO_OUTPUT_TIMEOUT[Stage.BUILD], "command": BUILD_SCRIPT}},
+            {"save_cache": {"key": "<< parameters.cache-key >>",
+                            "paths": ["<< parameters.path >>"]}},
+            {"persist_to_workspace": {"root": ".", "paths": ["<< parameters.path >>"]}},
+        ],
+    }
+
+
+def _job(job: Job) -> dict[str, Any]:
+    return {
+        "executor": job.runner,
+        "environment": dict(job.env),
+        "steps": _steps(job),
+    }
+
+
+def _steps(job: Job) -> list[Any]:
+    if job.stage is Stage.BUILD and job.cache is not None:
+        return [{BUILD_COMMAND: {"cache-key": job.cache.key, "path": job.cache.path}}]
+    steps: list[Any] = ["checkout"]
+    if job.consumes:
+        steps.append({"attach_workspace": {"at": "."}})
+    steps.append({"run": {"name": f"Run the {job.stage} stage",
+                          "no_output_timeout": NO_OUTPUT_TIMEOUT[job.stage],
+                          "command": f"bash {job.script}"}})
+    for artifact in job.produces:
+        if job.stage is Stage.TEST:
+            steps.append({"store_artifacts": {"path": artifact.path,
+                                              "destination": artifact.name}})
+        else:
+            steps.append({"persist_to_workspace": {"root": ".", "paths": [artifact.path]}})
+    return steps
+
+
+def _workflow_entry(job: Job, settings: CircleCIBackend) -> Any:
+    entry: dict[str, Any] = {}
+    if job.needs:
+        entry["requires"] = list(job.needs)
+    if job.secrets or job.needs_identity_token:
+        entry["context"] = list(settings.context if settings.context is not None
+                                else DEFAULT_CONTEXT)
+    if job.default_branch_only:
+        entry["filters"] = {"branches": {"only": [settings.default_branch or DEFAULT_BRANCH]}}
+    return {job.id: entry} if entry else job.id

@@ -1,0 +1,56 @@
+"""``kvc compile``: spec -> IR -> the backend's files plus the shared build files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kvc.backends import BACKENDS, buildfiles
+from kvc.backends.base import Backend, EmitInput, Files
+from kvc.commands.common import suggest
+from kvc.compiler import dag
+from kvc.compiler.driver import Resolved, load
+from kvc.compiler.graph import build_pipeline
+from kvc.output import Scope, check_tree, write_tree
+from kvc.spec.models import Backends
+
+
+def generate(resolved: Resolved, backend: str, out: Path) -> Files:
+    emitter = _backend(backend).emit
+    pipeline = build_pipeline(resolved)
+    dag.check(pipeline)
+    source = EmitInput(pipeline=pipeline, spec_name=_relative(Path(resolved.path), out),
+                       backends=resolved.spec.backends or Backends(),
+                       update=resolved.spec.update)
+    return {**buildfiles.emit(source), **emitter(source)}
+
+
+def _backend(name: str) -> Backend:
+    backend = BACKENDS.get(name)
+    if backend is None:
+        raise suggest(name, BACKENDS, "backend")
+    return backend
+
+
+def scope(spec: Path, backend: str, out: Path) -> Scope:
+    return Scope(dirs=(buildfiles.OWNED_DIR, *_backend(backend).OWNED_DIRS),
+                 spec_name=_relative(spec, out))
+
+
+def _relative(spec: Path, out: Path) -> str:
+    try:
+        return spec.resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        return spec.name
+
+
+def run(spec: Path, backend: str, out: Path | None, check: bool) -> int:
+    root = out if out is not None else spec.parent
+    files = generate(load(spec), backend, root)
+    where = scope(spec, backend, root)
+    if check:
+        return check_tree(root, files, where)
+    written = write_tree(root, files, where)
+    click.echo(f"{spec}: {len(files)} files for {backend} in {root} ({written} changed)")
+    return 0
