@@ -56,7 +56,8 @@ def _config(pipeline: Pipeline, settings: CircleCIBackend) -> dict[str, Any]:
 
 
 def _executors(settings: CircleCIBackend) -> dict[str, Any]:
-    classes: dict[str, str] = {**RESOURCE_CLASS, **(settings.resource_class or {})}
+    classes: dict[str, str] = dict(RESOURCE_CLASS)
+    classes.update((settings.resource_class or {}).items())
     image = settings.machine_image or MACHINE_IMAGE
     return {arch: {"machine": {"image": image}, "resource_class": resource}
             for arch, resource in classes.items()}

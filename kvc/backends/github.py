@@ -61,7 +61,8 @@ def _workflow(pipeline: Pipeline, settings: GitHubBackend, name: str) -> dict[st
 
 
 def _job(job: Job, settings: GitHubBackend) -> dict[str, Any]:
-    runs_on: dict[str, str] = {**RUNS_ON, **(settings.runs_on or {})}
+    runs_on: dict[str, str] = dict(RUNS_ON)
+    runs_on.update((settings.runs_on or {}).items())
     out: dict[str, Any] = {"name": _title(job)}
     if job.needs:
         out["needs"] = list(job.needs)
