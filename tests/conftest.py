@@ -1,0 +1,19 @@
+"""Shared paths and a CLI runner for the spec, compiler and CLI tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+OK_SPECS = sorted((DATA / "ok").glob("*.yaml"))
+ERR_SPECS = sorted((DATA / "err").glob("*.yaml"))
+EXAMPLES = sorted(ROOT.glob("examples/*/kvc.yaml"))
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
