@@ -6,6 +6,10 @@
 # never eval them or splice them into shell text: they travel as single argv
 # elements or through the environment.
 
+# Functions whose output is captured with $(...) must still stop at the first
+# failing command; bash does not propagate errexit there by default.
+shopt -s inherit_errexit
+
 # Log to stderr so stdout stays usable for values a function returns.
 kvc_log() {
   printf '[kvc %s] %s\n' "${KVC_STAGE:-stage}" "$*" >&2

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# kvc build stage: one image for one arch.
+#
+# download -> verify -> decompress/convert -> grow -> customize -> sysprep ->
+# makefile -> sparsify/compress, all inputs from KVC_* variables (see
+# docs/stages.md). The result appears at KVC_OUTPUT only when every step
+# succeeded: all work happens in a scratch directory next to it and the final
+# file is moved into place in one rename.
+set -euo pipefail
+
+KVC_STAGE=build
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Scratch directory, next to the output so the final mv is an atomic rename
+# on one filesystem (and /tmp is often too small for disk images).
+WORK=""
+
+cleanup() {
+  if [ -n "$WORK" ]; then
+    rm -rf "$WORK"
+  fi
+}
+
+# The file name of the download: the URL's last path segment without query.
+source_name() {
+  local name="${KVC_URL%%[?#]*}"
+  name="${name##*/}"
+  [ -n "$name" ] || name=source.img
+  printf '%s\n' "$name"
+}
+
+# Download with resume: each curl call continues the partial file (-C -),
+# and the outer retry covers failures curl itself does not retry.
+download() {
+  local dest="$1"
+  kvc_log "downloading $KVC_URL"
+  kvc_retry "${KVC_DOWNLOAD_ATTEMPTS:-5}" "${KVC_RETRY_DELAY:-5}" \
+    curl --fail --location --silent --show-error \
+    --retry 5 --retry-delay "${KVC_RETRY_DELAY:-5}" --retry-connrefused \
+    --continue-at - --output "$dest" -- "$KVC_URL"
+}
+
+# Verify the downloaded file against KVC_CHECKSUM ("sha256:<hex>" or
+# "sha512:<hex>"). On mismatch the file is deleted at once so nothing
+# unverified can be used, and both hashes are shown for diagnosis.
+verify() {
+  local file="$1" algo expected actual
+  if kvc_bool KVC_INSECURE_SKIP_CHECKSUM; then
+    kvc_log "WARNING: checksum verification disabled by the spec"
+    return 0
+  fi
+  kvc_require KVC_CHECKSUM
+  algo="${KVC_CHECKSUM%%:*}"
+  expected="${KVC_CHECKSUM#*:}"
+  expected="${expected,,}"
+  case "$algo" in
+    sha256 | sha512) ;;
+    *) rm -f "$file"; kvc_die "unsupported checksum algorithm '$algo' in KVC_CHECKSUM (sha256 or sha512)" ;;
+  esac
+  actual="$("${algo}sum" -- "$file")"
+  actual="${actual%% *}"
+  actual="${actual#\\}"
+  if [ "$actual" != "$expected" ]; then
+    rm -f "$file"
+    kvc_die "checksum mismatch for $KVC_URL: expected $algo:$expected, got $algo:$actual"
+  fi
+  kvc_log "checksum ok ($algo:$actual)"
+}
+
+# Which decompressor applies: forced by KVC_DECOMPRESS or guessed by suffix.
+decompressor() {
+  local name="$1" mode="${KVC_DECOMPRESS:-auto}"
+  if [ "$mode" = auto ]; then
+    case "$name" in
+      *.gz) mode=gzip ;;
+      *.xz) mode=xz ;;
+      *.bz2) mode=bzip2 ;;
+      *) mode=none ;;
+    esac
+  fi
+  case "$mode" in
+    none | gzip | xz | bzip2) printf '%s\n' "$mode" ;;
+    *) kvc_die "unknown KVC_DECOMPRESS '$mode' (auto, none, gzip, xz, bzip2)" ;;
+  esac
+}
+
+# Decompress to a new file (streams, so a failure leaves only scratch files)
+# and print the path of the result.
+decompress() {
+  local src="$1" mode dest
+  mode="$(decompressor "$src")"
+  if [ "$mode" = none ]; then
+    printf '%s\n' "$src"
+    return 0
+  fi
+  dest="$WORK/decompressed.img"
+  kvc_log "decompressing with $mode"
+  case "$mode" in
+    gzip) gzip -dc -- "$src" > "$dest" ;;
+    xz) xz -dc -T0 -- "$src" > "$dest" ;;
+    bzip2) bzip2 -dc -- "$src" > "$dest" ;;
+  esac
+  rm -f "$src"
+  printf '%s\n' "$dest"
+}
+
+# Convert the source to qcow2 when asked (raw images such as OpenWrt's);
+# prints the path of the working image.
+convert() {
+  local src="$1" dest="$WORK/work.qcow2"
+  if ! kvc_bool KVC_CONVERT; then
+    printf '%s\n' "$src"
+    return 0
+  fi
+  kvc_log "converting to qcow2"
+  qemu-img convert -O qcow2 "$src" "$dest"
+  rm -f "$src"
+  printf '%s\n' "$dest"
+}
+
+# Grow the virtual disk. Cloud images grow their root partition at first boot
+# (cloud-init growpart), so by default only the disk grows; set
+# KVC_EXPAND_PARTITION (e.g. /dev/sda1) to also grow that partition and its
+# filesystem now with virt-resize (one more appliance run and a full copy).
+grow() {
+  local img="$1" expanded="$WORK/expanded.qcow2"
+  if [ -z "${KVC_DISK_SIZE:-}" ]; then
+    printf '%s\n' "$img"
+    return 0
+  fi
+  kvc_log "resizing disk to $KVC_DISK_SIZE"
+  qemu-img resize "$img" "$KVC_DISK_SIZE" >&2
+  if [ -z "${KVC_EXPAND_PARTITION:-}" ]; then
+    printf '%s\n' "$img"
+    return 0
+  fi
+  kvc_log "expanding $KVC_EXPAND_PARTITION with virt-resize"
+  qemu-img create -f qcow2 "$expanded" "$(disk_bytes "$img")" >&2
+  virt-resize --expand "$KVC_EXPAND_PARTITION" "$img" "$expanded" >&2
+  rm -f "$img"
+  printf '%s\n' "$expanded"
+}
+
+# Virtual size in bytes, from qemu-img's JSON (no jq on every runner).
+disk_bytes() {
+  qemu-img info --output=json "$1" | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -n1
+}
+
+# Arguments common to every libguestfs tool call.
+guestfs_network_args() {
+  if [ "${KVC_GUEST_NETWORK:-true}" = false ]; then
+    printf '%s\n' --no-network
+  fi
+}
+
+# One virt-customize call for everything: each libguestfs launch costs many
+# seconds (minutes under emulation). Every value is one argv element, so post
+# commands reach the guest shell verbatim and are never interpreted here.
+customize() {
+  local img="$1" i name
+  local -a args=(-a "$img")
+  mapfile -t -O "${#args[@]}" args < <(guestfs_network_args)
+  local before="${#args[@]}"
+  kvc_bool KVC_SYSPREP_UPDATE && args+=(--update)
+  [ -n "${KVC_SYSPREP_INSTALL:-}" ] && args+=(--install "$KVC_SYSPREP_INSTALL")
+  for ((i = 1; i <= ${KVC_POST_COMMANDS_COUNT:-0}; i++)); do
+    name="KVC_POST_COMMAND_$i"
+    [ -n "${!name+set}" ] || kvc_die "$name is not set (KVC_POST_COMMANDS_COUNT=$KVC_POST_COMMANDS_COUNT)"
+    args+=(--run-command "${!name}")
+  done
+  kvc_bool KVC_SELINUX_RELABEL && args+=(--selinux-relabel)
+  if [ "${#args[@]}" -eq "$before" ]; then
+    kvc_log "nothing to customize"
+    return 0
+  fi
+  kvc_log "customizing (virt-customize)"
+  virt-customize "${args[@]}"
+}
+
+sysprep() {
+  local img="$1"
+  local -a args=(-a "$img")
+  [ -n "${KVC_SYSPREP_OPERATIONS:-}" ] && args+=(--operations "$KVC_SYSPREP_OPERATIONS")
+  kvc_log "virt-sysprep"
+  virt-sysprep "${args[@]}"
+}
+
+# Export each KVC_VAR_<name> as <name> for the makefile. Names come from the
+# environment's own variable names, so they are identifiers already; values
+# are assigned, never evaluated.
+export_image_vars() {
+  local var
+  while IFS= read -r var; do
+    case "$var" in
+      KVC_VAR_?*) export "${var#KVC_VAR_}=${!var}" ;;
+    esac
+  done < <(compgen -e)
+}
+
+# The user's makefile step, in a subshell so its variables do not leak.
+run_makefile() {
+  local img="$1"
+  local -a args
+  if [ -z "${KVC_MAKEFILE:-}" ] || [ "$KVC_MAKEFILE" = false ]; then
+    return 0
+  fi
+  args=(-C "${KVC_MAKEFILE_DIR:-.}")
+  [ -n "${KVC_MAKEFILE_TARGET:-}" ] && args+=("$KVC_MAKEFILE_TARGET")
+  args+=("DISK=$(cd "$(dirname "$img")" && pwd)/$(basename "$img")")
+  kvc_log "make ${args[*]}"
+  (
+    export_image_vars
+    make "${args[@]}"
+  )
+}
+
+# Sparsify in place (no copy), then write a compressed qcow2 (zeroes and
+# sparse regions would otherwise be expanded inside image layers) and rename
+# it over KVC_OUTPUT in one step.
+finalize() {
+  local img="$1" tmp
+  local -a args=(--in-place)
+  mapfile -t -O 1 args < <(guestfs_network_args)
+  kvc_log "sparsifying"
+  virt-sparsify "${args[@]}" "$img"
+  tmp="$WORK/final.qcow2"
+  kvc_log "compressing to $KVC_OUTPUT"
+  qemu-img convert -c -O qcow2 "$img" "$tmp"
+  mv -f "$tmp" "$KVC_OUTPUT"
+}
+
+# KVC_DOWNLOAD_IN=container: run this script's download phase inside
+# KVC_DOWNLOAD_CONTAINER. The working directory and scratch directory are
+# bind-mounted at the same paths, and KVC_* variables are passed by name
+# (-e NAME) so their values never pass through a command line.
+download_in_container() {
+  local dest="$1" var script
+  local -a args
+  kvc_require KVC_DOWNLOAD_CONTAINER
+  script="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+  args=(run --rm --user "$(id -u):$(id -g)"
+    -v "$PWD:$PWD" -v "$WORK:$WORK" -v "$script:$script:ro" -w "$PWD")
+  while IFS= read -r var; do
+    case "$var" in
+      KVC_*) args+=(-e "$var") ;;
+    esac
+  done < <(compgen -e)
+  args+=(-e KVC_PHASE -e KVC_DOWNLOAD_DEST)
+  args+=("$KVC_DOWNLOAD_CONTAINER" bash "$script/build.sh")
+  kvc_log "downloading inside container $KVC_DOWNLOAD_CONTAINER"
+  KVC_PHASE=download KVC_DOWNLOAD_DEST="$dest" docker "${args[@]}"
+}
+
+# Download and verify; the unit a container may run on its own.
+fetch() {
+  local dest="$1"
+  download "$dest"
+  verify "$dest"
+}
+
+main() {
+  if [ "${KVC_PHASE:-}" = download ]; then
+    # Inside the download container: only fetch into the given path.
+    fetch "${KVC_DOWNLOAD_DEST:?}"
+    return 0
+  fi
+  kvc_require KVC_URL KVC_OUTPUT
+  kvc_ensure_tools curl:curl qemu-img:qemu-utils gzip:gzip xz:xz-utils bzip2:bzip2 \
+    virt-customize:libguestfs-tools virt-sysprep:libguestfs-tools \
+    virt-sparsify:libguestfs-tools
+  mkdir -p "$(dirname "$KVC_OUTPUT")"
+  # A failed build must leave no artifact, not even one from an earlier run.
+  rm -f "$KVC_OUTPUT"
+  WORK="$(mktemp -d "$(dirname "$KVC_OUTPUT")/.kvc-build.XXXXXX")"
+  WORK="$(cd "$WORK" && pwd)"
+  trap cleanup EXIT
+  local img
+  img="$WORK/$(source_name)"
+  if [ "${KVC_DOWNLOAD_IN:-host}" = container ]; then
+    download_in_container "$img"
+  else
+    fetch "$img"
+  fi
+  img="$(decompress "$img")"
+  img="$(convert "$img")"
+  kvc_setup_libguestfs
+  img="$(grow "$img")"
+  if [ "${KVC_SYSPREP_ENABLED:-true}" != false ]; then
+    customize "$img"
+    sysprep "$img"
+  fi
+  run_makefile "$img"
+  finalize "$img"
+  kvc_log "built $KVC_OUTPUT"
+}
+
+main "$@"

@@ -1,0 +1,137 @@
+"""A recording stand-in for external tools (curl, virt-customize, docker...).
+
+Installed on PATH under each tool's name as a wrapper running
+`python stub.py TOOL ARGS...`. Each call
+appends one JSON line to $KVC_STUB_LOG: the tool name, its argv exactly as
+received, its environment and working directory. A few tools get just enough
+behaviour for the stage scripts to proceed (curl writes its --output file,
+qemu-img convert copies its input...). Per-tool knobs, from the environment:
+
+- KVC_STUB_FAIL_<tool>=N: the first N calls of <tool> fail with exit 1
+  (-1: every call fails).
+- KVC_STUB_CURL_SRC: the file curl "downloads".
+- KVC_STUB_SLEEP_<tool>=S: sleep S seconds first (a hanging tool).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def tool_key(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def record(name: str, argv: list[str]) -> int:
+    log = Path(os.environ["KVC_STUB_LOG"])
+    previous = 0
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if json.loads(line)["tool"] == name:
+                previous += 1
+    entry = {"tool": name, "argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}
+    with log.open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+    return previous
+
+
+def option(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def curl(argv: list[str]) -> int:
+    shutil.copyfile(os.environ["KVC_STUB_CURL_SRC"], option(argv, "--output"))
+    return 0
+
+
+def qemu_img(argv: list[str]) -> int:
+    if argv[0] == "convert":
+        shutil.copyfile(argv[-2], argv[-1])
+    elif argv[0] == "create":
+        positional = [a for a in argv[1:] if not a.startswith("-") and a != "qcow2"]
+        Path(positional[0]).write_bytes(b"")
+    elif argv[0] == "info":
+        print(json.dumps({"virtual-size": 12884901888, "format": "qcow2"}, indent=4))
+    return 0
+
+
+def virt_resize(argv: list[str]) -> int:
+    shutil.copyfile(argv[-2], argv[-1])
+    return 0
+
+
+def docker(argv: list[str]) -> int:
+    if argv[:2] == ["buildx", "bake"]:
+        return docker_bake(argv)
+    if argv[0] == "run":
+        return docker_run(argv)
+    return 0
+
+
+def docker_bake(argv: list[str]) -> int:
+    digest = os.environ.get("KVC_STUB_DIGEST", "sha256:" + "ab" * 32)
+    if "--metadata-file" in argv:
+        target = argv[-1]
+        meta = {target: {"containerimage.digest": digest, "image.name": "ignored"}}
+        Path(option(argv, "--metadata-file")).write_text(json.dumps(meta))
+    for arg in argv:
+        if arg.startswith("--set=") and ".output=type=oci,dest=" in arg:
+            Path(arg.split("dest=", 1)[1]).write_bytes(b"oci-archive")
+    if "--set" in argv:
+        for i, arg in enumerate(argv):
+            value = argv[i + 1] if arg == "--set" and i + 1 < len(argv) else ""
+            if ".output=type=oci,dest=" in value:
+                Path(value.split("dest=", 1)[1]).write_bytes(b"oci-archive")
+    return 0
+
+
+def docker_run(argv: list[str]) -> int:
+    """Run the container's command on the host with only the -e NAME vars."""
+    args = argv[1:]
+    env = {"PATH": os.environ["PATH"], "KVC_STUB_LOG": os.environ["KVC_STUB_LOG"]}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("KVC_STUB_")})
+    workdir = os.getcwd()
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        flag = args[i]
+        if flag == "--rm":
+            i += 1
+            continue
+        value = args[i + 1]
+        if flag == "-e":
+            if "=" in value:
+                return 99  # values must be passed by name only
+            if value in os.environ:
+                env[value] = os.environ[value]
+        elif flag == "-w":
+            workdir = value
+        i += 2
+    command = args[i + 1 :]
+    return subprocess.run(command, env=env, cwd=workdir, check=False).returncode
+
+
+BEHAVIOUR = {"curl": curl, "qemu-img": qemu_img, "virt-resize": virt_resize, "docker": docker}
+
+
+def main() -> int:
+    name = sys.argv[1]
+    argv = sys.argv[2:]
+    previous = record(name, argv)
+    key = tool_key(name)
+    time.sleep(float(os.environ.get(f"KVC_STUB_SLEEP_{key}", "0")))
+    fail = int(os.environ.get(f"KVC_STUB_FAIL_{key}", "0"))
+    if fail < 0 or previous < fail:
+        print(f"stub {name}: failing as asked", file=sys.stderr)
+        return 1
+    action = BEHAVIOUR.get(name)
+    return action(argv) if action else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
