@@ -12,6 +12,7 @@ import click
 from kvc import __version__
 from kvc.commands import compile as compile_command
 from kvc.commands import explain as explain_command
+from kvc.commands import lock as lock_command
 from kvc.commands import plan as plan_command
 from kvc.commands import schema as schema_command
 from kvc.commands import validate as validate_command
@@ -95,6 +96,14 @@ def explain(spec: Path, image: str) -> None:
 def compile_(spec: Path, backend: str, out: Path | None, check: bool) -> None:
     """Write the CI configuration and build files for SPEC."""
     _run(lambda: compile_command.run(spec, backend, out, check))
+
+
+@main.command()
+@SPEC
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+def lock(spec: Path, dry_run: bool) -> None:
+    """Pin upstream checksums in SPEC from each release's checksum_url."""
+    _run(lambda: lock_command.run(spec, dry_run))
 
 
 @main.command()

@@ -38,16 +38,20 @@ class Resolved:
         return {key: tuple(value) for key, value in grouped.items()}
 
 
-def load(path: Path) -> Resolved:
-    return resolve_document(load_file(path))
+UNPINNED = frozenset({"unpinned"})
+
+
+def load(path: Path, *, allow_unpinned: bool = False) -> Resolved:
+    """``allow_unpinned`` tolerates only what `kvc lock` is about to fix."""
+    return resolve_document(load_file(path), allow_unpinned=allow_unpinned)
 
 
 def load_source(raw: bytes, name: str) -> Resolved:
     return resolve_document(load_bytes(raw, name))
 
 
-def resolve_document(doc: Document) -> Resolved:
-    errors = Collector()
+def resolve_document(doc: Document, *, allow_unpinned: bool = False) -> Resolved:
+    errors = Collector(ignore=UNPINNED if allow_unpinned else frozenset())
     spec = _validate(doc, errors)
     structure.check(doc, spec, errors)
     errors.raise_if_any()

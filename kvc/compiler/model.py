@@ -84,6 +84,9 @@ class ImageBuild:
     registry: str
     image: str
     url: str
+    # The url as written (templates expanded); differs from url when it has a
+    # '*' that `kvc lock` resolved to a concrete file (locked_url).
+    url_pattern: str
     checksum: str | None
     checksum_url: str | None
     insecure_skip_checksum: bool

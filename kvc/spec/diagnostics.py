@@ -46,9 +46,12 @@ class Collector:
     """Accumulates diagnostics across passes; ``raise_if_any`` ends a phase."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    # Kinds a caller tolerates, e.g. `kvc lock` runs on specs that are not pinned yet.
+    ignore: frozenset[str] = frozenset()
 
     def add(self, pos: Position, message: str, kind: str) -> None:
-        self.items.append(Diagnostic(pos, message, kind))
+        if kind not in self.ignore:
+            self.items.append(Diagnostic(pos, message, kind))
 
     def raise_if_any(self) -> None:
         if self.items:
