@@ -77,5 +77,5 @@ def _excerpt(pos: Position, text: str | None) -> list[str]:
     if len(source) > 200:
         source = source[:200] + "…"
     gutter = f"{pos.line:>5} | "
-    caret = " " * (len("     | ") + max(pos.col - 1, 0)) + "^"
+    caret = " " * (len(gutter) + max(pos.col - 1, 0)) + "^"
     return [gutter + source, caret]
