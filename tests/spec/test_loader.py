@@ -1,0 +1,52 @@
+"""Loading keeps the position of every key and value, and refuses hostile input."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvc.spec.diagnostics import Diagnostic, Position, SpecError, render
+from kvc.spec.loader import load_bytes, load_text
+
+TEXT = 'kvc: 1\nflavors:\n  debian:\n    url: "https://x/{arch}"\n    tags: [a,  b]\n'
+
+
+def test_positions_of_keys_values_and_list_items() -> None:
+    doc = load_text(TEXT, "k.yaml")
+    assert doc.keys[("flavors", "debian", "url")] == Position("k.yaml", 4, 5)
+    assert doc.values[("flavors", "debian", "url")] == Position("k.yaml", 4, 10)
+    assert doc.values[("flavors", "debian", "tags", 1)] == Position("k.yaml", 5, 16)
+
+
+def test_char_pos_skips_the_opening_quote() -> None:
+    doc = load_text(TEXT, "k.yaml")
+    assert doc.char_pos(("flavors", "debian", "url"), 10) == Position("k.yaml", 4, 21)
+    assert TEXT.splitlines()[3][20] == "{"
+
+
+def test_pos_falls_back_to_the_nearest_parent() -> None:
+    doc = load_text(TEXT, "k.yaml")
+    assert doc.pos(("flavors", "debian", "missing", 3)) == Position("k.yaml", 3, 3)
+
+
+def test_byte_order_mark_is_ignored() -> None:
+    assert load_bytes(b"\xef\xbb\xbfkvc: 1\n", "k.yaml").data == {"kvc": 1}
+
+
+def test_non_string_keys_are_rejected_at_their_position() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_text("kvc: 1\nvars:\n  1: x\n", "k.yaml")
+    assert [d.headline() for d in caught.value.diagnostics] == [
+        "k.yaml:3:3: keys must be strings, not number [type]"]
+
+
+def test_render_shows_the_line_and_a_caret_under_the_column() -> None:
+    diag = Diagnostic(Position("k.yaml", 4, 10), "bad", "value")
+    assert render([diag], {"k.yaml": TEXT}) == (
+        'k.yaml:4:10: bad [value]\n    4 |     url: "https://x/{arch}"\n'
+        "                 ^\n")
+
+
+def test_spec_errors_are_sorted_and_deduplicated() -> None:
+    late = Diagnostic(Position("k.yaml", 9, 1), "late", "x")
+    early = Diagnostic(Position("k.yaml", 2, 5), "early", "x")
+    assert SpecError([late, early, late]).diagnostics == (early, late)
