@@ -50,16 +50,22 @@ def test_every_err_case_has_an_out_file_and_no_out_is_orphaned() -> None:
     assert len(specs) >= 35
 
 
-def test_every_headline_points_inside_its_file() -> None:
+def test_every_headline_points_inside_its_file_and_the_caret_under_it() -> None:
     """A line:col beyond the file would send an editor nowhere."""
     for out in (DATA / "err").glob("*.out"):
-        source = out.with_suffix(".yaml").read_bytes().decode("utf-8", "replace").splitlines()
-        for line in out.read_text(encoding="utf-8").splitlines():
-            if line.startswith(out.with_suffix(".yaml").name + ":"):
-                row, col = (int(n) for n in line.split(":")[1:3])
-                assert 1 <= row <= max(len(source), 1) + 1, line
-                if row <= len(source):
-                    assert 1 <= col <= len(source[row - 1]) + 1, line
+        spec = out.with_suffix(".yaml")
+        source = spec.read_bytes().decode("utf-8", "replace").splitlines()
+        lines = out.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith(spec.name + ":"):
+                continue
+            row, col = (int(n) for n in line.split(":")[1:3])
+            assert 1 <= row <= len(source) + 1, line
+            if row <= len(source):
+                assert 1 <= col <= len(source[row - 1]) + 1, line
+                gutter = f"{row:>5} | "
+                assert lines[i + 1].startswith(gutter), line
+                assert lines[i + 2] == " " * (len(gutter) + col - 1) + "^", line
 
 
 def test_alias_bomb_is_refused_quickly(runner: CliRunner,
