@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kvc.compiler.driver import Resolved, load_source
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 OK_SPECS = sorted((DATA / "ok").glob("*.yaml"))
@@ -17,3 +19,8 @@ EXAMPLES = sorted(ROOT.glob("examples/*/kvc.yaml"))
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+def resolve_text(text: str, name: str = "kvc.yaml") -> Resolved:
+    """Load and resolve a spec given as text (positions use ``name``)."""
+    return load_source(text.encode(), name)

@@ -1,0 +1,43 @@
+"""``{name}`` templates with ``{{``/``}}`` literals and positioned errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvc.compiler.templates import TemplateError, expand, placeholders
+
+NAMES = {"flavor": "ubuntu", "arch": "amd64", "release_name": "", "uname_arch": "x86_64"}
+
+
+@pytest.mark.parametrize(("template", "result"), [
+    ("plain", "plain"),
+    ("{flavor}-{arch}", "ubuntu-amd64"),
+    ("{{flavor}}", "{flavor}"),
+    ("{{{flavor}}}", "{ubuntu}"),
+    ("a}}b{{c", "a}b{c"),
+    ('{{"arch": "{uname_arch}"}}', '{"arch": "x86_64"}'),
+])
+def test_expand(template: str, result: str) -> None:
+    assert expand(template, NAMES) == result
+
+
+@pytest.mark.parametrize(("template", "offset", "message"), [
+    ("x-{archh}", 2, "unknown placeholder '{archh}'; did you mean '{arch}'?"),
+    ("{nothing_like_it}", 0, "unknown placeholder '{nothing_like_it}'"),
+    ("v/{release_name}", 2, "placeholder '{release_name}' is empty for this image"),
+    ("ab{arch", 2, "unbalanced '{' (write {{ and }} for literal braces)"),
+    ("ab}", 2, "unbalanced '}' (write {{ and }} for literal braces)"),
+    ("a{two words}", 1, "'{two words}' is not a valid placeholder "
+                        "(write {{ and }} for literal braces)"),
+    ("a{}", 1, "'{}' is not a valid placeholder (write {{ and }} for literal braces)"),
+])
+def test_errors_carry_the_offset_of_the_placeholder(template: str, offset: int,
+                                                    message: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        expand(template, NAMES)
+    assert (caught.value.offset, caught.value.message, caught.value.kind) == (
+        offset, message, "template")
+
+
+def test_placeholders_lists_names_in_order() -> None:
+    assert placeholders("{a}/{{b}}/{c}{a}") == ("a", "c", "a")
