@@ -12,8 +12,11 @@ import click
 from kvc import __version__
 from kvc.commands import compile as compile_command
 from kvc.commands import explain as explain_command
+from kvc.commands import graph as graph_command
+from kvc.commands import init as init_command
 from kvc.commands import lock as lock_command
 from kvc.commands import plan as plan_command
+from kvc.commands import run as run_command
 from kvc.commands import schema as schema_command
 from kvc.commands import validate as validate_command
 from kvc.errors import EXIT_INTERNAL, EXIT_USER, FatalError
@@ -104,6 +107,37 @@ def compile_(spec: Path, backend: str, out: Path | None, check: bool) -> None:
 def lock(spec: Path, dry_run: bool) -> None:
     """Pin upstream checksums in SPEC from each release's checksum_url."""
     _run(lambda: lock_command.run(spec, dry_run))
+
+
+@main.command(name="run")
+@SPEC
+@click.argument("image")
+@click.option("--stage", required=True,
+              type=click.Choice(["build", "containerize", "test", "publish"]),
+              help="Which job of IMAGE (flavor/release[/arch]) to run.")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
+              help="Repository root to run in (default: the spec's directory).")
+@click.option("--dry-run", is_flag=True, help="Print the script and environment; run nothing.")
+def run_(spec: Path, image: str, stage: str, workdir: Path | None, dry_run: bool) -> None:
+    """Run one job locally with the script and environment CI would use."""
+    _run(lambda: run_command.run(spec, image, stage, workdir, dry_run))
+
+
+@main.command()
+@SPEC
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="Mermaid renders in GitHub Markdown; dot is Graphviz.")
+def graph(spec: Path, fmt: str) -> None:
+    """Draw the job graph: images as groups, colours by runner arch."""
+    _run(lambda: graph_command.run(spec, fmt))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing kvc.yaml.")
+def init(directory: Path, force: bool) -> None:
+    """Write a commented starter kvc.yaml (and its JSON Schema) into DIRECTORY."""
+    _run(lambda: init_command.run(directory, force))
 
 
 @main.command()

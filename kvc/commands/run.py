@@ -1,0 +1,66 @@
+"""``kvc run``: one job locally, with exactly the script and environment CI uses.
+
+The shared generated files (stage scripts, Containerfile, bake file,
+manifests) are written into the work directory first, as `kvc compile` would,
+so the script that runs is byte-for-byte the one CI runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import click
+
+from kvc.backends import buildfiles
+from kvc.backends.base import EmitInput
+from kvc.commands.common import select_builds
+from kvc.compiler import dag
+from kvc.compiler.driver import Resolved, load
+from kvc.compiler.graph import build_pipeline
+from kvc.errors import FatalError
+from kvc.ir import Job, Pipeline, Stage
+from kvc.output import Scope, write_tree
+from kvc.spec.models import Backends
+
+
+def find_job(pipeline: Pipeline, image_id: str, stage: Stage, arch: str | None) -> Job:
+    for job in pipeline.jobs:
+        if job.image == image_id and job.stage is stage and job.arch in {arch, None}:
+            return job
+    raise FatalError(f"{image_id} has no {stage} job" + (f" for {arch}" if arch else "")
+                     + (" (test.enabled is false)" if stage is Stage.TEST else ""))
+
+
+def _job(resolved: Resolved, selector: str, stage: Stage) -> tuple[Pipeline, Job]:
+    builds = select_builds(resolved, selector)
+    per_arch = stage in {Stage.BUILD, Stage.TEST}
+    if per_arch and len(builds) != 1:
+        raise FatalError(f"the {stage} stage runs per arch: name one, e.g. {selector}/"
+                         f"{builds[0].arch}")
+    pipeline = build_pipeline(resolved)
+    dag.check(pipeline)
+    return pipeline, find_job(pipeline, builds[0].image_id, stage,
+                              builds[0].arch if per_arch else None)
+
+
+def command_line(job: Job) -> str:
+    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in job.env)
+    return f"env {env} bash {shlex.quote(job.script)}"
+
+
+def run(spec: Path, selector: str, stage: str, workdir: Path | None, dry_run: bool) -> int:
+    resolved = load(spec)
+    pipeline, job = _job(resolved, selector, Stage(stage))
+    if dry_run:
+        click.echo(f"# job {job.id} (runner: {job.runner})")
+        click.echo(command_line(job))
+        return 0
+    root = workdir if workdir is not None else spec.parent
+    source = EmitInput(pipeline=pipeline, spec_name=spec.name, backends=Backends())
+    write_tree(root, buildfiles.emit(source), Scope((), spec.name))
+    env = {**os.environ, **dict(job.env)}
+    click.echo(f"kvc: running {job.id} in {root}", err=True)
+    return subprocess.run(["bash", job.script], cwd=root, env=env, check=False).returncode
