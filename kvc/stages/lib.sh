@@ -138,6 +138,16 @@ kvc_staging_tag() {
   printf 'kvc-staging-%s-%s\n' "${KVC_IMAGE_SLUG:?KVC_IMAGE_SLUG is required}" "$(kvc_run_id)"
 }
 
+# The registry host of an image reference (Docker Hub when the first path
+# component does not look like a host), for docker login.
+kvc_registry_host() {
+  local first="${1%%/*}"
+  case "$first" in
+    *.* | *:* | localhost) printf '%s\n' "$first" ;;
+    *) printf '%s\n' docker.io ;;
+  esac
+}
+
 # kvc_require VAR...: fail early, naming every missing input at once.
 kvc_require() {
   local name

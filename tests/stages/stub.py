@@ -71,23 +71,21 @@ def docker(argv: list[str]) -> int:
         return docker_bake(argv)
     if argv[0] == "run":
         return docker_run(argv)
+    if argv[0] == "login":
+        Path(os.environ["KVC_STUB_LOG"] + ".login-stdin").write_text(sys.stdin.read())
+    if argv[:3] == ["buildx", "inspect", "kvc"]:
+        return int(os.environ.get("KVC_STUB_NO_BUILDER", "0"))
     return 0
 
 
 def docker_bake(argv: list[str]) -> int:
     digest = os.environ.get("KVC_STUB_DIGEST", "sha256:" + "ab" * 32)
-    if "--metadata-file" in argv:
-        target = argv[-1]
-        meta = {target: {"containerimage.digest": digest, "image.name": "ignored"}}
-        Path(option(argv, "--metadata-file")).write_text(json.dumps(meta))
-    for arg in argv:
-        if arg.startswith("--set=") and ".output=type=oci,dest=" in arg:
-            Path(arg.split("dest=", 1)[1]).write_bytes(b"oci-archive")
-    if "--set" in argv:
-        for i, arg in enumerate(argv):
-            value = argv[i + 1] if arg == "--set" and i + 1 < len(argv) else ""
-            if ".output=type=oci,dest=" in value:
-                Path(value.split("dest=", 1)[1]).write_bytes(b"oci-archive")
+    meta = {argv[-1]: {"containerimage.digest": digest, "image.name": "ignored"}}
+    Path(option(argv, "--metadata-file")).write_text(json.dumps(meta, indent=2))
+    for i, arg in enumerate(argv[:-1]):
+        value = argv[i + 1]
+        if arg == "--set" and ".output=type=oci,dest=" in value:
+            Path(value.split("dest=", 1)[1]).write_bytes(b"oci-archive")
     return 0
 
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# kvc publish stage: promote the tested image to its final tags.
+#
+# Only the digest recorded by containerize (and exercised by the tests) is
+# promoted, never a tag that could have moved since. Tags: every KVC_TAGS entry,
+# one immutable <prefix>-<UTC date>-<digest prefix> tag, and latest on request.
+set -euo pipefail
+
+KVC_STAGE=publish
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# The staged reference, validated: a repository pinned by a sha256 digest.
+staged_ref() {
+  local file="$KVC_STAGED_DIR/ref" ref
+  [ -f "$file" ] || kvc_die "no staged reference at $file (did containerize run?)"
+  if [ -f "$KVC_STAGED_DIR/image.oci.tar" ]; then
+    kvc_die "the image was exported as an OCI archive, not pushed: publishing needs registry credentials in containerize"
+  fi
+  ref="$(head -n1 "$file")"
+  [[ "$ref" =~ ^[^@[:space:]]+@sha256:[0-9a-f]{64}$ ]] || kvc_die "staged reference is not repo@sha256:<digest>: $ref"
+  printf '%s\n' "$ref"
+}
+
+# Docker's tag grammar; anything else is refused before touching a registry.
+valid_tag() {
+  [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]
+}
+
+# All tags to set, in order, without duplicates.
+final_tags() {
+  local digest="$1" tag prefix
+  local -a tags=() out=()
+  [[ "${KVC_TAGS:-}" != *$'\n'* ]] || kvc_die "KVC_TAGS must be one line"
+  IFS=, read -r -a tags <<<"${KVC_TAGS:-}"
+  prefix="${KVC_DATED_TAG_PREFIX:-${tags[0]:-}}"
+  prefix="${prefix// /}"
+  [ -n "$prefix" ] || kvc_die "no KVC_DATED_TAG_PREFIX and no KVC_TAGS: cannot name the immutable tag"
+  tags+=("$prefix-$(date -u +%Y%m%d)-${digest:7:12}")
+  kvc_bool KVC_LATEST && tags+=(latest)
+  for tag in "${tags[@]}"; do
+    tag="${tag// /}"
+    [ -n "$tag" ] || continue
+    valid_tag "$tag" || kvc_die "invalid tag: '$tag'"
+    case " ${out[*]} " in
+      *" $tag "*) ;;
+      *) out+=("$tag") ;;
+    esac
+  done
+  printf '%s\n' "${out[@]}"
+}
+
+# Log in with the password on stdin when credentials are given (a CI step may
+# have logged in already, e.g. with an OIDC token).
+login() {
+  if [ -n "${KVC_REGISTRY_USER:-}" ] && [ -n "${KVC_REGISTRY_PASSWORD:-}" ]; then
+    printf '%s' "$KVC_REGISTRY_PASSWORD" |
+      docker login --username "$KVC_REGISTRY_USER" --password-stdin "$(kvc_registry_host "${KVC_IMAGE:?}")"
+  fi
+}
+
+main() {
+  kvc_require KVC_STAGED_DIR KVC_IMAGE
+  local ref digest tag list
+  local -a tags args=()
+  ref="$(staged_ref)"
+  digest="${ref##*@}"
+  # Not mapfile < <(...): a failure inside process substitution is ignored.
+  list="$(final_tags "$digest")"
+  mapfile -t tags <<<"$list"
+  kvc_ensure_tools docker:docker.io
+  login
+  for tag in "${tags[@]}"; do
+    args+=(--tag "$KVC_IMAGE:$tag")
+  done
+  kvc_log "promoting $ref to ${tags[*]}"
+  kvc_retry 3 "${KVC_RETRY_DELAY:-10}" docker buildx imagetools create "${args[@]}" "$ref"
+  if kvc_bool KVC_SIGN; then
+    command -v cosign >/dev/null 2>&1 || kvc_die "cosign is not installed (add a cosign install step before publish)"
+    kvc_log "signing $KVC_IMAGE@$digest"
+    kvc_retry 3 "${KVC_RETRY_DELAY:-10}" cosign sign --yes "$KVC_IMAGE@$digest"
+  fi
+}
+
+main "$@"

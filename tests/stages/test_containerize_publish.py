@@ -1,0 +1,216 @@
+"""containerize.sh and publish.sh against a recording docker/cosign."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from .conftest import Stubs
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+IMAGE = "ghcr.io/example/debian"
+STAGED = "artifacts/staged/debian-12"
+
+
+def containerize_env(stubs: Stubs, arches: str = "amd64,arm64") -> dict[str, str]:
+    for arch in arches.split(","):
+        disk = stubs.root / "artifacts/build/debian-12" / arch / "disk.qcow2"
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        disk.write_bytes(b"qcow2")
+    return {
+        "KVC_BAKE_FILE": ".kvc/docker-bake.json",
+        "KVC_BAKE_TARGET": "debian-12",
+        "KVC_IMAGE": IMAGE,
+        "KVC_ARCHES": arches,
+        "KVC_STAGED_DIR": STAGED,
+        "KVC_STUB_DIGEST": DIGEST,
+    }
+
+
+def bake_call(stubs: Stubs) -> list[str]:
+    (bake,) = [c.argv for c in stubs.calls("docker") if c.argv[:2] == ["buildx", "bake"]]
+    return bake
+
+
+@pytest.mark.parametrize(
+    ("run_ids", "tag"),
+    [
+        ({"KVC_RUN_ID": "7", "GITHUB_RUN_ID": "8", "CIRCLE_WORKFLOW_ID": "9"}, "7"),
+        ({"GITHUB_RUN_ID": "8", "CIRCLE_WORKFLOW_ID": "9"}, "8"),
+        ({"CIRCLE_WORKFLOW_ID": "9"}, "9"),
+        ({}, "local"),
+    ],
+)
+def test_push_to_staging_tag_and_record_digest(
+    stubs: Stubs, run_ids: dict[str, str], tag: str
+) -> None:
+    secret = "pa$$ 'word' $(touch x)"
+    env = containerize_env(stubs) | run_ids
+    env |= {"KVC_REGISTRY_USER": "bot", "KVC_REGISTRY_PASSWORD": secret}
+    result = stubs.run("containerize.sh", env)
+    assert result.returncode == 0, result.stderr
+
+    login = stubs.calls("docker")[0].argv
+    assert login == ["login", "--username", "bot", "--password-stdin", "ghcr.io"]
+    assert Path(str(stubs.log) + ".login-stdin").read_text() == secret
+    assert all(secret not in c.argv for c in stubs.calls())
+
+    bake = bake_call(stubs)
+    meta = bake[bake.index("--metadata-file") + 1]
+    assert bake == [
+        "buildx", "bake", "--builder", "kvc",
+        "-f", ".kvc/docker-bake.json",
+        "--metadata-file", meta,
+        "--set", f"debian-12.tags={IMAGE}:kvc-staging-debian-12-{tag}",
+        "--set", "debian-12.output=type=registry",
+        "debian-12",
+    ]  # fmt: skip
+    assert not Path(meta).exists()
+    assert (stubs.root / STAGED / "ref").read_text() == f"{IMAGE}@{DIGEST}\n"
+    assert sorted(p.name for p in (stubs.root / STAGED).iterdir()) == ["ref"]
+
+
+def test_without_credentials_exports_oci_archive(stubs: Stubs) -> None:
+    env = containerize_env(stubs) | {"KVC_REGISTRY_USER": "bot"}
+    result = stubs.run("containerize.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "login" not in [c.argv[0] for c in stubs.calls("docker")]
+    bake = bake_call(stubs)
+    assert f"debian-12.output=type=oci,dest={STAGED}/image.oci.tar" in bake
+    assert "debian-12.output=type=registry" not in bake
+    staged = stubs.root / STAGED
+    assert (staged / "image.oci.tar").read_bytes() == b"oci-archive"
+    assert (staged / "ref").read_text() == f"{IMAGE}@{DIGEST}\n"
+
+
+def test_creates_a_multi_platform_builder_when_missing(stubs: Stubs) -> None:
+    env = containerize_env(stubs) | {"KVC_STUB_NO_BUILDER": "1"}
+    assert stubs.run("containerize.sh", env).returncode == 0
+    argvs = [c.argv for c in stubs.calls("docker")]
+    assert ["buildx", "create", "--name", "kvc", "--driver", "docker-container"] in argvs
+
+
+def test_missing_arch_artifact_fails_before_baking(stubs: Stubs) -> None:
+    env = containerize_env(stubs, "amd64") | {"KVC_ARCHES": "amd64,arm64"}
+    result = stubs.run("containerize.sh", env)
+    assert result.returncode != 0
+    assert "artifacts/build/debian-12/arm64/disk.qcow2" in result.stderr
+    assert stubs.calls("docker") == []
+
+
+def test_bake_without_digest_fails_and_writes_no_ref(stubs: Stubs) -> None:
+    env = containerize_env(stubs) | {"KVC_STUB_DIGEST": "not-a-digest"}
+    result = stubs.run("containerize.sh", env)
+    assert result.returncode != 0
+    assert not (stubs.root / STAGED / "ref").exists()
+
+
+# --- publish ---------------------------------------------------------------
+
+
+def publish_env(stubs: Stubs, ref: str = f"{IMAGE}@{DIGEST}") -> dict[str, str]:
+    staged = stubs.root / STAGED
+    staged.mkdir(parents=True, exist_ok=True)
+    (staged / "ref").write_text(ref + "\n")
+    return {
+        "KVC_STAGED_DIR": STAGED,
+        "KVC_IMAGE": IMAGE,
+        "KVC_TAGS": "12,bookworm",
+        "KVC_DATED_TAG_PREFIX": "12",
+        "KVC_LATEST": "true",
+        "KVC_SIGN": "true",
+    }
+
+
+def dated(prefix: str) -> set[str]:
+    """The dated tag for today or (around midnight) yesterday, in UTC."""
+    today = dt.datetime.now(dt.UTC).date()
+    days = (today, today - dt.timedelta(days=1))
+    return {f"{prefix}-{d:%Y%m%d}-{DIGEST[7:19]}" for d in days}
+
+
+def promoted_tags(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"]
+
+
+def test_promotes_digest_to_all_tags_and_signs(stubs: Stubs) -> None:
+    result = stubs.run("publish.sh", publish_env(stubs))
+    assert result.returncode == 0, result.stderr
+    assert stubs.tools() == ["docker", "cosign"]
+    create = stubs.calls("docker")[0].argv
+    assert create[:3] == ["buildx", "imagetools", "create"]
+    assert create[-1] == f"{IMAGE}@{DIGEST}"
+    tags = promoted_tags(create)
+    assert tags[:2] == [f"{IMAGE}:12", f"{IMAGE}:bookworm"]
+    assert tags[2].removeprefix(f"{IMAGE}:") in dated("12")
+    assert tags[3:] == [f"{IMAGE}:latest"]
+    assert len(create) == 3 + 2 * 4 + 1
+    assert stubs.calls("cosign")[0].argv == ["sign", "--yes", f"{IMAGE}@{DIGEST}"]
+
+
+def test_no_latest_no_signing_and_duplicates_removed(stubs: Stubs) -> None:
+    env = publish_env(stubs) | {
+        "KVC_LATEST": "false",
+        "KVC_SIGN": "false",
+        "KVC_TAGS": "12, 12,latest-ish",
+        "KVC_DATED_TAG_PREFIX": "",
+    }
+    result = stubs.run("publish.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert stubs.tools() == ["docker"]
+    tags = promoted_tags(stubs.calls("docker")[0].argv)
+    assert tags[:2] == [f"{IMAGE}:12", f"{IMAGE}:latest-ish"]
+    assert tags[2].removeprefix(f"{IMAGE}:") in dated("12")
+    assert len(tags) == 3
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        f"{IMAGE}:12",
+        f"{IMAGE}@sha256:abc",
+        f"{IMAGE}@{DIGEST} ; touch pwned",
+        "",
+    ],
+)
+def test_refuses_anything_but_a_digest(stubs: Stubs, ref: str) -> None:
+    result = stubs.run("publish.sh", publish_env(stubs, ref))
+    assert result.returncode != 0
+    assert stubs.calls() == []
+
+
+@pytest.mark.parametrize("one_line", [True, False])
+def test_refuses_hostile_tags(stubs: Stubs, hostile: str, canary: Path, one_line: bool) -> None:
+    tag = hostile.replace("\n", " ") if one_line else hostile
+    env = publish_env(stubs) | {"KVC_TAGS": f"12,{tag}"}
+    result = stubs.run("publish.sh", env)
+    assert result.returncode != 0
+    assert ("invalid tag" if one_line else "must be one line") in result.stderr
+    assert stubs.calls() == []
+    assert not canary.exists()
+
+
+def test_refuses_unpushed_oci_archive(stubs: Stubs) -> None:
+    env = publish_env(stubs)
+    (stubs.root / STAGED / "image.oci.tar").write_bytes(b"x")
+    result = stubs.run("publish.sh", env)
+    assert result.returncode != 0
+    assert "OCI archive" in result.stderr
+    assert stubs.calls() == []
+
+
+def test_login_uses_stdin(stubs: Stubs) -> None:
+    env = publish_env(stubs) | {"KVC_REGISTRY_USER": "u", "KVC_REGISTRY_PASSWORD": "s3cr3t"}
+    env["KVC_IMAGE"] = "containercraft/debian"
+    env["KVC_SIGN"] = "false"
+    assert stubs.run("publish.sh", env).returncode == 0
+    login = stubs.calls("docker")[0].argv
+    assert login == ["login", "--username", "u", "--password-stdin", "docker.io"]
+    assert Path(str(stubs.log) + ".login-stdin").read_text() == "s3cr3t"
+
+
+def test_signing_failure_fails_the_job(stubs: Stubs) -> None:
+    env = publish_env(stubs) | {"KVC_STUB_FAIL_cosign": "-1"}
+    assert stubs.run("publish.sh", env).returncode != 0
