@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from kvc.backends import yamlout
+from kvc.backends import update, yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.ir import Job, Pipeline, Stage
+from kvc.ir import Job, Stage
 from kvc.spec.models import CircleCIBackend
 
 NAME: Final = "circleci"
@@ -28,6 +28,8 @@ NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, str]] = {
     Stage.BUILD: "60m", Stage.CONTAINERIZE: "30m", Stage.TEST: "30m", Stage.PUBLISH: "20m",
 }
 BUILD_COMMAND: Final = "kvc-build"
+UPDATE_JOB: Final = "kvc-update"
+SCHEDULED: Final = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
 # The cache holds the finished qcow2 for this fingerprint: restore it instead of rebuilding.
 BUILD_SCRIPT: Final = """\
 if [ -f "$KVC_OUTPUT" ]; then
@@ -41,18 +43,47 @@ fi
 def emit(source: EmitInput) -> Files:
     settings = (source.backends.circleci if source.backends else None) or CircleCIBackend()
     header = comment_header(source.header_lines(NAME))
-    return {CONFIG: header + yamlout.dump(_config(source.pipeline, settings))}
+    if source.update is not None:
+        header += comment_header([
+            f"Checksum updates: create a scheduled pipeline named '{UPDATE_JOB}' with cron "
+            f"'{source.update.schedule}'",
+            "(Project Settings > Triggers); its context needs GH_TOKEN to open pull requests.",
+        ])
+    return {CONFIG: header + yamlout.dump(_config(source, settings))}
 
 
-def _config(pipeline: Pipeline, settings: CircleCIBackend) -> dict[str, Any]:
+def _config(source: EmitInput, settings: CircleCIBackend) -> dict[str, Any]:
+    pipeline = source.pipeline
+    jobs = {job.id: _job(job) for job in pipeline.jobs}
+    workflows: dict[str, Any] = {"kvc": {"jobs": [_workflow_entry(job, settings)
+                                                  for job in pipeline.jobs]}}
+    if source.update is not None:
+        jobs[UPDATE_JOB] = _update_job(source)
+        workflows["kvc"] = {"when": {"not": SCHEDULED}, **workflows["kvc"]}
+        workflows[UPDATE_JOB] = {
+            "when": {"and": [SCHEDULED, {"equal": [UPDATE_JOB, "<< pipeline.schedule.name >>"]}]},
+            "jobs": [{UPDATE_JOB: {"context": _contexts(settings)}}],
+        }
     return {
         "version": 2.1,
         "executors": _executors(settings),
         "commands": {BUILD_COMMAND: _build_command()},
-        "jobs": {job.id: _job(job) for job in pipeline.jobs},
-        "workflows": {"kvc": {"jobs": [_workflow_entry(job, settings)
-                                       for job in pipeline.jobs]}},
+        "jobs": jobs,
+        "workflows": workflows,
     }
+
+
+def _update_job(source: EmitInput) -> dict[str, Any]:
+    return {
+        "executor": "amd64",
+        "steps": ["checkout", {"run": {
+            "name": "Pin upstream checksums, recompile, open or update the pull request",
+            "command": update.script(source.spec_name, NAME)}}],
+    }
+
+
+def _contexts(settings: CircleCIBackend) -> list[str]:
+    return list(settings.context if settings.context is not None else DEFAULT_CONTEXT)
 
 
 def _executors(settings: CircleCIBackend) -> dict[str, Any]:
@@ -113,8 +144,7 @@ def _workflow_entry(job: Job, settings: CircleCIBackend) -> Any:
     if job.needs:
         entry["requires"] = list(job.needs)
     if job.secrets or job.needs_identity_token:
-        entry["context"] = list(settings.context if settings.context is not None
-                                else DEFAULT_CONTEXT)
+        entry["context"] = _contexts(settings)
     if job.default_branch_only:
         entry["filters"] = {"branches": {"only": [settings.default_branch or DEFAULT_BRANCH]}}
     return {job.id: entry} if entry else job.id

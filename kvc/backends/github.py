@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from kvc.backends import yamlout
+from kvc.backends import update, yamlout
 from kvc.backends.actions import ACTIONS
 from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import Artifact, Job, Pipeline, Stage
@@ -43,7 +43,45 @@ def emit(source: EmitInput) -> Files:
     name = settings.workflow or DEFAULT_WORKFLOW
     header = comment_header(source.header_lines(NAME))
     workflow = _workflow(source.pipeline, settings, name)
-    return {f".github/workflows/{name}.yml": header + yamlout.dump(workflow)}
+    files = {f".github/workflows/{name}.yml": header + yamlout.dump(workflow)}
+    if source.update is not None:
+        files[f".github/workflows/{name}-update.yml"] = header + yamlout.dump(
+            _update_workflow(source, settings, name))
+    return files
+
+
+def _update_workflow(source: EmitInput, settings: GitHubBackend, name: str) -> dict[str, Any]:
+    assert source.update is not None
+    install, lock, compile_ = update.commands(source.spec_name, NAME)
+    steps = [
+        _uses("checkout", {"persist-credentials": False}),
+        _uses("setup-python", {"python-version": "3.11"}),
+        {"name": "Install kvc", "run": install},
+        # A failed lookup keeps its old pin; the others still reach the pull request.
+        {"name": "Pin upstream checksums", "id": "lock", "continue-on-error": True, "run": lock},
+        {"name": "Recompile", "run": compile_},
+        _uses("create-pull-request", {
+            "branch": update.BRANCH, "title": update.TITLE,
+            "commit-message": update.TITLE, "body": update.body(source.spec_name),
+            "delete-branch": True,
+        }, name="Open or update the pull request"),
+        {"name": "Fail when a checksum could not be pinned",
+         "if": "steps.lock.outcome == 'failure'",
+         "run": "echo 'kvc lock reported failures; see the Pin step' >&2; exit 1"},
+    ]
+    return {
+        "name": f"{name}-update",
+        "on": {"schedule": [{"cron": source.update.schedule}], "workflow_dispatch": {}},
+        "permissions": {"contents": "read"},
+        "concurrency": {"group": f"{name}-update", "cancel-in-progress": False},
+        "jobs": {"lock": {
+            "name": "kvc lock and recompile",
+            "runs-on": (settings.runs_on or {}).get("amd64", RUNS_ON["amd64"]),
+            "permissions": {"contents": "write", "pull-requests": "write"},
+            "timeout-minutes": 20,
+            "steps": steps,
+        }},
+    }
 
 
 def _workflow(pipeline: Pipeline, settings: GitHubBackend, name: str) -> dict[str, Any]:
