@@ -55,19 +55,19 @@ class SysprepLayer(Model):
         None, description="comma-delimited package list (a YAML list is accepted)")
     post_commands: list[str] | None = Field(
         None, description="commands run in the guest, in order")
-    selinux_relabel: bool | None = None
+    selinux_relabel: bool | None = Field(None, description="virt-customize --selinux-relabel")
     makefile: bool | None = Field(None, description="also run make -C makefile_dir target")
-    makefile_dir: str | None = None
-    makefile_target: str | None = None
+    makefile_dir: str | None = Field(None, description="directory of the Makefile (a template)")
+    makefile_target: str | None = Field(None, description="make target to run")
     disk_size: str | None = Field(None, description="grow the disk first, e.g. '+10G'")
 
 
 class TestLayer(Model):
     """Boot test in kind + KubeVirt."""
 
-    enabled: bool | None = None
+    enabled: bool | None = Field(None, description="false: publish right after containerize")
     kubevirt: str | None = Field(None, description="KubeVirt release, e.g. v1.6.0")
-    checks: list[Check] | None = None
+    checks: list[Check] | None = Field(None, description="what the boot test verifies")
     timeout: str | None = Field(None, description="e.g. 15m, 900s, 1h")
 
 
@@ -75,18 +75,18 @@ class PublishLayer(Model):
     """Tags the tested image is promoted to."""
 
     tags: list[str] | None = Field(None, description="moving tags; a dated tag is always added")
-    latest: bool | None = None
+    latest: bool | None = Field(None, description="also tag :latest")
     sign: bool | None = Field(None, description="cosign keyless signing")
 
 
 class ArchLayer(Model):
     """Keys every layer accepts (per_arch overrides cannot nest per_arch)."""
 
-    arches: list[Arch] | None = None
-    download: DownloadLayer | None = None
-    sysprep: SysprepLayer | None = None
-    test: TestLayer | None = None
-    publish: PublishLayer | None = None
+    arches: list[Arch] | None = Field(None, description="architectures to build")
+    download: DownloadLayer | None = Field(None, description="see `download` below")
+    sysprep: SysprepLayer | None = Field(None, description="see `sysprep` below")
+    test: TestLayer | None = Field(None, description="see `test` below")
+    publish: PublishLayer | None = Field(None, description="see `publish` below")
     url: str | None = Field(None, description="upstream image URL template")
     release_checksum: dict[Arch, str] | None = Field(
         None, description="per arch '<algo>:<hex>', algo sha256 | sha512")
@@ -101,7 +101,7 @@ class Layer(ArchLayer):
 
 class Release(Layer):
     release_version: str = Field(description="a string: '24.04', never a YAML number")
-    release_name: str | None = None
+    release_name: str | None = Field(None, description="e.g. noble; usable as {release_name}")
     insecure_skip_checksum: bool = Field(
         False, description="build without verifying the download (shown in the plan)")
     locked_url: dict[Arch, str] | None = Field(
@@ -109,7 +109,7 @@ class Release(Layer):
 
 
 class Flavor(Layer):
-    releases: list[Release] = Field(min_length=1)
+    releases: list[Release] = Field(min_length=1, description="one entry per release")
 
 
 class CircleCIBackend(Model):
@@ -149,7 +149,10 @@ class Spec(Model):
     kvc: Literal[1] = Field(description="format version")
     registry: str = Field(description="images publish as {registry}/{flavor}:{tag}")
     image: str | None = Field(None, description="repository template, default {registry}/{flavor}")
-    backends: Backends | None = None
-    update: Update | None = None
-    defaults: Layer | None = None
-    flavors: dict[str, Flavor] = Field(min_length=1)
+    backends: Backends | None = Field(None, description="per-backend settings (runners, "
+                                      "contexts, workflow name)")
+    update: Update | None = Field(None, description="also emit a scheduled job that runs "
+                                  "`kvc lock`, recompiles and opens one pull request")
+    defaults: Layer | None = Field(None, description="layer 1: every image inherits these")
+    flavors: dict[str, Flavor] = Field(min_length=1, description="distribution flavor name -> "
+                                       "its settings and releases")

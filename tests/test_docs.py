@@ -1,0 +1,28 @@
+"""Docs that are generated must match what the code generates now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kvc.commands import schema
+from kvc.spec import reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_spec_reference_is_current() -> None:
+    current = (ROOT / "docs/spec-reference.md").read_text(encoding="utf-8")
+    assert current == reference.render(), (
+        "docs/spec-reference.md is stale: python -m kvc.spec.reference > docs/spec-reference.md")
+
+
+def test_spec_reference_names_every_layer_key() -> None:
+    text = reference.render()
+    for key in ("release_checksum", "checksum_url", "per_arch", "post_commands", "disk_size",
+                "insecure_skip_checksum", "locked_url", "runs_on", "resource_class", "`in`"):
+        assert f"`{key.strip('`')}`" in text
+
+
+def test_checked_in_schema_is_current() -> None:
+    current = (ROOT / "kvc.schema.json").read_text(encoding="utf-8")
+    assert current == schema.render(), "kvc.schema.json is stale: kvc schema -o kvc.schema.json"
