@@ -15,7 +15,7 @@ import click
 
 from kvc.backends.base import is_generated
 from kvc.errors import FatalError
-from kvc.writer import write_atomic
+from kvc.writer import write_all
 
 EXECUTABLE = (".sh",)
 
@@ -34,16 +34,13 @@ class Scope:
 
 def write_tree(root: Path, files: Mapping[str, str], scope: Scope) -> int:
     _refuse_foreign(root, files)
-    changed = 0
-    for rel, content in sorted(files.items()):
-        path = root / rel
-        if _read(path) != content:
-            write_atomic(path, content, 0o755 if rel.endswith(EXECUTABLE) else 0o644)
-            changed += 1
-    for rel in leftovers(root, files, scope):
+    pending = {root / rel: (content, 0o755 if rel.endswith(EXECUTABLE) else 0o644)
+               for rel, content in sorted(files.items()) if _read(root / rel) != content}
+    stale = list(leftovers(root, files, scope))
+    write_all(pending)
+    for rel in stale:
         (root / rel).unlink()
-        changed += 1
-    return changed
+    return len(pending) + len(stale)
 
 
 def _refuse_foreign(root: Path, files: Mapping[str, str]) -> None:
