@@ -26,7 +26,9 @@ def _join_packages(value: Any) -> Any:
     return value
 
 
-PackageList = Annotated[str, BeforeValidator(_join_packages)]
+# The schema shows what users may write (either form), not the joined string.
+PackageList = Annotated[str, BeforeValidator(_join_packages,
+                                             json_schema_input_type=str | list[str])]
 
 
 class Model(BaseModel):
