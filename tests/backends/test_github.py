@@ -1,0 +1,350 @@
+"""The GitHub Actions workflow: runners, artifacts, permissions, gating, pinning, secrets.
+
+Expected values are written out here (not read from kvc.backends.github) so a
+changed default is a visible test change, not a silent one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvc.backends.actions import ACTIONS
+from kvc.ir import Job, Stage
+from kvc.spec.models import GitHubBackend
+from tests.backends.conftest import (
+    FIXTURE_SPECS,
+    SPECS,
+    Emitted,
+    case_id,
+    cases,
+    emitted,
+    parse_yaml,
+)
+
+GITHUB = cases("github")
+DEFAULT_RUNS_ON = {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
+OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
+
+
+def settings(out: Emitted) -> GitHubBackend:
+    backends = out.resolved.spec.backends
+    return (backends.github if backends else None) or GitHubBackend()
+
+
+def jobs(out: Emitted) -> dict[str, Any]:
+    result: dict[str, Any] = out.document()["jobs"]
+    return result
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if s.get("uses", "").startswith(f"{ACTIONS[action].repo}@")]
+
+
+def workflows(out: Emitted) -> Iterator[tuple[str, Any]]:
+    """Every workflow the backend emits (the image pipeline and any others)."""
+    for path, text in sorted(out.files.items()):
+        assert path.startswith(".github/workflows/") and path.endswith(".yml"), path
+        yield path, parse_yaml(text)
+
+
+def strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a parsed document with its dotted location."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings(item, f"{where}[{index}]")
+    elif isinstance(value, str):
+        yield where, value
+
+
+# -- runners -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_each_job_runs_on_the_runner_of_its_arch(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    runs_on = dict(DEFAULT_RUNS_ON)
+    runs_on.update((settings(out).runs_on or {}).items())
+    emitted_jobs = jobs(out)
+    for job in out.pipeline.jobs:
+        assert emitted_jobs[job.id]["runs-on"] == runs_on[job.runner], job.id
+
+
+def test_arm64_jobs_run_on_arm_runners_by_default() -> None:
+    out = emitted(out_spec("example-minimal"), "github")
+    arm = [j for j in out.pipeline.jobs if j.arch == "arm64"]
+    assert {j.stage for j in arm} == {Stage.BUILD, Stage.TEST}
+    for job in arm:
+        assert jobs(out)[job.id]["runs-on"] == "ubuntu-24.04-arm", job.id
+    for job in out.pipeline.jobs:
+        if job.arch != "arm64":
+            assert jobs(out)[job.id]["runs-on"] == "ubuntu-24.04", job.id
+
+
+def test_builds_without_guest_code_run_on_amd64_for_every_arch() -> None:
+    out = emitted(OVERRIDES, "github")
+    job = jobs(out)["build-fedora-coreos-41-20241215-3-0-arm64"]
+    assert job["runs-on"] == "self-hosted-x64"
+    assert job["env"]["KVC_ARCH"] == "arm64"
+
+
+def out_spec(name: str) -> Path:
+    return next(s for s in SPECS if case_id(s) == name)
+
+
+# -- overrides ---------------------------------------------------------------
+
+
+def test_backend_overrides_are_honoured() -> None:
+    out = emitted(OVERRIDES, "github")
+    assert out.main_path == ".github/workflows/images.yml"
+    document = out.document()
+    assert document["name"] == "images"
+    assert document["on"]["push"]["branches"] == ["release"]
+    runners = {job["runs-on"] for job in document["jobs"].values()}
+    assert runners == {"self-hosted-x64", "self-hosted-arm"}
+    for job_id, job in document["jobs"].items():
+        if job_id.startswith("publish-"):
+            assert job["environment"] == "production"
+            assert "refs/heads/release" in job["if"]
+        else:
+            assert "environment" not in job, job_id
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_push_trigger_is_the_default_branch_as_a_list(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    document = out.document()
+    assert document["on"]["push"]["branches"] == [settings(out).default_branch or "main"]
+    assert "pull_request" in document["on"]
+
+
+# -- env, timeouts, cache ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_job_env_and_timeout_are_the_irs_literally(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        emitted_job = jobs(out)[job.id]
+        assert emitted_job["env"] == job.env_dict(), job.id  # strings stay strings ('12')
+        assert emitted_job["timeout-minutes"] == job.timeout_minutes, job.id
+        runs = [s for s in emitted_job["steps"] if "run" in s]
+        assert [s["run"] for s in runs] == [f"bash {job.script}"], job.id
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_builds_are_cached_by_fingerprint_and_skipped_on_a_hit(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        steps = jobs(out)[job.id]["steps"]
+        caches = steps_using(jobs(out)[job.id], "cache")
+        if job.cache is None:
+            assert not caches, job.id
+            continue
+        (cache,) = caches
+        assert cache["with"] == {"path": job.cache.path, "key": job.cache.key}
+        assert job.env_dict()["KVC_FINGERPRINT"] in job.cache.key
+        (run,) = [s for s in steps if "run" in s]
+        assert run["if"] == f"steps.{cache['id']}.outputs.cache-hit != 'true'"
+        assert steps.index(cache) < steps.index(run)
+
+
+# -- artifacts ---------------------------------------------------------------
+
+
+def artifact_steps(document: dict[str, Any], action: str) -> dict[str, list[tuple[str, str]]]:
+    """Artifact name -> [(job id, path)] for every upload or download step."""
+    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for job_id, job in document["jobs"].items():
+        for step in steps_using(job, action):
+            found[step["with"]["name"]].append((job_id, step["with"]["path"]))
+    return found
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_artifact_names_are_unique_in_the_run(spec: Path, backend: str) -> None:
+    uploads = artifact_steps(emitted(spec, backend).document(), "upload-artifact")
+    assert uploads
+    duplicated = {name: where for name, where in uploads.items() if len(where) > 1}
+    assert not duplicated
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_each_build_artifact_goes_to_exactly_its_containerize_job(spec: Path,
+                                                                   backend: str) -> None:
+    out = emitted(spec, backend)
+    document = out.document()
+    uploads = artifact_steps(document, "upload-artifact")
+    downloads = artifact_steps(document, "download-artifact")
+    containerize = {j.image: j.id for j in out.pipeline.jobs if j.stage is Stage.CONTAINERIZE}
+    builds = [j for j in out.pipeline.jobs if j.stage is Stage.BUILD]
+    assert builds
+    for build in builds:
+        (artifact,) = build.produces
+        assert uploads[artifact.name] == [(build.id, artifact.path)]
+        assert downloads[artifact.name] == [(containerize[build.image], artifact.path)]
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_downloads_are_only_of_artifacts_an_upstream_job_uploads(spec: Path,
+                                                                  backend: str) -> None:
+    out = emitted(spec, backend)
+    document = out.document()
+    uploads = artifact_steps(document, "upload-artifact")
+    upstream = ancestors(out)
+    for name, where in artifact_steps(document, "download-artifact").items():
+        ((producer, path),) = uploads[name]
+        for job_id, download_path in where:
+            assert producer in upstream[job_id], f"{job_id} downloads {name} from {producer}"
+            assert download_path == path
+
+
+def ancestors(out: Emitted) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+
+    def visit(job: Job) -> set[str]:
+        if job.id not in found:
+            found[job.id] = set(job.needs).union(*(visit(out.pipeline.job(n)) for n in job.needs))
+        return found[job.id]
+
+    for job in out.pipeline.jobs:
+        visit(job)
+    return found
+
+
+# -- permissions and publish gating ------------------------------------------
+
+
+def signs(out: Emitted, image: str) -> bool:
+    return any(b.publish.sign for b in out.resolved.builds if b.image_id == image)
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_permissions_are_read_only_except_publish(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    document = out.document()
+    assert document["permissions"] == {"contents": "read"}
+    for job in out.pipeline.jobs:
+        emitted_job = document["jobs"][job.id]
+        if job.stage is not Stage.PUBLISH:
+            assert "permissions" not in emitted_job, job.id
+            continue
+        expected = {"contents": "read", "packages": "write"}
+        if signs(out, job.image):
+            expected["id-token"] = "write"
+        assert emitted_job["permissions"] == expected, job.id
+
+
+def test_signing_is_exercised() -> None:
+    """The fixture has one signing and one non-signing image, so both branches are tested."""
+    out = emitted(OVERRIDES, "github")
+    publish = [j for j in out.pipeline.jobs if j.stage is Stage.PUBLISH]
+    assert {signs(out, j.image) for j in publish} == {True, False}
+
+
+def evaluate(condition: str, event: str, ref: str) -> bool:
+    """Evaluate the small expression language publish conditions use."""
+    python = condition.replace("github.event_name", repr(event)).replace("github.ref", repr(ref))
+    python = python.replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"[\s'a-zA-Z0-9_/.\-=!()]+", python), condition
+    return bool(eval(python, {"__builtins__": {}}))  # only the tokens checked above
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_publish_runs_only_from_the_default_branch_never_on_pull_requests(
+        spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    branch = f"refs/heads/{settings(out).default_branch or 'main'}"
+    conditioned = {job_id for job_id, job in jobs(out).items() if "if" in job}
+    publish = {j.id for j in out.pipeline.jobs if j.stage is Stage.PUBLISH}
+    assert conditioned == publish
+    for job_id in publish:
+        condition = jobs(out)[job_id]["if"]
+        assert evaluate(condition, "push", branch), condition
+        assert evaluate(condition, "workflow_dispatch", branch), condition
+        assert not evaluate(condition, "pull_request", branch), condition
+        assert not evaluate(condition, "pull_request", "refs/pull/1/merge"), condition
+        assert not evaluate(condition, "push", "refs/heads/feature"), condition
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_concurrency_group_is_per_workflow_and_ref(spec: Path, backend: str) -> None:
+    concurrency = emitted(spec, backend).document()["concurrency"]
+    assert "github.workflow" in concurrency["group"]
+    assert "github.ref" in concurrency["group"]
+    assert "pull_request" in concurrency["cancel-in-progress"]
+
+
+# -- every workflow kvc emits: pinning, credentials, injection, secrets --------
+
+
+USES = re.compile(r"^\s*(?:- )?uses: (?P<repo>[^@\s]+)@(?P<ref>\S+)(?P<rest>.*)$")
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_every_action_is_pinned_to_the_table(spec: Path, backend: str) -> None:
+    pinned = {(a.repo, a.sha): a.version for a in ACTIONS.values()}
+    for path, text in emitted(spec, backend).files.items():
+        lines = [m for m in map(USES.match, text.splitlines()) if m]
+        uses_keys = [w for w, _ in strings(parse_yaml(text)) if w.endswith(".uses")]
+        assert len(lines) == len(uses_keys) > 0, path  # the regex saw every uses: key
+        for match in lines:
+            repo, ref, rest = match["repo"], match["ref"], match["rest"]
+            assert re.fullmatch(r"[0-9a-f]{40}", ref), match.group(0)
+            assert (repo, ref) in pinned, f"{repo}@{ref} is not in kvc/backends/actions.py"
+            assert rest == f"  # {pinned[repo, ref]}", match.group(0)
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_checkout_never_persists_credentials(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for path, document in workflows(out):
+        for job_id, job in document["jobs"].items():
+            checkouts = steps_using(job, "checkout")
+            assert checkouts, f"{path}: {job_id}"
+            for step in checkouts:
+                assert step["with"]["persist-credentials"] is False, f"{path}: {job_id}"
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_no_expression_inside_run(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for path, document in workflows(out):
+        for where, value in strings(document):
+            if where.endswith(".run"):
+                assert "${{" not in value, f"{path}{where}: {value}"
+
+
+SECRET_REF = re.compile(r"\$\{\{ secrets\.([A-Z0-9_]+) \}\}")
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_secrets_appear_only_as_step_env(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for path, document in workflows(out):
+        for where, value in strings(document):
+            if "secrets" not in value:
+                continue
+            match = re.fullmatch(r"\.jobs\.[^.]+\.steps\[\d+\]\.env\.([A-Z0-9_]+)", where)
+            assert match, f"{path}{where}: secrets referenced outside a step's env"
+            assert value == f"${{{{ secrets.{match[1]} }}}}", f"{path}{where}: {value}"
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_each_job_gets_exactly_the_secrets_the_ir_gives_it(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        emitted_job = jobs(out)[job.id]
+        referenced = {m for s in emitted_job["steps"] for v in (s.get("env") or {}).values()
+                      for m in SECRET_REF.findall(v)}
+        assert referenced == set(job.secrets), job.id
+        assert not set(job.secrets) & set(emitted_job["env"]), job.id
