@@ -34,6 +34,7 @@ PathKey = tuple[str | int, ...]
 MAX_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+FLOW_LIMIT = 4 * MAX_DEPTH
 
 
 @dataclass
@@ -95,6 +96,7 @@ def load_bytes(raw: bytes, name: str) -> Document:
 
 
 def load_text(text: str, name: str) -> Document:
+    _refuse_deep_flow(text, name)
     root = _parse(text, name)
     doc = Document(file=name, text=text, data=None)
     if root is None:
@@ -105,6 +107,23 @@ def load_text(text: str, name: str) -> Document:
     doc.values[()] = Position(name, 1, 1)
     doc.data = _Copier(doc).copy(root, ())
     return doc
+
+
+def _refuse_deep_flow(text: str, name: str) -> None:
+    """The YAML parser recurses per flow bracket: refuse absurd depth before it starts.
+
+    Brackets inside quoted strings are counted too; a spec never comes close
+    to the limit, so the over-count cannot reject a real one.
+    """
+    if text.count("[") + text.count("{") <= FLOW_LIMIT:
+        return
+    depth = 0
+    for offset, char in enumerate(text):
+        depth += (char in "[{") - (char in "]}")
+        if depth > FLOW_LIMIT:
+            line = text.count("\n", 0, offset) + 1
+            col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+            _fail(name, line, col, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
 
 
 def _decode(raw: bytes, name: str) -> str:
