@@ -73,13 +73,14 @@ def mutated_specs(draw: st.DrawFn) -> str:
 
 
 def _pick(draw: st.DrawFn, data: Any) -> tuple[Any, Any]:
-    node, key = {"root": data}, "root"
+    node: Any = {"root": data}
+    key: Any = "root"
     for _ in range(draw(st.integers(0, 8))):
-        child = node[key]  # type: ignore[index]
+        child = node[key]
         if isinstance(child, dict) and child:
             node, key = child, draw(st.sampled_from(sorted(child, key=str)))
         elif isinstance(child, list) and child:
-            node, key = child, draw(st.integers(0, len(child) - 1))  # type: ignore[assignment]
+            node, key = child, draw(st.integers(0, len(child) - 1))
         else:
             break
     return node, key
