@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -22,11 +23,17 @@ BUILD_SCRIPTS = ("lib.sh", "build.sh")
 def fingerprint(env: Iterable[tuple[str, str]], spec_dir: Path, makefile_dir: str | None) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps({"kvc": __version__, "env": sorted(env)}).encode())
-    for name in BUILD_SCRIPTS:
-        digest.update(_stage_script(name))
+    digest.update(_build_scripts())
     if makefile_dir is not None:
         _hash_tree(digest, spec_dir / makefile_dir)
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _build_scripts() -> bytes:
+    """The scripts ship inside the package: read them once per process, not per build
+    (hashing the concatenation equals hashing them one after the other)."""
+    return b"".join(_stage_script(name) for name in BUILD_SCRIPTS)
 
 
 def _stage_script(name: str) -> bytes:
