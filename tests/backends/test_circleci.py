@@ -1,0 +1,239 @@
+"""The CircleCI config: executors, workspaces, caches, contexts and branch filters.
+
+Expected defaults are written out here (not read from kvc.backends.circleci).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvc.ir import Stage
+from kvc.spec.models import CircleCIBackend
+from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, Emitted, cases, emitted
+
+CIRCLECI = cases("circleci")
+DEFAULT_RESOURCE_CLASS = {"amd64": "medium", "arm64": "arm.medium"}
+DEFAULT_IMAGE = "ubuntu-2404:current"
+OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
+MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
+SECRET_NAMES = {"KVC_REGISTRY_USER", "KVC_REGISTRY_PASSWORD"}
+
+
+def settings(out: Emitted) -> CircleCIBackend:
+    backends = out.resolved.spec.backends
+    return (backends.circleci if backends else None) or CircleCIBackend()
+
+
+def workflow_entries(out: Emitted) -> dict[str, dict[str, Any]]:
+    """The ``kvc`` workflow's entries by job name, bare names as empty settings."""
+    entries: dict[str, dict[str, Any]] = {}
+    for entry in out.document()["workflows"]["kvc"]["jobs"]:
+        if isinstance(entry, str):
+            entries[entry] = {}
+        else:
+            ((name, entry_settings),) = entry.items()
+            entries[name] = entry_settings
+    return entries
+
+
+def expanded_steps(document: dict[str, Any], job_id: str) -> list[Any]:
+    """A job's steps with reusable commands inlined and their parameters substituted."""
+    steps: list[Any] = []
+    for step in document["jobs"][job_id]["steps"]:
+        name = step if isinstance(step, str) else next(iter(step))
+        command = document.get("commands", {}).get(name)
+        if command is None:
+            steps.append(step)
+            continue
+        arguments = {} if isinstance(step, str) else step[name]
+        assert set(arguments) == set(command.get("parameters", {})), job_id
+        steps += substitute(command["steps"], arguments)
+    return steps
+
+
+def substitute(value: Any, arguments: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: substitute(v, arguments) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, arguments) for v in value]
+    if isinstance(value, str):
+        for name, argument in arguments.items():
+            value = value.replace(f"<< parameters.{name} >>", argument)
+        assert "<< parameters." not in value, value
+    return value
+
+
+def step_args(steps: list[Any], kind: str) -> list[Any]:
+    return [s[kind] for s in steps if isinstance(s, dict) and kind in s]
+
+
+# -- executors ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_each_job_runs_on_the_executor_of_its_arch(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    document = out.document()
+    classes = dict(DEFAULT_RESOURCE_CLASS)
+    classes.update((settings(out).resource_class or {}).items())
+    image = settings(out).machine_image or DEFAULT_IMAGE
+    for job in out.pipeline.jobs:
+        executor = document["executors"][document["jobs"][job.id]["executor"]]
+        assert executor == {"machine": {"image": image},
+                            "resource_class": classes[job.runner]}, job.id
+
+
+def test_arm64_jobs_get_the_arm_resource_class_by_default() -> None:
+    out = emitted(MINIMAL, "circleci")
+    document = out.document()
+    arm = [j for j in out.pipeline.jobs if j.arch == "arm64"]
+    assert {j.stage for j in arm} == {Stage.BUILD, Stage.TEST}
+    for job in arm:
+        executor = document["executors"][document["jobs"][job.id]["executor"]]
+        assert executor["resource_class"] == "arm.medium", job.id
+        assert executor["machine"]["image"] == "ubuntu-2404:current", job.id
+
+
+def test_backend_overrides_are_honoured() -> None:
+    out = emitted(OVERRIDES, "circleci")
+    document = out.document()
+    assert document["executors"]["amd64"] == {
+        "machine": {"image": "ubuntu-2204:2024.05.1"}, "resource_class": "large"}
+    assert document["executors"]["arm64"] == {
+        "machine": {"image": "ubuntu-2204:2024.05.1"}, "resource_class": "arm.xlarge"}
+    for job in out.pipeline.jobs:
+        entry = workflow_entries(out)[job.id]
+        if job.stage is Stage.PUBLISH:
+            assert entry["context"] == ["registry-creds", "signing"]
+            assert entry["filters"] == {"branches": {"only": ["release"]}}
+    # a build that runs no guest code runs on amd64 whatever its arch
+    arm_coreos = document["jobs"]["build-fedora-coreos-41-20241215-3-0-arm64"]
+    assert arm_coreos["executor"] == "amd64"
+    assert arm_coreos["environment"]["KVC_ARCH"] == "arm64"
+
+
+# -- env, cache, workspaces ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_job_environment_is_the_irs_without_secrets(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        environment = out.document()["jobs"][job.id]["environment"]
+        assert environment == job.env_dict(), job.id
+        assert not SECRET_NAMES & set(environment), job.id
+    assert not any(name in out.text for name in SECRET_NAMES), "secrets come from contexts"
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_each_job_runs_its_stage_script(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        runs = step_args(expanded_steps(out.document(), job.id), "run")
+        assert len(runs) == 1, job.id
+        assert f"bash {job.script}" in runs[0]["command"], job.id
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_builds_are_cached_by_fingerprint(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        steps = expanded_steps(out.document(), job.id)
+        restores, saves = step_args(steps, "restore_cache"), step_args(steps, "save_cache")
+        if job.cache is None:
+            assert not restores and not saves, job.id
+            continue
+        assert restores == [{"keys": [job.cache.key]}], job.id
+        assert saves == [{"key": job.cache.key, "paths": [job.cache.path]}], job.id
+        assert job.env_dict()["KVC_FINGERPRINT"] in job.cache.key
+        (run,) = step_args(steps, "run")
+        # a restored output is not rebuilt: the script checks for it first
+        assert run["command"].index('[ -f "$KVC_OUTPUT" ]') < run["command"].index("bash ")
+        assert job.env_dict()["KVC_OUTPUT"].startswith(job.cache.path + "/")
+
+
+def persisted(out: Emitted) -> dict[str, list[str]]:
+    """Workspace path -> the jobs persisting it."""
+    found: dict[str, list[str]] = {}
+    for job in out.pipeline.jobs:
+        for persist in step_args(expanded_steps(out.document(), job.id), "persist_to_workspace"):
+            assert persist["root"] == ".", job.id
+            for path in persist["paths"]:
+                found.setdefault(path, []).append(job.id)
+    return found
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_workspace_paths_are_unique_in_the_workflow(spec: Path, backend: str) -> None:
+    paths = persisted(emitted(spec, backend))
+    assert paths
+    assert {p: jobs for p, jobs in paths.items() if len(jobs) > 1} == {}
+    ordered = sorted(paths)
+    nested = [(a, b) for a in ordered for b in ordered if a != b and b.startswith(a + "/")]
+    assert not nested, "one layer inside another also collides"
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_each_build_output_is_persisted_and_attached_by_its_containerize_job(
+        spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    paths = persisted(out)
+    attaching = {job.id for job in out.pipeline.jobs
+                 if step_args(expanded_steps(out.document(), job.id), "attach_workspace")}
+    assert attaching == {job.id for job in out.pipeline.jobs if job.consumes}
+    for job in out.pipeline.jobs:
+        if job.stage is not Stage.BUILD:
+            continue
+        (artifact,) = job.produces
+        assert paths[artifact.path] == [job.id]
+        (containerize,) = [j for j in out.pipeline.jobs if artifact in j.consumes]
+        assert containerize.stage is Stage.CONTAINERIZE and containerize.image == job.image
+        attach = step_args(expanded_steps(out.document(), containerize.id), "attach_workspace")
+        assert attach == [{"at": "."}]
+
+
+# -- contexts and publish gating ---------------------------------------------
+
+
+def contexts(out: Emitted) -> list[str]:
+    configured = settings(out).context
+    return list(configured) if configured is not None else ["kvc-publish"]
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_jobs_with_secrets_get_the_context_and_no_other_job_does(spec: Path,
+                                                                 backend: str) -> None:
+    out = emitted(spec, backend)
+    entries = workflow_entries(out)
+    for job in out.pipeline.jobs:
+        needs_context = bool(job.secrets) or job.needs_identity_token
+        assert entries[job.id].get("context") == (contexts(out) if needs_context else None)
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_publish_has_branch_filter_and_context(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    entries = workflow_entries(out)
+    branch = settings(out).default_branch or "main"
+    filtered = {name for name, entry in entries.items() if "filters" in entry}
+    publish = [j for j in out.pipeline.jobs if j.stage is Stage.PUBLISH]
+    assert publish
+    assert filtered == {j.id for j in publish}
+    for job in publish:
+        entry = entries[job.id]
+        assert entry["filters"] == {"branches": {"only": [branch]}}  # a list, never a string
+        assert entry["context"] == contexts(out)
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_jobs_are_defined_once_and_used_once(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    raw = out.document()["workflows"]["kvc"]["jobs"]
+    used = Counter(e if isinstance(e, str) else next(iter(e)) for e in raw)
+    assert set(used) == {job.id for job in out.pipeline.jobs}
+    assert set(used) <= set(out.document()["jobs"])
+    assert max(used.values()) == 1
