@@ -116,9 +116,14 @@ def _build_command() -> dict[str, Any]:
 def _job(job: Job) -> dict[str, Any]:
     return {
         "executor": job.runner,
-        "environment": dict(job.env),
+        "environment": {name: literal(value) for name, value in job.env},
         "steps": _steps(job),
     }
+
+
+def literal(value: str) -> str:
+    """CircleCI substitutes ``<< >>`` parameters anywhere in config; ``\\<<`` escapes it."""
+    return value.replace("<<", "\\<<")
 
 
 def _steps(job: Job) -> list[Any]:

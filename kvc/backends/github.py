@@ -111,9 +111,14 @@ def _job(job: Job, settings: GitHubBackend) -> dict[str, Any]:
         out["permissions"] = _publish_permissions(job)
     out["runs-on"] = runs_on[job.runner]
     out["timeout-minutes"] = job.timeout_minutes
-    out["env"] = dict(job.env)
+    out["env"] = {name: literal(value) for name, value in job.env}
     out["steps"] = _steps(job)
     return out
+
+
+def literal(value: str) -> str:
+    """GitHub evaluates ``${{ }}`` even in env values: spell a literal one as an expression."""
+    return value.replace("${{", "${{ '${{' }}")
 
 
 def _title(job: Job) -> str:

@@ -10,6 +10,7 @@ from kvc.spec.diagnostics import Collector
 from kvc.spec.loader import Document
 from kvc.spec.models import Spec
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+\Z")
@@ -17,6 +18,7 @@ _CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+\Z")
 
 def check(doc: Document, spec: Spec, errors: Collector) -> None:
     _registry(doc, spec, errors)
+    _identity_names(doc, spec, errors)
     _images_unique(doc, spec, errors)
     _var_names(doc, errors)
     _backends(doc, spec, errors)
@@ -27,6 +29,21 @@ def _registry(doc: Document, spec: Spec, errors: Collector) -> None:
     if not REGISTRY.match(spec.registry):
         errors.add(doc.value_pos(("registry",)), f"'{spec.registry}' is not a registry such as "
                    "docker.io/containercraft or ghcr.io/org", "registry")
+
+
+def _identity_names(doc: Document, spec: Spec, errors: Collector) -> None:
+    """Flavor and release names become job ids, paths and tags: keep them plain."""
+    for flavor_name, flavor in spec.flavors.items():
+        if not _NAME.match(flavor_name):
+            errors.add(doc.pos(("flavors", flavor_name)), f"flavor name '{flavor_name}' may "
+                       "only use letters, digits, '.', '_' and '-'", "name")
+        for index, release in enumerate(flavor.releases):
+            version = release.release_version
+            if version.strip() and not _NAME.match(version):
+                errors.add(doc.value_pos(("flavors", flavor_name, "releases", index,
+                                          "release_version")),
+                           f"release_version '{version}' may only use letters, digits, '.', "
+                           "'_' and '-'", "name")
 
 
 def _images_unique(doc: Document, spec: Spec, errors: Collector) -> None:
