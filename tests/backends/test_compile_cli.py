@@ -1,0 +1,162 @@
+"""`kvc compile` end to end through the CLI: the written tree, --check, left-overs, refusals."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from kvc.cli import main
+from tests.backends.conftest import BACKEND_NAMES, EXAMPLES
+
+MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
+SHARED = {
+    ".kvc/Containerfile",
+    ".kvc/docker-bake.json",
+    ".kvc/manifests/debian-12.yaml",
+    *(f".kvc/stages/{n}" for n in ("lib.sh", "build.sh", "containerize.sh", "test.sh",
+                                   "publish.sh")),
+}
+OWN = {"github": {".github/workflows/kvc.yml"}, "circleci": {".circleci/config.yml"}}
+
+RELEASE_11 = """\
+      - release_version: "11"
+        release_name: bullseye
+        url: "https://cloud.debian.org/images/cloud/{release_name}/latest/debian-{release_version}-genericcloud-{arch}.qcow2"
+        release_checksum:
+          amd64: "sha512:%s"
+          arm64: "sha512:%s"
+""" % ("a" * 128, "b" * 128)  # noqa: UP031 - braces in the text are the spec's own
+
+Tree = dict[str, tuple[bytes, int, int]]
+
+
+def tree(root: Path) -> Tree:
+    """Every file under root: content, mode and mtime (so a rewrite is noticed)."""
+    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def kvc(root: Path, backend: str, *extra: str) -> Result:
+    return CliRunner().invoke(main, ["compile", str(root / "kvc.yaml"), "--backend", backend,
+                                     "--out", str(root), *extra])
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    text = MINIMAL.read_text(encoding="utf-8")
+    (tmp_path / "kvc.yaml").write_text(text + RELEASE_11, encoding="utf-8")
+    return tmp_path
+
+
+def age(root: Path) -> None:
+    """Backdate every file so that a rewrite within the same clock tick still shows."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_compile_writes_the_expected_files(repo: Path, backend: str) -> None:
+    result = kvc(repo, backend)
+    assert result.exit_code == 0, result.output
+    expected = SHARED | OWN[backend] | {".kvc/manifests/debian-11.yaml", "kvc.yaml"}
+    assert set(tree(repo)) == expected
+    for path in (repo / ".kvc" / "stages").iterdir():
+        assert path.stat().st_mode & stat.S_IXUSR, path
+    assert not (repo / ".kvc" / "docker-bake.json").stat().st_mode & stat.S_IXUSR
+    assert f"{len(expected) - 1} files for {backend}" in result.output
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_second_compile_changes_nothing(repo: Path, backend: str) -> None:
+    assert kvc(repo, backend).exit_code == 0
+    age(repo)
+    before = tree(repo)
+    result = kvc(repo, backend)
+    assert result.exit_code == 0, result.output
+    assert "(0 changed)" in result.output
+    assert tree(repo) == before
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_check_passes_on_a_current_tree_and_writes_nothing(repo: Path, backend: str) -> None:
+    assert kvc(repo, backend).exit_code == 0
+    age(repo)
+    before = tree(repo)
+    result = kvc(repo, backend, "--check")
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    assert tree(repo) == before
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_check_reports_stale_and_missing_files_and_writes_nothing(repo: Path,
+                                                                  backend: str) -> None:
+    assert kvc(repo, backend).exit_code == 0
+    (workflow,) = OWN[backend]
+    path = repo / workflow
+    path.write_text(path.read_text(encoding="utf-8").replace("amd64", "amd46"), encoding="utf-8")
+    (repo / ".kvc" / "docker-bake.json").unlink()
+    age(repo)
+    before = tree(repo)
+    result = kvc(repo, backend, "--check")
+    assert result.exit_code == 1, result.output
+    assert f"stale: {workflow}" in result.output
+    assert "missing: .kvc/docker-bake.json" in result.output
+    assert "-" in result.output and "amd46" in result.output  # the diff is shown
+    assert "2 generated file(s) out of date" in result.output
+    assert tree(repo) == before
+    # and compile repairs exactly those two
+    repaired = kvc(repo, backend)
+    assert repaired.exit_code == 0 and "(2 changed)" in repaired.output
+    assert kvc(repo, backend, "--check").exit_code == 0
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_a_removed_release_leaves_a_left_over_that_compile_deletes(repo: Path,
+                                                                     backend: str) -> None:
+    assert kvc(repo, backend).exit_code == 0
+    spec = repo / "kvc.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace(RELEASE_11, ""), encoding="utf-8")
+    age(repo)
+    before = tree(repo)
+    check = kvc(repo, backend, "--check")
+    assert check.exit_code == 1, check.output
+    assert "left over: .kvc/manifests/debian-11.yaml" in check.output
+    assert tree(repo) == before
+    result = kvc(repo, backend)
+    assert result.exit_code == 0, result.output
+    assert not (repo / ".kvc" / "manifests" / "debian-11.yaml").exists()
+    assert (repo / ".kvc" / "manifests" / "debian-12.yaml").exists()
+    assert kvc(repo, backend, "--check").exit_code == 0
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_files_kvc_did_not_write_are_never_touched(repo: Path, backend: str) -> None:
+    assert kvc(repo, backend).exit_code == 0
+    foreign = repo / ".kvc" / "manifests" / "mine.yaml"  # no header: not a left-over
+    foreign.write_text("kind: ConfigMap\n", encoding="utf-8")
+    (workflow,) = OWN[backend]
+    hand_written = repo / workflow
+    hand_written.write_text("# my own pipeline\nversion: 2.1\n", encoding="utf-8")
+    age(repo)
+    before = tree(repo)
+    result = kvc(repo, backend)
+    assert result.exit_code == 1
+    assert "was not generated by kvc" in result.output
+    assert str(hand_written) in result.output
+    assert tree(repo) == before  # nothing else written either
+    hand_written.unlink()
+    assert kvc(repo, backend).exit_code == 0
+    assert foreign.read_text(encoding="utf-8") == "kind: ConfigMap\n"
+
+
+def test_unknown_backend_suggests_the_closest(repo: Path) -> None:
+    result = kvc(repo, "githb")
+    assert result.exit_code == 1
+    assert "unknown backend 'githb'; did you mean 'github'?" in result.output
+    assert set(tree(repo)) == {"kvc.yaml"}
