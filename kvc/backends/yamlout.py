@@ -15,7 +15,11 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.representer import RoundTripRepresenter
-from ruamel.yaml.scalarstring import LiteralScalarString, SingleQuotedScalarString
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
 
 # Plain scalars that YAML 1.1 parsers (still common in CI tooling) would read
 # as booleans, nulls or base-60 numbers: always quote them.
@@ -50,11 +54,21 @@ def _prepare(value: Any) -> Any:
         return [_prepare(v) for v in value]
     if isinstance(value, Commented):
         return str(value)
-    if isinstance(value, str) and "\n" in value:
-        return LiteralScalarString(value if value.endswith("\n") else value + "\n")
+    if isinstance(value, str) and "\n" in value and _block_safe(value):
+        return LiteralScalarString(value)
+    if isinstance(value, str) and not all(ch.isprintable() or ch == "\n" for ch in value):
+        return DoubleQuotedScalarString(value)  # escapes controls and Unicode line breaks
     if isinstance(value, str) and _AMBIGUOUS.match(value):
         return SingleQuotedScalarString(value)
     return value
+
+
+def _block_safe(value: str) -> bool:
+    """A literal block keeps a value byte-exact only without edge whitespace or controls."""
+    lines = value.split("\n")
+    return (not value[:1].isspace() and not value.endswith("\n\n")
+            and all(line == line.rstrip() for line in lines)
+            and all(ch == "\n" or ch.isprintable() for ch in value))
 
 
 def dump(data: Mapping[str, Any]) -> str:

@@ -1,0 +1,123 @@
+"""No injection: hostile spec values compile, reach the emitted build script only
+as data, and arrive byte-for-byte where they belong.
+
+The spec is compiled for both backends; the environment of the build job is
+read back from each emitted file (undoing each CI system's documented escape),
+and the emitted .kvc/stages/build.sh runs with recording stubs for every tool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from kvc.cli import main
+from tests.stages.conftest import Stubs
+
+# In the spec, '{{' and '}}' are literal braces: these resolve to '${{ ... }}'.
+GH_EXPR_SPEC = "${{{{ secrets.KVC_REGISTRY_PASSWORD }}}}"
+GH_EXPR = "${{ secrets.KVC_REGISTRY_PASSWORD }}"
+CIRCLE_PARAM = "<< pipeline.git.revision >>"
+
+
+def _commands(canary: Path) -> list[str]:
+    return [
+        f"echo $(touch {canary}) `touch {canary}` ; touch {canary}",
+        "printf '%s\\n' \"double\" 'single' \\\\ && echo " + GH_EXPR,
+        f"line one\nline two  with  spaces * ? [a] $HOME {CIRCLE_PARAM}",
+    ]
+
+
+def _literal(value: str) -> str:
+    """Spell a value so that kvc's template expansion gives it back unchanged."""
+    return value.replace("{", "{{").replace("}", "}}")
+
+
+def _spec(canary: Path, checksum: str, commands: list[str]) -> str:
+    yaml = YAML(typ="rt")
+    spec: dict[str, Any] = {
+        "kvc": 1,
+        "registry": "ghcr.io/example",
+        "flavors": {"debian": {"arches": ["amd64"], "releases": [{
+            "release_version": "12",
+            "url": f"https://example.org/$(touch${{{{IFS}}}}{canary})/`id`/disk.qcow2",
+            "release_checksum": {"amd64": checksum},
+            "sysprep": {"post_commands": [_literal(c) for c in commands],
+                        "makefile": True, "install": "vim,git"},
+            "vars": {"motd": f"hello $(touch {canary}) {GH_EXPR_SPEC} {CIRCLE_PARAM}"},
+        }]}},
+    }
+    out = io.StringIO()
+    yaml.dump(spec, out)
+    return out.getvalue()
+
+
+def _github_env(root: Path) -> dict[str, str]:
+    workflow = YAML(typ="safe").load((root / ".github/workflows/kvc.yml").read_text())
+    env = workflow["jobs"]["build-debian-12-amd64"]["env"]
+    return {k: str(v).replace("${{ '${{' }}", "${{") for k, v in env.items()}
+
+
+def _circleci_env(root: Path) -> dict[str, str]:
+    config = YAML(typ="safe").load((root / ".circleci/config.yml").read_text())
+    env = config["jobs"]["build-debian-12-amd64"]["environment"]
+    return {k: str(v).replace("\\<<", "<<") for k, v in env.items()}
+
+
+def test_hostile_values_arrive_verbatim_and_nothing_runs(stubs: Stubs, canary: Path) -> None:
+    source = stubs.root / "upstream.qcow2"
+    source.write_bytes(b"not really a disk, but the stubs do not care")
+    checksum = "sha256:" + hashlib.sha256(source.read_bytes()).hexdigest()
+    commands = _commands(canary)
+    spec = stubs.root / "kvc.yaml"
+    spec.write_text(_spec(canary, checksum, commands))
+    (stubs.root / "images/debian").mkdir(parents=True)
+    (stubs.root / "images/debian/Makefile").write_text("customize:\n\ttrue\n")
+
+    runner = CliRunner()
+    for backend in ("github", "circleci"):
+        result = runner.invoke(main, ["compile", str(spec), "--backend", backend])
+        assert result.exit_code == 0, result.output
+    env = _github_env(stubs.root)
+    assert env == _circleci_env(stubs.root)
+    assert [env[f"KVC_POST_COMMAND_{i}"] for i in (1, 2, 3)] == commands
+    motd = f"hello $(touch {canary}) {GH_EXPR} {CIRCLE_PARAM}"
+    assert env["KVC_VAR_motd"] == motd
+    url = f"https://example.org/$(touch${{IFS}}{canary})/`id`/disk.qcow2"
+    assert env["KVC_URL"] == url
+
+    run = stubs.run_emitted(".kvc/stages/build.sh", {**env, "KVC_STUB_CURL_SRC": str(source)})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not canary.exists(), "a spec value was executed on the runner"
+
+    assert stubs.calls("curl")[0].argv[-1] == url
+    customize = stubs.calls("virt-customize")[0].argv
+    given = [customize[i + 1] for i, a in enumerate(customize) if a == "--run-command"]
+    assert given == commands
+    make = stubs.calls("make")[0]
+    assert make.env["motd"] == motd
+    assert (stubs.root / env["KVC_OUTPUT"]).is_file()
+
+
+def test_emitted_files_never_splice_spec_values_into_run_scripts(
+        stubs: Stubs, canary: Path) -> None:
+    spec = stubs.root / "kvc.yaml"
+    spec.write_text(_spec(canary, "sha256:" + "0" * 64, _commands(canary)))
+    (stubs.root / "images/debian").mkdir(parents=True)
+    runner = CliRunner()
+    for backend in ("github", "circleci"):
+        assert runner.invoke(main, ["compile", str(spec), "--backend", backend]).exit_code == 0
+    workflow = YAML(typ="safe").load((stubs.root / ".github/workflows/kvc.yml").read_text())
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), step
+            assert str(canary) not in step.get("run", "")
+    config = (stubs.root / ".circleci/config.yml").read_text()
+    commands = re.findall(r"command: (.*)", config)
+    assert commands and all(str(canary) not in c for c in commands)
