@@ -21,6 +21,7 @@ def check(doc: Document, spec: Spec, errors: Collector) -> None:
     _identity_names(doc, spec, errors)
     _images_unique(doc, spec, errors)
     _var_names(doc, errors)
+    _per_arch_arches(doc, errors)
     _backends(doc, spec, errors)
     _schedule(doc, spec, errors)
 
@@ -69,6 +70,13 @@ def _var_names(doc: Document, errors: Collector) -> None:
         if len(path) >= 2 and path[-2] == "vars" and not _VAR_NAME.match(str(path[-1])):
             errors.add(pos, f"vars name '{path[-1]}' must be letters, digits and '_', not "
                        "starting with a digit", "vars")
+
+
+def _per_arch_arches(doc: Document, errors: Collector) -> None:
+    for path, pos in doc.keys.items():
+        if len(path) >= 3 and path[-3] == "per_arch" and path[-1] == "arches":
+            errors.add(pos, "'arches' cannot be set under per_arch; set it on the release, "
+                       "the flavor or defaults", "value")
 
 
 def _backends(doc: Document, spec: Spec, errors: Collector) -> None:
