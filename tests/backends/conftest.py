@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from kvc.backends import BACKENDS, buildfiles, circleci, github
+from kvc.backends import BACKENDS, circleci, github
 from kvc.backends.base import EmitInput
 from kvc.commands import compile as compile_command
 from kvc.compiler.driver import Resolved, load
@@ -31,8 +31,6 @@ EXAMPLES = sorted(ROOT.glob("examples/*/kvc.yaml"))
 FIXTURE_SPECS = sorted((Path(__file__).parent / "specs").glob("*.yaml"))
 SPECS = [*EXAMPLES, *FIXTURE_SPECS]
 BACKEND_NAMES = sorted(BACKENDS)
-STAGE_FILES = (*buildfiles.STAGE_SCRIPTS, "Containerfile")
-STAGES_READY = all((ROOT / "kvc" / "stages" / name).is_file() for name in STAGE_FILES)
 
 
 def case_id(spec: Path) -> str:
@@ -120,7 +118,3 @@ def cases(backend: str | None = None) -> list[Any]:
 
 def spec_params(specs: list[Path] | None = None) -> list[Any]:
     return [pytest.param(spec, id=case_id(spec)) for spec in (specs or SPECS)]
-
-
-needs_stages = pytest.mark.skipif(
-    not STAGES_READY, reason=f"kvc/stages is incomplete (needs {', '.join(STAGE_FILES)})")
