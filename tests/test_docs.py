@@ -26,3 +26,13 @@ def test_spec_reference_names_every_layer_key() -> None:
 def test_checked_in_schema_is_current() -> None:
     current = (ROOT / "kvc.schema.json").read_text(encoding="utf-8")
     assert current == schema.render(), "kvc.schema.json is stale: kvc schema -o kvc.schema.json"
+
+
+def test_readme_diagram_is_the_minimal_example_graph() -> None:
+    from kvc.commands.graph import mermaid
+    from kvc.compiler.driver import load
+    from kvc.compiler.graph import build_pipeline
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    diagram = mermaid(build_pipeline(load(ROOT / "examples/minimal/kvc.yaml")))
+    assert f"```mermaid\n{diagram}```" in readme
