@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kvc.commands import schema
+from kvc.commands.graph import mermaid
+from kvc.compiler.driver import load
+from kvc.compiler.graph import build_pipeline
 from kvc.spec import reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,10 +32,6 @@ def test_checked_in_schema_is_current() -> None:
 
 
 def test_readme_diagram_is_the_minimal_example_graph() -> None:
-    from kvc.commands.graph import mermaid
-    from kvc.compiler.driver import load
-    from kvc.compiler.graph import build_pipeline
-
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     diagram = mermaid(build_pipeline(load(ROOT / "examples/minimal/kvc.yaml")))
     assert f"```mermaid\n{diagram}```" in readme
