@@ -147,7 +147,7 @@ disk_bytes() {
   qemu-img info --output=json "$1" | sed -n 's/^ *"virtual-size": *\([0-9]*\).*/\1/p' | head -n1
 }
 
-# Arguments common to every libguestfs tool call.
+# virt-customize's network switch (its appliance has network by default).
 guestfs_network_args() {
   if [ "${KVC_GUEST_NETWORK:-true}" = false ]; then
     printf '%s\n' --no-network
@@ -220,10 +220,10 @@ run_makefile() {
 # it over KVC_OUTPUT in one step.
 finalize() {
   local img="$1" tmp
-  local -a args=(--in-place)
-  mapfile -t -O 1 args < <(guestfs_network_args)
+  # virt-sparsify never enables the appliance network (and has no
+  # --no-network option), so KVC_GUEST_NETWORK does not apply here.
   kvc_log "sparsifying"
-  virt-sparsify "${args[@]}" "$img"
+  virt-sparsify --in-place "$img"
   tmp="$WORK/final.qcow2"
   kvc_log "compressing to $KVC_OUTPUT"
   qemu-img convert -c -O qcow2 "$img" "$tmp"
