@@ -13,7 +13,7 @@ set -euo pipefail
 #   docker-registry          a local plain-http registry for the containerDisk tests
 #   debootstrap              builds the bootable Debian test fixture
 #   extlinux syslinux-common boot loader for the fixture
-#   shellcheck               lints the stage scripts
+#   lint: shellcheck         checks the stage scripts
 #   curl ca-certificates xz-utils bzip2 gzip make cloud-guest-utils: used by build.sh
 PACKAGES=(
   libguestfs-tools

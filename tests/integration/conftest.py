@@ -81,6 +81,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="kvc-it-") as tmp:
+        yield Path(tmp)
+
+
+# Scratch directories removed right after use (pytest's tmp_path keeps the
+# last runs around; these hold disk images and container storage).
+scratch = pytest.fixture(_scratch)
+module_scratch = pytest.fixture(scope="module")(_scratch)
+session_scratch = pytest.fixture(scope="session")(_scratch)
+
+
 @pytest.fixture(scope="session")
 def debian_fixture() -> Path:
     """A bootable Debian raw image, gzipped, cached by the recipe's hash."""
@@ -112,9 +124,9 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def http_server(session_scratch: Path) -> Iterator[Server]:
     """A static file server on 127.0.0.1 with a random port."""
-    root = tmp_path_factory.mktemp("www")
+    root = session_scratch
     handler = partial(_QuietHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -133,10 +145,11 @@ class Registry:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
+def registry(scratch: Path) -> Iterator[Registry]:
     """Debian's docker-registry on 127.0.0.1, plain http, temporary storage."""
     require("docker-registry")
     port = free_port()
+    tmp_path = scratch
     config = tmp_path / "registry.yml"
     config.write_text(
         "version: 0.1\n"

@@ -111,11 +111,9 @@ def run_build(env: dict[str, str], workdir: Path) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def built(
-    debian_fixture: Path, http_server: Server, tmp_path_factory: pytest.TempPathFactory
-) -> Built:
+def built(debian_fixture: Path, http_server: Server, module_scratch: Path) -> Built:
     require("curl", "qemu-img", "virt-customize", "virt-sysprep", "virt-sparsify", "make")
-    workdir = tmp_path_factory.mktemp("build")
+    workdir = module_scratch
     (workdir / "mk").mkdir()
     (workdir / "mk" / "Makefile").write_text(MAKEFILE)
     base = publish_upstream(http_server, debian_fixture, corrupt=False)
@@ -180,8 +178,9 @@ def test_virt_ls_sees_root_filesystem(built: Built) -> None:
 
 
 def test_corrupted_download_fails_and_leaves_nothing(
-    debian_fixture: Path, http_server: Server, tmp_path: Path
+    debian_fixture: Path, http_server: Server, scratch: Path
 ) -> None:
+    tmp_path = scratch
     require("curl")
     base = publish_upstream(http_server, debian_fixture, corrupt=True)
     env = build_env(base, http_server.root / "bad", tmp_path)
@@ -194,7 +193,8 @@ def test_corrupted_download_fails_and_leaves_nothing(
     assert list(out_dir.iterdir()) == []
 
 
-def test_customized_image_boots(built: Built, tmp_path: Path) -> None:
+def test_customized_image_boots(built: Built, scratch: Path) -> None:
+    tmp_path = scratch
     require("qemu-system-x86_64")
     serial = tmp_path / "serial.log"
     proc = subprocess.Popen(

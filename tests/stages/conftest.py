@@ -91,14 +91,16 @@ class Stubs:
             check=False,
         )
 
-
-    def run_emitted(
-        self, script: str, env: dict[str, str]
-    ) -> subprocess.CompletedProcess[str]:
+    def run_emitted(self, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         """Run a script kvc compiled into the repository, as CI would."""
         return subprocess.run(
-            ["bash", script], env={**self.env, **env}, cwd=self.root,
-            capture_output=True, text=True, timeout=120, check=False,
+            ["bash", script],
+            env={**self.env, **env},
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
 

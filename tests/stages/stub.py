@@ -11,6 +11,7 @@ qemu-img convert copies its input...). Per-tool knobs, from the environment:
   (-1: every call fails).
 - KVC_STUB_CURL_SRC: the file curl "downloads".
 - KVC_STUB_SLEEP_<tool>=S: sleep S seconds first (a hanging tool).
+- KVC_STUB_STDOUT_<tool>: printed on stdout by every successful call.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def main() -> int:
     if fail < 0 or previous < fail:
         print(f"stub {name}: failing as asked", file=sys.stderr)
         return 1
+    sys.stdout.write(os.environ.get(f"KVC_STUB_STDOUT_{key}", ""))
     action = BEHAVIOUR.get(name)
     return action(argv) if action else 0
 

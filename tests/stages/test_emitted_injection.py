@@ -44,14 +44,24 @@ def _spec(canary: Path, checksum: str, commands: list[str]) -> str:
     spec: dict[str, Any] = {
         "kvc": 1,
         "registry": "ghcr.io/example",
-        "flavors": {"debian": {"arches": ["amd64"], "releases": [{
-            "release_version": "12",
-            "url": f"https://example.org/$(touch${{{{IFS}}}}{canary})/`id`/disk.qcow2",
-            "release_checksum": {"amd64": checksum},
-            "sysprep": {"post_commands": [_literal(c) for c in commands],
-                        "makefile": True, "install": "vim,git"},
-            "vars": {"motd": f"hello $(touch {canary}) {GH_EXPR_SPEC} {CIRCLE_PARAM}"},
-        }]}},
+        "flavors": {
+            "debian": {
+                "arches": ["amd64"],
+                "releases": [
+                    {
+                        "release_version": "12",
+                        "url": f"https://example.org/$(touch${{{{IFS}}}}{canary})/`id`/disk.qcow2",
+                        "release_checksum": {"amd64": checksum},
+                        "sysprep": {
+                            "post_commands": [_literal(c) for c in commands],
+                            "makefile": True,
+                            "install": "vim,git",
+                        },
+                        "vars": {"motd": f"hello $(touch {canary}) {GH_EXPR_SPEC} {CIRCLE_PARAM}"},
+                    }
+                ],
+            }
+        },
     }
     out = io.StringIO()
     yaml.dump(spec, out)
@@ -106,7 +116,8 @@ def test_hostile_values_arrive_verbatim_and_nothing_runs(stubs: Stubs, canary: P
 
 
 def test_emitted_files_never_splice_spec_values_into_run_scripts(
-        stubs: Stubs, canary: Path) -> None:
+    stubs: Stubs, canary: Path
+) -> None:
     spec = stubs.root / "kvc.yaml"
     spec.write_text(_spec(canary, "sha256:" + "0" * 64, _commands(canary)))
     (stubs.root / "images/debian").mkdir(parents=True)
