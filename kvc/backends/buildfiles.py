@@ -150,10 +150,14 @@ def _vm_spec(checks: set[str]) -> dict[str, Any]:
     }
 
 
+SSH_USER = "kvc"  # test.sh logs in as KVC_SSH_USER, whose default this is
+
+
 def _user_data(checks: set[str]) -> str:
     lines = ["#cloud-config"]
     if "ssh" in checks:
-        lines += ["ssh_authorized_keys:", "  - __KVC_SSH_PUBKEY__"]
+        lines += ["users:", "  - default", f"  - name: {SSH_USER}", "    shell: /bin/bash",
+                  "    ssh_authorized_keys:", "      - __KVC_SSH_PUBKEY__"]
     if "guest-agent" in checks:
         lines += ["runcmd:", "  - [systemctl, enable, --now, qemu-guest-agent]"]
     return "\n".join(lines) + "\n"
