@@ -96,9 +96,12 @@ def explain(spec: Path, image: str) -> None:
               help="Repository root to write into (default: the spec's directory).")
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 if any generated file is missing, stale or left over.")
-def compile_(spec: Path, backend: str, out: Path | None, check: bool) -> None:
+@click.option("--fail-if-changed", is_flag=True,
+              help="Exit 1 when any file was written or removed (for pre-commit hooks).")
+def compile_(spec: Path, backend: str, out: Path | None, check: bool,
+             fail_if_changed: bool) -> None:
     """Write the CI configuration and build files for SPEC."""
-    _run(lambda: compile_command.run(spec, backend, out, check))
+    _run(lambda: compile_command.run(spec, backend, out, check, fail_if_changed))
 
 
 @main.command()

@@ -45,7 +45,8 @@ def _relative(spec: Path, out: Path) -> str:
         return spec.name
 
 
-def run(spec: Path, backend: str, out: Path | None, check: bool) -> int:
+def run(spec: Path, backend: str, out: Path | None, check: bool,
+        fail_if_changed: bool = False) -> int:
     root = out if out is not None else spec.parent
     files = generate(load(spec), backend, root)
     where = scope(spec, backend, root)
@@ -53,4 +54,4 @@ def run(spec: Path, backend: str, out: Path | None, check: bool) -> int:
         return check_tree(root, files, where)
     written = write_tree(root, files, where)
     click.echo(f"{spec}: {len(files)} files for {backend} in {root} ({written} changed)")
-    return 0
+    return 1 if fail_if_changed and written else 0
