@@ -1,0 +1,132 @@
+"""The scheduled lock-and-recompile job, as emitted for both backends.
+
+The CircleCI job is one shell script: it runs here for real against a git
+repository with a local bare remote, with `kvc` and `gh` replaced by stubs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from kvc.backends import update
+from kvc.backends.actions import ACTIONS
+from kvc.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEDULE = "17 3 * * 2"
+
+
+def _compile(tmp_path: Path, backend: str) -> Path:
+    spec = tmp_path / "kvc.yaml"
+    text = (ROOT / "examples/minimal/kvc.yaml").read_text()
+    spec.write_text(text.replace("flavors:", f'update:\n  schedule: "{SCHEDULE}"\nflavors:', 1))
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", backend])
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def _load(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
+
+
+def test_github_update_workflow(tmp_path: Path) -> None:
+    root = _compile(tmp_path, "github")
+    workflow = _load(root / ".github/workflows/kvc-update.yml")
+    assert workflow["on"]["schedule"] == [{"cron": SCHEDULE}]
+    assert "workflow_dispatch" in workflow["on"]
+    assert workflow["permissions"] == {"contents": "read"}
+    job = workflow["jobs"]["lock"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert any(r.endswith("lock kvc.yaml") for r in runs)
+    assert any(r.endswith("compile kvc.yaml --backend github") for r in runs)
+    lock_step = next(s for s in job["steps"] if s.get("id") == "lock")
+    assert lock_step["continue-on-error"] is True
+    uses = [step["uses"] for step in job["steps"] if "uses" in step]
+    assert ACTIONS["create-pull-request"].uses() in uses
+    last = job["steps"][-1]
+    assert last["if"] == "steps.lock.outcome == 'failure'"
+
+
+def test_circleci_update_workflow_is_separate_from_the_pipeline(tmp_path: Path) -> None:
+    root = _compile(tmp_path, "circleci")
+    text = (root / ".circleci/config.yml").read_text()
+    assert f"cron '{SCHEDULE}'" in text.split("version:")[0]
+    config = _load(root / ".circleci/config.yml")
+    scheduled = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
+    assert config["workflows"]["kvc"]["when"] == {"not": scheduled}
+    assert scheduled in config["workflows"]["kvc-update"]["when"]["and"]
+    assert config["workflows"]["kvc-update"]["jobs"] == [{"kvc-update": {
+        "context": ["kvc-publish"]}}]
+
+
+def _stub(bindir: Path, name: str, body: str) -> None:
+    path = bindir / name
+    path.write_text("#!/bin/bash\n" + body)
+    path.chmod(0o755)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _script_env(tmp_path: Path, lock_status: int) -> tuple[Path, dict[str, str]]:
+    remote = tmp_path / "remote.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    work = tmp_path / "work"
+    _git(tmp_path, "clone", "-q", str(remote), str(work))
+    (work / "kvc.yaml").write_text("kvc: 1\n")
+    _git(work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", "-A")
+    _git(work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "x")
+    _git(work, "push", "-q", "origin", "main")
+    home = tmp_path / "home"
+    kvc_bin = home / ".kvc-venv/bin"
+    kvc_bin.mkdir(parents=True)
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    _stub(stubs, "python3", "exit 0\n")  # the venv install step
+    _stub(kvc_bin, "python", f'echo "$@" >> "{tmp_path}/pip.log"\n')
+    _stub(kvc_bin, "kvc", f'''echo "$@" >> "{tmp_path}/kvc.log"
+if [ "$1" = lock ]; then echo '# pinned' >> kvc.yaml; exit {lock_status}; fi
+mkdir -p .kvc && echo generated > .kvc/new.txt
+''')
+    _stub(stubs, "gh", f'echo "$@" >> "{tmp_path}/gh.log"\n')
+    env = {**os.environ, "HOME": str(home), "PATH": f"{stubs}:{os.environ['PATH']}"}
+    return work, env
+
+
+def test_update_script_pushes_a_branch_and_opens_a_pr_even_after_a_lock_failure(
+        tmp_path: Path) -> None:
+    work, env = _script_env(tmp_path, lock_status=1)
+    script = update.script("kvc.yaml", "circleci")
+    # CircleCI runs steps with `bash -eo pipefail`.
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=work, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 1, result.stderr  # the lock failure is not hidden
+    assert (tmp_path / "kvc.log").read_text().splitlines() == [
+        "lock kvc.yaml", "compile kvc.yaml --backend circleci"]
+    pushed = _git(tmp_path / "remote.git", "show", f"{update.BRANCH}:kvc.yaml")
+    assert "# pinned" in pushed
+    assert _git(tmp_path / "remote.git", "show", f"{update.BRANCH}:.kvc/new.txt") == "generated\n"
+    assert (tmp_path / "gh.log").read_text().startswith(f"pr create --head {update.BRANCH}")
+    assert "'kvc==" not in (tmp_path / "pip.log").read_text()  # quotes were shell syntax
+    assert "install -q --disable-pip-version-check kvc==" in (tmp_path / "pip.log").read_text()
+
+
+def test_update_script_does_nothing_when_nothing_changed(tmp_path: Path) -> None:
+    work, env = _script_env(tmp_path, lock_status=0)
+    kvc_stub = Path(env["HOME"]) / ".kvc-venv/bin/kvc"
+    _stub(kvc_stub.parent, "kvc", "exit 0\n")
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c",
+                             update.script("kvc.yaml", "circleci")], cwd=work,
+                            env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "gh.log").exists()
+    assert update.BRANCH not in _git(tmp_path / "remote.git", "branch")
