@@ -27,6 +27,28 @@ DEFAULT_BRANCH: Final = "main"
 NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, str]] = {
     Stage.BUILD: "60m", Stage.CONTAINERIZE: "30m", Stage.TEST: "30m", Stage.PUBLISH: "20m",
 }
+# Machine images lack cosign: a pinned release, verified against its published sha256.
+COSIGN_VERSION: Final = "v3.0.6"
+COSIGN_SHA256: Final = "c956e5dfcac53d52bcf058360d579472f0c1d2d9b69f55209e256fe7783f4c74"
+INSTALL_COSIGN: Final = f"""\
+curl -fsSL --retry 3 -o /tmp/cosign \\
+  https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}/cosign-linux-amd64
+echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
+sudo install -m 0755 /tmp/cosign /usr/local/bin/cosign
+"""
+# Keyless signing: a CircleCI OIDC token with the audience Sigstore expects,
+# handed to cosign through its SIGSTORE_ID_TOKEN variable.
+SIGSTORE_TOKEN: Final = """\
+token="$(circleci run oidc get --claims '{"aud": "sigstore"}')"
+echo "export SIGSTORE_ID_TOKEN='$token'" >> "$BASH_ENV"
+"""
+# Tools a job declares in the IR -> setup steps (the machine image has docker + buildx).
+TOOL_STEPS: Final[Mapping[str, tuple[dict[str, Any], ...]]] = {
+    "cosign": ({"run": {"name": "Install cosign", "command": INSTALL_COSIGN}},),
+    "buildx": (),
+    "kind": (),
+    "libguestfs": (),
+}
 BUILD_COMMAND: Final = "kvc-build"
 UPDATE_JOB: Final = "kvc-update"
 SCHEDULED: Final = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
@@ -132,6 +154,10 @@ def _steps(job: Job) -> list[Any]:
     steps: list[Any] = ["checkout"]
     if job.consumes:
         steps.append({"attach_workspace": {"at": "."}})
+    steps += [step for tool in job.tools for step in TOOL_STEPS[tool]]
+    if job.needs_identity_token:
+        steps.append({"run": {"name": "Get a Sigstore identity token",
+                              "command": SIGSTORE_TOKEN}})
     steps.append({"run": {"name": f"Run the {job.stage} stage",
                           "no_output_timeout": NO_OUTPUT_TIMEOUT[job.stage],
                           "command": f"bash {job.script}"}})

@@ -134,8 +134,13 @@ def test_each_job_runs_its_stage_script(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     for job in out.pipeline.jobs:
         runs = step_args(expanded_steps(out.document(), job.id), "run")
-        assert len(runs) == 1, job.id
-        assert f"bash {job.script}" in runs[0]["command"], job.id
+        stage_runs = [r for r in runs if f"bash {job.script}" in r["command"]]
+        assert len(stage_runs) == 1, job.id
+        setup = [r["name"] for r in runs if r not in stage_runs]
+        signing = ["Install cosign", "Get a Sigstore identity token"]
+        assert setup == (signing if job.needs_identity_token else []), job.id
+        if job.needs_identity_token:
+            assert "sha256sum -c" in runs[0]["command"]
 
 
 @pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
