@@ -35,3 +35,14 @@ def test_readme_diagram_is_the_minimal_example_graph() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     diagram = mermaid(build_pipeline(load(ROOT / "examples/minimal/kvc.yaml")))
     assert f"```mermaid\n{diagram}```" in readme
+
+
+def test_readme_excerpts_are_verbatim_compiled_output() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```yaml\n# ")[1:]
+    assert len(blocks) >= 2
+    for block in blocks:
+        header, _, body = block.partition("\n")
+        path = header.split(" (excerpt)")[0]
+        excerpt = body.split("```", 1)[0].split("      ...\n")[0]
+        assert excerpt.strip() and excerpt in (ROOT / path).read_text(encoding="utf-8"), path
