@@ -253,18 +253,20 @@ def _string_offset(node: str) -> int | None:
     return 0
 
 
+# Checked in order: bool before number, since True is an int in Python.
+_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "boolean"), ((int, float), "number"), (datetime.date, "date"),
+    (Mapping, "mapping"), (list, "list"), (str, "string"), (type(None), "null"),
+)
+
+
+def kind_of(value: Any) -> str | None:
+    """The YAML-level noun for a value, as users would name it."""
+    return next((name for types, name in _KINDS if isinstance(value, types)), None)
+
+
 def _kind(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if value is None:
-        return "null"
-    return type(value).__name__
+    return kind_of(value) or type(value).__name__
 
 
 def _fail(file: str, line: int, col: int, message: str, kind: str) -> Any:

@@ -8,7 +8,6 @@ mean ...") rather than pydantic's generic wording.
 
 from __future__ import annotations
 
-import datetime
 import difflib
 import types
 import typing
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from kvc.spec.diagnostics import Diagnostic, Position
-from kvc.spec.loader import Document, PathKey
+from kvc.spec.loader import Document, PathKey, kind_of
 
 
 def diagnostics(doc: Document, model: type[BaseModel],
@@ -97,21 +96,10 @@ _WANTED = {
 
 
 def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, datetime.date):
-        return "a date"
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    return f"a value of type {value!r}"
+    kind = kind_of(value)
+    if kind is None:
+        return f"a value of type {value!r}"
+    return "nothing (null)" if kind == "null" else f"a {kind}"
 
 
 def _token(text: str, pos: Position) -> str:
