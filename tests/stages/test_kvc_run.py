@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from kvc.cli import main
 from tests.stages.conftest import Stubs
@@ -27,15 +27,20 @@ flavors:
 """
 
 
-def test_kvc_run_build_uses_the_compiled_script_and_env(
-        stubs: Stubs, monkeypatch: pytest.MonkeyPatch) -> None:
+def _run_build(stubs: Stubs, monkeypatch: pytest.MonkeyPatch, download: bytes) -> Result:
+    """`kvc run` the build of a spec pinned to the checksum of b"disk"."""
     source = stubs.root / "upstream.qcow2"
-    source.write_bytes(b"disk")
+    source.write_bytes(download)
     spec = stubs.root / "kvc.yaml"
     spec.write_text(SPEC.replace("CHECKSUM", hashlib.sha256(b"disk").hexdigest()))
     for name, value in {**stubs.env, "KVC_STUB_CURL_SRC": str(source)}.items():
         monkeypatch.setenv(name, value)
-    result = CliRunner().invoke(main, ["run", str(spec), "debian/12/amd64", "--stage", "build"])
+    return CliRunner().invoke(main, ["run", str(spec), "debian/12/amd64", "--stage", "build"])
+
+
+def test_kvc_run_build_uses_the_compiled_script_and_env(
+        stubs: Stubs, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _run_build(stubs, monkeypatch, b"disk")
     assert result.exit_code == 0, result.output
     assert (stubs.root / ".kvc/stages/build.sh").is_file()
     assert (stubs.root / "artifacts/build/debian-12/amd64/disk.qcow2").is_file()
@@ -48,12 +53,6 @@ def test_kvc_run_build_uses_the_compiled_script_and_env(
 
 def test_kvc_run_reports_the_scripts_failure(
         stubs: Stubs, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = stubs.root / "upstream.qcow2"
-    source.write_bytes(b"tampered")
-    spec = stubs.root / "kvc.yaml"
-    spec.write_text(SPEC.replace("CHECKSUM", hashlib.sha256(b"disk").hexdigest()))
-    for name, value in {**stubs.env, "KVC_STUB_CURL_SRC": str(source)}.items():
-        monkeypatch.setenv(name, value)
-    result = CliRunner().invoke(main, ["run", str(spec), "debian/12/amd64", "--stage", "build"])
+    result = _run_build(stubs, monkeypatch, b"tampered")
     assert result.exit_code != 0
     assert not Path(stubs.root / "artifacts/build/debian-12/amd64/disk.qcow2").exists()
