@@ -98,10 +98,13 @@ def explain(spec: Path, image: str) -> None:
               help="Write nothing; exit 1 if any generated file is missing, stale or left over.")
 @click.option("--fail-if-changed", is_flag=True,
               help="Exit 1 when any file was written or removed (for pre-commit hooks).")
-def compile_(spec: Path, backend: str, out: Path | None, check: bool,
-             fail_if_changed: bool) -> None:
+@click.option("--schema", "with_schema", is_flag=True,
+              help="Also write kvc.schema.json beside the spec (for editors).")
+def compile_(spec: Path, backend: str, *, out: Path | None, check: bool,
+             fail_if_changed: bool, with_schema: bool) -> None:
     """Write the CI configuration and build files for SPEC."""
-    _run(lambda: compile_command.run(spec, backend, out, check, fail_if_changed))
+    _run(lambda: compile_command.run(spec, backend, out=out, check=check,
+                                     fail_if_changed=fail_if_changed, with_schema=with_schema))
 
 
 @main.command()

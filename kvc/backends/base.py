@@ -26,9 +26,13 @@ class EmitInput:
     backends: Backends
     update: Update | None = None
 
+    @staticmethod
+    def header_for(spec_name: str) -> str:
+        return f"{MARKER} {__version__} from {spec_name}; do not edit by hand."
+
     def header_lines(self, backend: str) -> list[str]:
         return [
-            f"{MARKER} {__version__} from {self.spec_name}; do not edit by hand.",
+            self.header_for(self.spec_name),
             f"Regenerate with: kvc compile {self.spec_name} --backend {backend}",
         ]
 

@@ -8,6 +8,7 @@ import click
 
 from kvc.backends import BACKENDS, buildfiles
 from kvc.backends.base import Backend, EmitInput, Files
+from kvc.commands import schema
 from kvc.commands.common import suggest
 from kvc.compiler import dag
 from kvc.compiler.driver import Resolved, load
@@ -45,10 +46,17 @@ def _relative(spec: Path, out: Path) -> str:
         return spec.name
 
 
-def run(spec: Path, backend: str, out: Path | None, check: bool,
-        fail_if_changed: bool = False) -> int:
+SCHEMA_NAME = "kvc.schema.json"
+
+
+def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = False,
+        fail_if_changed: bool = False, with_schema: bool = False) -> int:
     root = out if out is not None else spec.parent
     files = generate(load(spec), backend, root)
+    if with_schema:
+        # Beside the spec, where its `$schema=./kvc.schema.json` modeline looks.
+        rel = _relative(spec.parent / SCHEMA_NAME, root)
+        files[rel] = schema.render(EmitInput.header_for(_relative(spec, root)))
     where = scope(spec, backend, root)
     if check:
         return check_tree(root, files, where)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kvc.backends.base import EmitInput
 from kvc.commands import schema
 from kvc.errors import FatalError
 from kvc.writer import write_atomic
@@ -24,7 +25,8 @@ def run(directory: Path, force: bool) -> int:
     if spec.exists() and not force:
         raise FatalError(f"{spec} already exists; use --force to overwrite it")
     write_atomic(spec, starter())
-    write_atomic(directory / SCHEMA_NAME, schema.render())
+    header = EmitInput.header_for(SPEC_NAME)
+    write_atomic(directory / SCHEMA_NAME, schema.render(header))
     click.echo(f"wrote {spec} and {directory / SCHEMA_NAME}")
     click.echo(f"next: kvc lock {spec} && kvc compile {spec} --backend github")
     return 0

@@ -18,8 +18,12 @@ def schema() -> dict[str, Any]:
     return document
 
 
-def render() -> str:
-    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+def render(header: str | None = None) -> str:
+    """The schema as JSON; ``header`` (JSON has no comments) goes in ``$comment``."""
+    document = schema()
+    if header is not None:
+        document["$comment"] = header
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def run(out: Path | None) -> int:
