@@ -47,6 +47,10 @@ def _run(action: Callable[[], int]) -> None:
     except FatalError as error:
         click.echo(f"kvc: error: {error}", err=True)
         code = EXIT_USER
+    except OSError as error:  # unwritable output directory, full disk, ...
+        where = f" {error.filename}" if error.filename else ""
+        click.echo(f"kvc: error: cannot access{where}: {error.strerror or error}", err=True)
+        code = EXIT_USER
     except (click.exceptions.Exit, click.ClickException):
         raise
     except Exception as error:  # the last line of defence: report, don't crash

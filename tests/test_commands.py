@@ -96,3 +96,13 @@ def test_compile_schema_writes_the_schema_beside_the_spec(tmp_path: Path) -> Non
     assert runner.invoke(main, [*args, "--check"]).exit_code == 0
     (tmp_path / "kvc.schema.json").write_text("{}\n")
     assert runner.invoke(main, [*args, "--check"]).exit_code == 1
+
+
+def test_unwritable_output_is_a_clean_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    result = CliRunner().invoke(main, ["compile", str(ROOT / "examples/minimal/kvc.yaml"),
+                                       "--backend", "github", "--out", str(blocker / "sub")])
+    assert result.exit_code == 1
+    assert "kvc: error: cannot access" in result.output
+    assert "Traceback" not in result.output
