@@ -23,13 +23,10 @@ STAGES_DIR = ".kvc/stages"
 
 
 def build_pipeline(resolved: Resolved) -> Pipeline:
-    jobs: list[Job] = []
     spec_dir = Path(resolved.path).parent
-    for image_id, builds in resolved.images().items():
-        jobs.extend(image_jobs(builds, spec_dir))
-        del image_id
-    return Pipeline(source=resolved.path, jobs=tuple(jobs),
-                    images=tuple(resolved.images()))
+    images = resolved.images()
+    jobs = [job for builds in images.values() for job in image_jobs(builds, spec_dir)]
+    return Pipeline(source=resolved.path, jobs=tuple(jobs), images=tuple(images))
 
 
 def image_jobs(builds: Sequence[ImageBuild], spec_dir: Path) -> list[Job]:
@@ -37,7 +34,7 @@ def image_jobs(builds: Sequence[ImageBuild], spec_dir: Path) -> list[Job]:
     build_jobs = [_build_job(names, b, spec_dir) for b in builds]
     containerize = _containerize_job(names, builds, build_jobs)
     tests = [_test_job(names, b, containerize) for b in builds if b.test.enabled]
-    publish = _publish_job(names, builds, tests or [containerize])
+    publish = _publish_job(names, builds, tests or [containerize], containerize)
     return [*build_jobs, containerize, *tests, publish]
 
 
@@ -86,14 +83,14 @@ def _test_job(names: ImageNames, build: ImageBuild, containerize: Job) -> Job:
     )
 
 
-def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequence[Job]) -> Job:
-    containerize_staged = Artifact(names.staged_artifact, names.staged_dir)
+def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequence[Job],
+                 containerize: Job) -> Job:
     sign = builds[0].publish.sign
     return Job(
         id=names.job(Stage.PUBLISH), stage=Stage.PUBLISH, image=builds[0].image_id,
         arch=None, runner="amd64", needs=tuple(j.id for j in needs),
         script=f"{STAGES_DIR}/publish.sh", env=tuple(stage_env.publish_env(builds)),
-        consumes=(containerize_staged,), timeout_minutes=30, secrets=REGISTRY_SECRETS,
+        consumes=containerize.produces, timeout_minutes=30, secrets=REGISTRY_SECRETS,
         needs_identity_token=sign, default_branch_only=True,
         tools=("buildx", "cosign") if sign else ("buildx",),
     )
