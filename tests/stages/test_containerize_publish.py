@@ -214,3 +214,24 @@ def test_login_uses_stdin(stubs: Stubs) -> None:
 def test_signing_failure_fails_the_job(stubs: Stubs) -> None:
     env = publish_env(stubs) | {"KVC_STUB_FAIL_cosign": "-1"}
     assert stubs.run("publish.sh", env).returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("ci_env", "source", "revision"),
+    [
+        ({"GITHUB_REPOSITORY": "org/images", "GITHUB_SHA": "abc123"},
+         "https://github.com/org/images", "abc123"),
+        ({"CIRCLE_REPOSITORY_URL": "git@github.com:org/images.git", "CIRCLE_SHA1": "def456"},
+         "git@github.com:org/images.git", "def456"),
+    ],
+)
+def test_bake_gets_the_runtime_oci_label_values(
+    stubs: Stubs, ci_env: dict[str, str], source: str, revision: str
+) -> None:
+    result = stubs.run("containerize.sh", containerize_env(stubs) | ci_env)
+    assert result.returncode == 0, result.stderr
+    (bake,) = [c for c in stubs.calls("docker") if c.argv[:2] == ["buildx", "bake"]]
+    assert bake.env["KVC_SOURCE"] == source
+    assert bake.env["KVC_REVISION"] == revision
+    created = dt.datetime.strptime(bake.env["KVC_CREATED"], "%Y-%m-%dT%H:%M:%SZ")
+    assert abs(dt.datetime.now() - created) < dt.timedelta(days=1)

@@ -47,6 +47,22 @@ ensure_builder() {
   fi
 }
 
+# The OCI labels the bake file leaves to run time (bake reads them from the
+# environment): where the source lives, which commit, and when.
+export_label_values() {
+  local remote=""
+  if [ -n "${GITHUB_REPOSITORY:-}" ]; then
+    remote="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY"
+  elif [ -n "${CIRCLE_REPOSITORY_URL:-}" ]; then
+    remote="$CIRCLE_REPOSITORY_URL"
+  else
+    remote="$(git config --get remote.origin.url 2>/dev/null || true)"
+  fi
+  export KVC_SOURCE="${KVC_SOURCE:-$remote}"
+  export KVC_REVISION="${KVC_REVISION:-${GITHUB_SHA:-${CIRCLE_SHA1:-$(git rev-parse HEAD 2>/dev/null || true)}}}"
+  export KVC_CREATED="${KVC_CREATED:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}"
+}
+
 has_credentials() {
   [ -n "${KVC_REGISTRY_USER:-}" ] && [ -n "${KVC_REGISTRY_PASSWORD:-}" ]
 }
@@ -78,6 +94,7 @@ main() {
     output="type=oci,dest=$KVC_STAGED_DIR/image.oci.tar"
   fi
   ensure_builder
+  export_label_values
   kvc_log "baking $KVC_BAKE_TARGET as $staging"
   kvc_retry 3 "${KVC_RETRY_DELAY:-10}" docker buildx bake --builder "$BUILDER" \
     -f "$KVC_BAKE_FILE" --metadata-file "$META" \
