@@ -39,6 +39,9 @@ def _one(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Diagnost
     if "[key]" in error["loc"]:
         return Diagnostic(doc.pos(loc), _bad_key(error), "value")
     pos = doc.value_pos(loc)
+    if kind == "literal_error" and loc == ("kvc",):
+        return Diagnostic(pos, f"unsupported spec format 'kvc: {error['input']}'; this kvc "
+                          "reads format 1", "version")
     if kind == "literal_error":
         return Diagnostic(pos, _literal(error), "value")
     if kind.endswith("_type") or kind in {"model_attributes_type", "dict_type"}:
