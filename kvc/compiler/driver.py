@@ -87,8 +87,9 @@ def _problem_pos(doc: Document, build: ImageBuild, problem: rules.Problem) -> Po
     origin = build.origins.get(problem.key)
     if origin is None or origin.pos is None:
         return build.release_pos
-    if problem.index is not None:
-        return doc.value_pos((*origin.path, problem.index))
+    item = (*origin.path, problem.index)
+    if problem.index is not None and item in doc.values:  # written as a list: the item
+        return doc.values[item]
     return doc.value_pos(origin.path)
 
 

@@ -86,9 +86,10 @@ def _checksum_format(key: str, value: str) -> Iterable[Problem]:
 
 
 def check_packages(build: ImageBuild) -> Iterable[Problem]:
-    for name in build.sysprep.install:
+    for index, name in enumerate(build.sysprep.install):
         if not _PACKAGE.match(name):
-            yield Problem("sysprep.install", f"'{name}' is not a valid package name", "package")
+            yield Problem("sysprep.install", f"'{name}' is not a valid package name", "package",
+                          index)
 
 
 def check_post_commands(build: ImageBuild) -> Iterable[Problem]:
