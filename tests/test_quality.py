@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,15 @@ def test_ruff_is_clean() -> None:
 def test_mypy_strict_is_clean() -> None:
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_project_ci_workflow_is_valid_and_zizmor_clean() -> None:
+    workflows = sorted(str(p) for p in (ROOT / ".github/workflows").glob("*.yml"))
+    assert workflows
+    schema = _run("check_jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    env = {k: v for k, v in os.environ.items() if k not in {"GH_TOKEN", "GITHUB_TOKEN"}}
+    zizmor = subprocess.run([str(Path(sys.executable).parent / "zizmor"), "--offline",
+                             "--no-config", *workflows], cwd=ROOT, capture_output=True,
+                            text=True, check=False, env=env)
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr

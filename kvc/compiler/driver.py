@@ -87,9 +87,10 @@ def _problem_pos(doc: Document, build: ImageBuild, problem: rules.Problem) -> Po
     origin = build.origins.get(problem.key)
     if origin is None or origin.pos is None:
         return build.release_pos
-    item = (*origin.path, problem.index)
-    if problem.index is not None and item in doc.values:  # written as a list: the item
-        return doc.values[item]
+    if problem.index is not None:
+        item = (*origin.path, problem.index)
+        if item in doc.values:  # the value was written as a list: point at the item
+            return doc.values[item]
     return doc.value_pos(origin.path)
 
 
