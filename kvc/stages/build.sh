@@ -230,26 +230,31 @@ finalize() {
   mv -f "$tmp" "$KVC_OUTPUT"
 }
 
-# KVC_DOWNLOAD_IN=container: run this script's download phase inside
-# KVC_DOWNLOAD_CONTAINER. The working directory and scratch directory are
-# bind-mounted at the same paths, and KVC_* variables are passed by name
-# (-e NAME) so their values never pass through a command line.
-download_in_container() {
-  local dest="$1" var script
+# KVC_DOWNLOAD_IN=container: run one phase of this script inside
+# KVC_DOWNLOAD_CONTAINER (an image with libguestfs, so the runner needs none).
+# The working and scratch directories are bind-mounted at the same paths, and
+# KVC_* variables are passed by name (-e NAME) so their values never pass
+# through a command line.
+in_container() {
+  local phase="$1" image="$2" var script
   local -a args
   kvc_require KVC_DOWNLOAD_CONTAINER
   script="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-  args=(run --rm --user "$(id -u):$(id -g)"
+  args=(run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp
     -v "$PWD:$PWD" -v "$WORK:$WORK" -v "$script:$script:ro" -w "$PWD")
+  # Hardware acceleration when the runner has it; the script probes it inside.
+  if [ -e /dev/kvm ]; then
+    args+=(--device /dev/kvm)
+  fi
   while IFS= read -r var; do
     case "$var" in
       KVC_*) args+=(-e "$var") ;;
     esac
   done < <(compgen -e)
-  args+=(-e KVC_PHASE -e KVC_DOWNLOAD_DEST)
+  args+=(-e KVC_PHASE -e KVC_IMAGE_PATH)
   args+=("$KVC_DOWNLOAD_CONTAINER" bash "$script/build.sh")
-  kvc_log "downloading inside container $KVC_DOWNLOAD_CONTAINER"
-  KVC_PHASE=download KVC_DOWNLOAD_DEST="$dest" docker "${args[@]}"
+  kvc_log "running the $phase phase inside container $KVC_DOWNLOAD_CONTAINER"
+  KVC_PHASE="$phase" KVC_IMAGE_PATH="$image" docker "${args[@]}"
 }
 
 # Download and verify; the unit a container may run on its own.
@@ -259,29 +264,13 @@ fetch() {
   verify "$dest"
 }
 
-main() {
-  if [ "${KVC_PHASE:-}" = download ]; then
-    # Inside the download container: only fetch into the given path.
-    fetch "${KVC_DOWNLOAD_DEST:?}"
-    return 0
-  fi
-  kvc_require KVC_URL KVC_OUTPUT
-  kvc_ensure_tools curl:curl qemu-img:qemu-utils gzip:gzip xz:xz-utils bzip2:bzip2 \
-    virt-customize:libguestfs-tools virt-sysprep:libguestfs-tools \
-    virt-sparsify:libguestfs-tools
-  mkdir -p "$(dirname "$KVC_OUTPUT")"
-  # A failed build must leave no artifact, not even one from an earlier run.
-  rm -f "$KVC_OUTPUT"
-  WORK="$(mktemp -d "$(dirname "$KVC_OUTPUT")/.kvc-build.XXXXXX")"
-  WORK="$(cd "$WORK" && pwd)"
-  trap cleanup EXIT
+# Everything from the download to virt-sysprep; the image's path ends up in
+# PREPARED (the steps print paths, but virt-customize also writes to stdout).
+PREPARED=""
+prepare() {
   local img
   img="$WORK/$(source_name)"
-  if [ "${KVC_DOWNLOAD_IN:-host}" = container ]; then
-    download_in_container "$img"
-  else
-    fetch "$img"
-  fi
+  fetch "$img"
   img="$(decompress "$img")"
   img="$(convert "$img")"
   kvc_setup_libguestfs
@@ -290,8 +279,54 @@ main() {
     customize "$img"
     sysprep "$img"
   fi
-  run_makefile "$img"
-  finalize "$img"
+  PREPARED="$img"
+}
+
+# Inside the container: one phase, on the image path the host chose.
+container_phase() {
+  case "$KVC_PHASE" in
+    prepare)
+      prepare
+      # The host named the result: it cannot see which steps renamed the image.
+      [ "$PREPARED" = "${KVC_IMAGE_PATH:?}" ] || mv -f "$PREPARED" "$KVC_IMAGE_PATH"
+      ;;
+    finalize) kvc_setup_libguestfs; finalize "${KVC_IMAGE_PATH:?}" ;;
+    *) kvc_die "unknown KVC_PHASE '$KVC_PHASE'" ;;
+  esac
+}
+
+main() {
+  if [ -n "${KVC_PHASE:-}" ]; then
+    WORK="$(dirname "${KVC_IMAGE_PATH:?}")"
+    container_phase
+    return 0
+  fi
+  kvc_require KVC_URL KVC_OUTPUT
+  local container=false
+  [ "${KVC_DOWNLOAD_IN:-host}" = container ] && container=true
+  if [ "$container" = true ]; then
+    kvc_ensure_tools docker:docker.io
+  else
+    kvc_ensure_tools curl:curl qemu-img:qemu-utils gzip:gzip xz:xz-utils bzip2:bzip2 \
+      virt-customize:libguestfs-tools virt-sysprep:libguestfs-tools \
+      virt-sparsify:libguestfs-tools
+  fi
+  mkdir -p "$(dirname "$KVC_OUTPUT")"
+  # A failed build must leave no artifact, not even one from an earlier run.
+  rm -f "$KVC_OUTPUT"
+  WORK="$(mktemp -d "$(dirname "$KVC_OUTPUT")/.kvc-build.XXXXXX")"
+  WORK="$(cd "$WORK" && pwd)"
+  trap cleanup EXIT
+  if [ "$container" = true ]; then
+    local img="$WORK/prepared.img"
+    in_container prepare "$img"
+    run_makefile "$img"
+    in_container finalize "$img"
+  else
+    prepare
+    run_makefile "$PREPARED"
+    finalize "$PREPARED"
+  fi
   kvc_log "built $KVC_OUTPUT"
 }
 

@@ -104,9 +104,12 @@ def docker_run(argv: list[str]) -> int:
             continue
         value = args[i + 1]
         if flag == "-e":
-            if "=" in value:
-                return 99  # values must be passed by name only
-            if value in os.environ:
+            name, eq, constant = value.partition("=")
+            if eq and name.startswith("KVC_"):
+                return 99  # spec values must be passed by name only
+            if eq:
+                env[name] = constant
+            elif value in os.environ:
                 env[value] = os.environ[value]
         elif flag == "-w":
             workdir = value
