@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.fuzz_strategies import compile_or_diagnose, mutated_specs, raw_texts
 
+# Hang guards, not speed targets: benchmarks/fuzz.py measures speed.
+HANG_GUARD_SECONDS = 30
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -36,7 +38,7 @@ def test_alias_bomb_is_refused_quickly() -> None:
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
     outcome, seconds = _timed("\n".join(lines).encode())
     assert outcome == "error"
-    assert seconds < 5
+    assert seconds < HANG_GUARD_SECONDS
 
 
 def test_deep_nesting_and_huge_strings_are_refused_quickly() -> None:
@@ -45,4 +47,4 @@ def test_deep_nesting_and_huge_strings_are_refused_quickly() -> None:
                 b"- " * 5_000 + b"x"):
         outcome, seconds = _timed(raw)
         assert outcome == "error"
-        assert seconds < 5
+        assert seconds < HANG_GUARD_SECONDS

@@ -14,6 +14,7 @@ from kvc.cli import main
 from tests.conftest import DATA, ERR_SPECS, OK_SPECS
 
 UPDATE = os.environ.get("KVC_UPDATE_GOLDEN") == "1"
+HANG_GUARD_SECONDS = 30
 
 
 def _validate(runner: CliRunner, spec: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str,
@@ -73,4 +74,5 @@ def test_alias_bomb_is_refused_quickly(runner: CliRunner,
     start = time.perf_counter()
     code, _, err = _validate(runner, DATA / "err" / "alias-bomb.yaml", monkeypatch)
     assert code == 1 and "[too-large]" in err
-    assert time.perf_counter() - start < 5
+    # A hang guard, not a speed target: benchmarks/fuzz.py measures speed.
+    assert time.perf_counter() - start < HANG_GUARD_SECONDS
