@@ -8,7 +8,7 @@ neutral terms (``needs_identity_token``, not "id-token: write").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -64,7 +64,6 @@ class Pipeline:
     source: str
     jobs: tuple[Job, ...]
     images: tuple[str, ...]
-    files: tuple[str, ...] = field(default=())
 
     def job(self, job_id: str) -> Job:
         for job in self.jobs:

@@ -6,7 +6,6 @@ replaces or deletes a file that carries it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,6 +59,3 @@ def is_generated(text: str) -> bool:
     """Whether a file on disk was written by kvc (the marker is in its first lines)."""
     return any(MARKER in line for line in text.splitlines()[:5])
 
-
-def env_of(mapping: Mapping[str, str], name: str) -> str:
-    return mapping[name]
