@@ -106,3 +106,9 @@ def test_unwritable_output_is_a_clean_user_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "kvc: error: cannot access" in result.output
     assert "Traceback" not in result.output
+
+
+def test_explain_shows_the_image_arches_with_their_origin() -> None:
+    out = CliRunner().invoke(main, ["explain", str(MULTI), "opensuse-leap/15.6"]).output
+    line = next(line for line in out.splitlines() if line.startswith("arches = "))
+    assert line.startswith('arches = ["amd64"]') and "(flavor opensuse-leap)" in line

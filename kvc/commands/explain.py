@@ -51,7 +51,7 @@ def _lookup(build: ImageBuild, key: str) -> Any:
         return build.checksum
     if section in {"url", "checksum_url", "arches"}:
         return {"url": build.url, "checksum_url": build.checksum_url,
-                "arches": build.arch}[section]
+                "arches": list(build.arches)}[section]
     group = getattr(build, section)
     value = getattr(group, "in_" if leaf == "in" else leaf)
     return list(value) if isinstance(value, tuple) else value

@@ -81,6 +81,7 @@ class ImageBuild:
     release_version: str
     release_name: str
     arch: str
+    arches: tuple[str, ...]  # every arch of this image, this one included
     registry: str
     image: str
     url: str

@@ -84,7 +84,8 @@ def _release_builds(ctx: _Context, flavor_name: str, flavor: Flavor, index: int,
             ctx.per_arch(fname, fpath, flavor, arch),
             ctx.per_arch(rname, rpath, release, arch),
         )
-        build = _build(ctx, flavor_name, release, rpath, arch=arch, flat=flat)
+        build = _build(ctx, flavor_name, release, rpath, arch=arch, flat=flat,
+                       arches=tuple(arches))
         if build is not None:
             yield build
 
@@ -101,7 +102,7 @@ def _arches(ctx: _Context, flat: Flat) -> list[str]:
 
 
 def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int, ...], *,
-           arch: str, flat: Flat) -> ImageBuild | None:
+           arch: str, flat: Flat, arches: tuple[str, ...]) -> ImageBuild | None:
     names = _names(ctx, flavor, release, arch, flat)
     if names is None:
         return None
@@ -115,6 +116,7 @@ def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int,
         release_version=release.release_version,
         release_name=release.release_name or "",
         arch=arch,
+        arches=arches,
         registry=ctx.spec.registry,
         image=_image(ctx, names),
         url=url,
