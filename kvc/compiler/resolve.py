@@ -22,7 +22,8 @@ from kvc.compiler.model import (
     Sysprep,
     TestSettings,
 )
-from kvc.compiler.templates import TemplateError, expand, parse
+from kvc.compiler.templates import TemplateError, expand
+from kvc.compiler.variables import expand_vars
 from kvc.spec.diagnostics import Collector
 from kvc.spec.loader import Document
 from kvc.spec.models import Flavor, Release, Spec
@@ -158,55 +159,10 @@ def _names(ctx: _Context, flavor: str, release: Release, arch: str,
 
 def _expand_vars(ctx: _Context, names: dict[str, str],
                  user: Mapping[str, tuple[str, Origin]]) -> dict[str, str] | None:
-    pending = dict(user)
-    raw = {name: value for name, (value, _) in user.items()}
-    for _ in range(len(pending) + 1):
-        progressed = False
-        for name, (value, _origin) in list(pending.items()):
-            try:
-                names[name] = expand(value, {**names, **{k: "" for k in raw if k not in names}})
-            except TemplateError:
-                continue
-            del pending[name]
-            progressed = True
-        if not progressed:
-            break
-    for name, (value, origin) in pending.items():
-        chain = _var_chain(name, raw, pending)
-        if chain is None:
-            _report_template(ctx, origin, value, {**names, **raw}, None)
-        else:
-            ctx.error_at(origin, _cycle_message(name, chain), "vars", char=chain[0][1])
-    return None if pending else names
-
-
-def _var_chain(name: str, raw: Mapping[str, str],
-               pending: Mapping[str, object]) -> list[tuple[str, int]] | None:
-    """Follow unresolved references from ``name`` until one repeats: the path to
-    (or around) a cycle, as (var, offset of its placeholder) steps; None when
-    ``name`` fails for another reason (an unknown or empty name)."""
-    chain: list[tuple[str, int]] = []
-    seen = [name]
-    current = name
-    while True:
-        try:
-            refs = [p for p in parse(raw[current]) if isinstance(p, tuple) and p[0] in pending]
-        except TemplateError:
-            return None
-        if not refs:
-            return None
-        chain.append(refs[0])
-        current = refs[0][0]
-        if current in seen:
-            return chain
-        seen.append(current)
-
-
-def _cycle_message(name: str, chain: list[tuple[str, int]]) -> str:
-    path = " -> ".join(f"'{step}'" for step in [name, *(var for var, _ in chain)])
-    if chain[-1][0] == name:
-        return f"vars entry '{name}' refers to itself: {path}"
-    return f"vars entry '{name}' depends on a cycle of vars: {path}"
+    expanded, problems = expand_vars(names, {name: value for name, (value, _) in user.items()})
+    for problem in problems:
+        ctx.error_at(user[problem.name][1], problem.message, problem.kind, char=problem.offset)
+    return None if problems else expanded
 
 
 def _expand_all(ctx: _Context, flat: Flat, names: Mapping[str, str]) -> dict[str, Any] | None:
