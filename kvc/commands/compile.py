@@ -21,7 +21,7 @@ def generate(resolved: Resolved, backend: str, out: Path) -> Files:
     emitter = _backend(backend).emit
     pipeline = build_pipeline(resolved)
     dag.check(pipeline)
-    source = EmitInput(pipeline=pipeline, spec_name=_relative(Path(resolved.path), out),
+    source = EmitInput(pipeline=pipeline, spec_name=relative_name(Path(resolved.path), out),
                        backends=resolved.spec.backends or Backends(),
                        update=resolved.spec.update)
     return {**buildfiles.emit(source), **emitter(source)}
@@ -36,17 +36,15 @@ def _backend(name: str) -> Backend:
 
 def scope(spec: Path, backend: str, out: Path) -> Scope:
     return Scope(dirs=(buildfiles.OWNED_DIR, *_backend(backend).OWNED_DIRS),
-                 spec_name=_relative(spec, out))
+                 spec_name=relative_name(spec, out))
 
 
-def _relative(spec: Path, out: Path) -> str:
+def relative_name(spec: Path, out: Path) -> str:
+    """How generated headers name the spec: relative to the tree they are written in."""
     try:
         return spec.resolve().relative_to(out.resolve()).as_posix()
     except ValueError:
         return spec.name
-
-
-SCHEMA_NAME = "kvc.schema.json"
 
 
 def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = False,
@@ -55,8 +53,8 @@ def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = Fals
     files = generate(load(spec), backend, root)
     if with_schema:
         # Beside the spec, where its `$schema=./kvc.schema.json` modeline looks.
-        rel = _relative(spec.parent / SCHEMA_NAME, root)
-        files[rel] = schema.render(EmitInput.header_for(_relative(spec, root)))
+        rel = relative_name(spec.parent / schema.FILE_NAME, root)
+        files[rel] = schema.render(EmitInput.header_for(relative_name(spec, root)))
     where = scope(spec, backend, root)
     if check:
         return check_tree(root, files, where)

@@ -17,6 +17,7 @@ import click
 from kvc.backends import buildfiles
 from kvc.backends.base import EmitInput
 from kvc.commands.common import select_builds
+from kvc.commands.compile import relative_name
 from kvc.compiler import dag
 from kvc.compiler.driver import Resolved, load
 from kvc.compiler.graph import build_pipeline
@@ -59,8 +60,10 @@ def run(spec: Path, selector: str, stage: str, workdir: Path | None, dry_run: bo
         click.echo(command_line(job))
         return 0
     root = workdir if workdir is not None else spec.parent
-    source = EmitInput(pipeline=pipeline, spec_name=spec.name, backends=Backends())
-    write_tree(root, buildfiles.emit(source), Scope((), spec.name))
+    # Named exactly as `kvc compile` names it, so the files stay byte-identical.
+    name = relative_name(spec, root)
+    source = EmitInput(pipeline=pipeline, spec_name=name, backends=Backends())
+    write_tree(root, buildfiles.emit(source), Scope((), name))
     env = {**os.environ, **dict(job.env)}
     click.echo(f"kvc: running {job.id} in {root}", err=True)
     return subprocess.run(["bash", job.script], cwd=root, env=env, check=False).returncode

@@ -56,3 +56,23 @@ def test_kvc_run_reports_the_scripts_failure(
     result = _run_build(stubs, monkeypatch, b"tampered")
     assert result.exit_code != 0
     assert not Path(stubs.root / "artifacts/build/debian-12/amd64/disk.qcow2").exists()
+
+
+def test_kvc_run_keeps_the_compiled_tree_current(
+        stubs: Stubs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spec below the repository root: run must name it as compile does."""
+    source = stubs.root / "upstream.qcow2"
+    source.write_bytes(b"disk")
+    spec = stubs.root / "images" / "kvc.yaml"
+    spec.parent.mkdir()
+    spec.write_text(SPEC.replace("CHECKSUM", hashlib.sha256(b"disk").hexdigest()))
+    for name, value in {**stubs.env, "KVC_STUB_CURL_SRC": str(source)}.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    compile_args = ["compile", str(spec), "--backend", "github", "--out", str(stubs.root)]
+    assert runner.invoke(main, compile_args).exit_code == 0
+    result = runner.invoke(main, ["run", str(spec), "debian/12/amd64", "--stage", "build",
+                                  "--workdir", str(stubs.root)])
+    assert result.exit_code == 0, result.output
+    check = runner.invoke(main, [*compile_args, "--check"])
+    assert check.exit_code == 0, check.output
