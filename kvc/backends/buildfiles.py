@@ -23,7 +23,7 @@ RUNTIME_VARIABLES = ("KVC_SOURCE", "KVC_REVISION", "KVC_CREATED")
 
 
 def emit(source: EmitInput) -> Files:
-    lines = source.header_lines("<backend>")[:1]
+    lines = [EmitInput.header_for(source.spec_name)]  # the same whatever the backend
     files: Files = {}
     for name in STAGE_SCRIPTS:
         files[f".kvc/stages/{name}"] = _script(name, lines)

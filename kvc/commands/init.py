@@ -13,7 +13,6 @@ from kvc.errors import FatalError
 from kvc.writer import write_atomic
 
 SPEC_NAME = "kvc.yaml"
-SCHEMA_NAME = "kvc.schema.json"
 
 
 def starter() -> str:
@@ -26,7 +25,7 @@ def run(directory: Path, force: bool) -> int:
         raise FatalError(f"{spec} already exists; use --force to overwrite it")
     write_atomic(spec, starter())
     header = EmitInput.header_for(SPEC_NAME)
-    write_atomic(directory / SCHEMA_NAME, schema.render(header))
-    click.echo(f"wrote {spec} and {directory / SCHEMA_NAME}")
+    write_atomic(directory / schema.FILE_NAME, schema.render(header))
+    click.echo(f"wrote {spec} and {directory / schema.FILE_NAME}")
     click.echo(f"next: kvc lock {spec} && kvc compile {spec} --backend github")
     return 0

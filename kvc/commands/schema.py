@@ -11,6 +11,8 @@ import click
 from kvc.spec.models import Spec
 from kvc.writer import write_atomic
 
+FILE_NAME = "kvc.schema.json"  # what the starter spec's `$schema=` modeline names
+
 
 def schema() -> dict[str, Any]:
     document = Spec.model_json_schema(by_alias=True)
