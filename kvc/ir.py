@@ -71,5 +71,12 @@ class Pipeline:
                 return job
         raise KeyError(job_id)
 
+    def find(self, image: str, stage: Stage, arch: str | None = None) -> Job | None:
+        """The job of ``stage`` for ``image`` (and ``arch``, for per-arch stages)."""
+        for job in self.jobs:
+            if job.image == image and job.stage is stage and job.arch in {arch, None}:
+                return job
+        return None
+
     def edges(self) -> set[tuple[str, str]]:
         return {(need, job.id) for job in self.jobs for need in job.needs}

@@ -30,7 +30,8 @@ def run(spec: Path, as_json: bool) -> int:
 
 
 def _row(build: ImageBuild, pipeline: Pipeline) -> dict[str, Any]:
-    job = pipeline.job(_build_job_id(pipeline, build))
+    job = pipeline.find(build.image_id, Stage.BUILD, build.arch)
+    assert job is not None, build.build_id  # every resolved build has a build job
     algo = build.checksum.split(":", 1)[0] if build.checksum else None
     return {
         "build": build.build_id,
@@ -49,13 +50,6 @@ def _row(build: ImageBuild, pipeline: Pipeline) -> dict[str, Any]:
         "test": list(build.test.checks) if build.test.enabled else [],
         "fingerprint": job.env_dict()["KVC_FINGERPRINT"],
     }
-
-
-def _build_job_id(pipeline: Pipeline, build: ImageBuild) -> str:
-    for job in pipeline.jobs:
-        if job.stage is Stage.BUILD and job.image == build.image_id and job.arch == build.arch:
-            return job.id
-    raise KeyError(build.build_id)
 
 
 def _sysprep_summary(build: ImageBuild) -> str:

@@ -28,9 +28,9 @@ from kvc.spec.models import Backends
 
 
 def find_job(pipeline: Pipeline, image_id: str, stage: Stage, arch: str | None) -> Job:
-    for job in pipeline.jobs:
-        if job.image == image_id and job.stage is stage and job.arch in {arch, None}:
-            return job
+    job = pipeline.find(image_id, stage, arch)
+    if job is not None:
+        return job
     raise FatalError(f"{image_id} has no {stage} job" + (f" for {arch}" if arch else "")
                      + (" (test.enabled is false)" if stage is Stage.TEST else ""))
 
