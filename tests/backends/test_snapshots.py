@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from kvc import stages
 from kvc.backends import buildfiles
 from tests.backends.conftest import BACKEND_NAMES, EXAMPLES, case_id, emitted, generated
 
-VERBATIM = {f".kvc/stages/{name}" for name in buildfiles.STAGE_SCRIPTS} | {
+VERBATIM = {f".kvc/stages/{name}" for name in stages.SCRIPTS} | {
     buildfiles.CONTAINERFILE}
 
 
