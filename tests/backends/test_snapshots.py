@@ -33,7 +33,7 @@ def test_compiled_files(spec: Path, backend: str, snapshot: SnapshotAssertion) -
     files = generated(spec, backend)
     snapshotted = sorted(set(files) - VERBATIM)
     assert snapshotted == snapshot(name="file list")
-    fingerprints = {job.env_dict()["KVC_FINGERPRINT"]
+    fingerprints = {job.fingerprint
                     for job in emitted(spec, backend).pipeline.jobs if job.cache is not None}
     assert fingerprints
     for path in snapshotted:
