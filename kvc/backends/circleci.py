@@ -9,7 +9,7 @@ each step.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from kvc.backends import update, yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
@@ -43,34 +43,35 @@ UPDATE_JOB: Final = "kvc-update"
 SCHEDULED: Final = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
 
 
-class CircleCI(Emitter):
-    NAME = "circleci"
-    OWNED = (".circleci",)
-    # resource classes
-    RUNNERS: ClassVar[Mapping[str, str]] = {"amd64": "medium", "arm64": "arm.medium"}
-    # Built-in variables (https://circleci.com/docs/variables/). The run id is the
-    # workspace id: "Rerun workflow from failed" makes a new CIRCLE_WORKFLOW_ID but
-    # reuses the workspace, so the staged files and their id stay together. Job
-    # `environment:` values are literal (a built-in variable cannot define another;
-    # same page), so these are exported in the run command.
-    RUNTIME: ClassVar[Mapping[Runtime, str]] = {
-        Runtime.RUN_ID: "$CIRCLE_WORKFLOW_WORKSPACE_ID",
-        Runtime.REVISION: "$CIRCLE_SHA1",
-        Runtime.SOURCE: "$CIRCLE_REPOSITORY_URL",
-    }
-    TOOLS: ClassVar[Mapping[str, tuple[Step, ...]]] = {
-        "buildx": (),  # the machine image ships docker with buildx
-        "cosign": ({"run": {"name": "Install cosign", "command": INSTALL_COSIGN}},),
-    }
+# Built-in variables (https://circleci.com/docs/variables/). The run id is the
+# workspace id: "Rerun workflow from failed" makes a new CIRCLE_WORKFLOW_ID but
+# reuses the workspace, so the staged files and their id stay together. Job
+# `environment:` values are literal (a built-in variable cannot define another;
+# same page), so the walk exports these in the run command.
+BUILT_IN_VARIABLES: Final[Mapping[Runtime, str]] = {
+    Runtime.RUN_ID: "$CIRCLE_WORKFLOW_WORKSPACE_ID",
+    Runtime.REVISION: "$CIRCLE_SHA1",
+    Runtime.SOURCE: "$CIRCLE_REPOSITORY_URL",
+}
+RESOURCE_CLASS: Final[Mapping[str, str]] = {"amd64": "medium", "arm64": "arm.medium"}
+SETUP_STEPS: Final[Mapping[str, tuple[Step, ...]]] = {
+    "buildx": (),  # the machine image ships docker with buildx
+    "cosign": ({"run": {"name": "Install cosign", "command": INSTALL_COSIGN}},),
+}
+
+
+class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
+    RUNNERS = RESOURCE_CLASS
+    RUNTIME = BUILT_IN_VARIABLES
+    TOOLS = SETUP_STEPS
     # CircleCI substitutes ``<< >>`` parameters anywhere in config; ``\\<<`` escapes it.
     ESCAPES = (("<<", "\\<<"),)
 
-    def __init__(self, source: EmitInput) -> None:
-        super().__init__(source)
-        self.settings = settings_of(source, lambda b: b.circleci, CircleCIBackend())
+    RUNNER_SETTING = "resource_class"
+    settings: CircleCIBackend
 
-    def runner_overrides(self) -> Mapping[str, str]:
-        return {str(arch): name for arch, name in (self.settings.resource_class or {}).items()}
+    def load_settings(self, source: EmitInput) -> CircleCIBackend:
+        return settings_of(source, lambda b: b.circleci, CircleCIBackend())
 
     def files(self) -> Files:
         header = comment_header(self.source.header_lines(self.NAME))

@@ -9,7 +9,7 @@ GitHub's tables and its spelling of each step.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from kvc.backends import update, yamlout
 from kvc.backends.actions import ACTIONS
@@ -59,32 +59,34 @@ def _uses(key: str, with_: Mapping[str, Any] | None = None, **extra: Any) -> dic
     return step
 
 
-class GitHub(Emitter):
-    NAME = "github"
-    OWNED = (".github/workflows",)
-    RUNNERS: ClassVar[Mapping[str, str]] = {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
-    # Default variables of every job (GitHub docs, "Variables reference"): GITHUB_RUN_ID
-    # stays the same when failed jobs are re-run (only GITHUB_RUN_ATTEMPT changes).
-    RUNTIME: ClassVar[Mapping[Runtime, str]] = {
-        Runtime.RUN_ID: "$GITHUB_RUN_ID",
-        Runtime.REVISION: "$GITHUB_SHA",
-        Runtime.SOURCE: "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY",
-        Runtime.SUMMARY_FILE: "$GITHUB_STEP_SUMMARY",
-    }
-    TOOLS: ClassVar[Mapping[str, tuple[Step, ...]]] = {
-        "buildx": (_uses("setup-buildx"),),
-        "cosign": (_uses("cosign-installer"),),
-    }
+# Default variables of every job (GitHub docs, "Variables reference"): GITHUB_RUN_ID
+# stays the same when failed jobs are re-run (only GITHUB_RUN_ATTEMPT changes).
+DEFAULT_VARIABLES: Final[Mapping[Runtime, str]] = {
+    Runtime.RUN_ID: "$GITHUB_RUN_ID",
+    Runtime.REVISION: "$GITHUB_SHA",
+    Runtime.SOURCE: "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY",
+    Runtime.SUMMARY_FILE: "$GITHUB_STEP_SUMMARY",
+}
+RUNS_ON: Final[Mapping[str, str]] = {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
+SETUP_ACTIONS: Final[Mapping[str, tuple[Step, ...]]] = {
+    "buildx": (_uses("setup-buildx"),),
+    "cosign": (_uses("cosign-installer"),),
+}
+
+
+class GitHub(Emitter, name="github", owned=(".github/workflows",)):
+    RUNNERS = RUNS_ON
+    RUNTIME = DEFAULT_VARIABLES
+    TOOLS = SETUP_ACTIONS
     # GitHub evaluates ``${{ }}`` even in env values: spell a literal one as an expression.
     ESCAPES = (("${{", "${{ '${{' }}"),)
     CAPABILITIES = Capabilities(cache_hit_output=True, artifact_retention=True)
 
-    def __init__(self, source: EmitInput) -> None:
-        super().__init__(source)
-        self.settings = settings_of(source, lambda b: b.github, GitHubBackend())
+    RUNNER_SETTING = "runs_on"
+    settings: GitHubBackend
 
-    def runner_overrides(self) -> Mapping[str, str]:
-        return {str(arch): name for arch, name in (self.settings.runs_on or {}).items()}
+    def load_settings(self, source: EmitInput) -> GitHubBackend:
+        return settings_of(source, lambda b: b.github, GitHubBackend())
 
     def files(self) -> Files:
         name = self.settings.workflow or DEFAULT_WORKFLOW

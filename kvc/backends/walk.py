@@ -49,10 +49,24 @@ class Emitter:
     # (text, replacement) pairs that keep a value literal where the CI expands syntax.
     ESCAPES: ClassVar[tuple[tuple[str, str], ...]] = ()
     CAPABILITIES: ClassVar[Capabilities] = Capabilities()
+    # The field of the backend's settings block that overrides RUNNERS per arch.
+    RUNNER_SETTING: ClassVar[str] = ""
+
+    def __init_subclass__(cls, *, name: str = "", owned: tuple[str, ...] = (),
+                          **kwargs: Any) -> None:
+        """``class X(Emitter, name=..., owned=...)``: what the registry and compile need."""
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.NAME, cls.OWNED = name, owned
 
     def __init__(self, source: EmitInput) -> None:
         self.source = source
         self.errors = Collector()
+        self.settings = self.load_settings(source)
+
+    def load_settings(self, source: EmitInput) -> Any:
+        """The backend's block of the spec's ``backends:``, defaults filled in."""
+        return None
 
     @classmethod
     def emit(cls, source: EmitInput) -> Files:
@@ -157,7 +171,8 @@ class Emitter:
         return merged
 
     def runner_overrides(self) -> Mapping[str, str]:
-        return {}
+        chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None
+        return {str(arch): name for arch, name in (chosen or {}).items()}
 
     @staticmethod
     def default_branch(setting: str | None) -> str:

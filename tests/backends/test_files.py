@@ -12,8 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 from ruamel.yaml.events import AliasEvent, NodeEvent
 
-from kvc import __version__
-from kvc import stages
+from kvc import __version__, stages
 from kvc.backends import buildfiles
 from tests.backends.conftest import (
     BACKEND_NAMES,
