@@ -118,8 +118,14 @@ class Job:
     origin: Position | None = None  # where the spec asked for this job (for errors)
 
     def env_dict(self) -> dict[str, str]:
-        """The inputs as the environment ``kvc run`` and the backends give the script."""
-        return dict(self.inputs)
+        """The stage script's environment: its inputs, then the fingerprint (for its logs).
+
+        Backends render this (escaped) at their edge, and ``kvc run`` uses it as is.
+        """
+        env = dict(self.inputs)
+        if self.fingerprint is not None:
+            env["KVC_FINGERPRINT"] = self.fingerprint
+        return env
 
 
 @dataclass(frozen=True, slots=True)

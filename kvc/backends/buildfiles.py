@@ -28,9 +28,11 @@ def emit(source: EmitInput) -> Files:
         files[f"{stages.DIR}/{name}"] = _script(name, lines)
     files[CONTAINERFILE] = comment_header(lines) + stages.read("Containerfile")
     files[BAKE_FILE] = bake(source.pipeline, lines[0])
-    for job in _jobs(source.pipeline, Stage.CONTAINERIZE):
-        files[_manifest_path(job)] = (comment_header(lines)
-                                      + yamlout.dump(manifest(source.pipeline, job)))
+    for target in source.pipeline.targets:
+        job = source.pipeline.find(target.image, Stage.CONTAINERIZE)
+        assert job is not None, target.image  # every image has a containerize job
+        files[f".kvc/manifests/{target.slug}.yaml"] = (
+            comment_header(lines) + yamlout.dump(manifest(source.pipeline, job)))
     return files
 
 
@@ -48,11 +50,6 @@ def _jobs(pipeline: Pipeline, stage: Stage, image: str | None = None) -> list[Jo
 
 def _env(job: Job) -> dict[str, str]:
     return job.env_dict()
-
-
-def _manifest_path(containerize: Job) -> str:
-    slug = _env(containerize)["KVC_IMAGE_SLUG"]
-    return f".kvc/manifests/{slug}.yaml"
 
 
 def bake(pipeline: Pipeline, header: str) -> str:

@@ -147,10 +147,7 @@ class Emitter:
 
     def env(self, job: Job) -> dict[str, str]:
         """The job's literal inputs in the backend's env syntax (values stay byte-exact)."""
-        env = {name: self.literal(value) for name, value in job.inputs}
-        if job.fingerprint is not None:
-            env["KVC_FINGERPRINT"] = job.fingerprint
-        return env
+        return {name: self.literal(value) for name, value in job.env_dict().items()}
 
     def command(self, job: Job) -> str:
         """The run step's shell: runtime values, then the stage script (unless cached)."""
