@@ -80,7 +80,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     TOOLS = SETUP_ACTIONS
     # GitHub evaluates ``${{ }}`` even in env values: spell a literal one as an expression.
     ESCAPES = (("${{", "${{ '${{' }}"),)
-    CAPABILITIES = Capabilities(cache_hit_output=True, artifact_retention=True)
+    CAPABILITIES = Capabilities(cache_hit_output=True)
 
     RUNNER_SETTING = "runs_on"
     settings: GitHubBackend

@@ -31,8 +31,6 @@ class Capabilities:
 
     identity_token: bool = True  # an OIDC token for keyless signing
     cache_hit_output: bool = False  # a later step can be skipped on a cache hit
-    # How many days kept files can be kept, when the backend lets a file say so.
-    artifact_retention: bool = False
 
 
 class Emitter:
