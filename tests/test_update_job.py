@@ -62,8 +62,10 @@ def test_circleci_update_workflow_is_separate_from_the_pipeline(tmp_path: Path) 
     scheduled = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
     assert config["workflows"]["kvc"]["when"] == {"not": scheduled}
     assert scheduled in config["workflows"]["kvc-update"]["when"]["and"]
+    # GH_TOKEN lives in its own context: the registry jobs never see it, nor it theirs.
     assert config["workflows"]["kvc-update"]["jobs"] == [{"kvc-update": {
-        "context": ["kvc-publish"]}}]
+        "context": ["kvc-update"]}}]
+    assert "context (kvc-update) needs GH_TOKEN" in text.split("version:")[0]
 
 
 def _stub(bindir: Path, name: str, body: str) -> None:

@@ -20,6 +20,9 @@ from kvc.spec.models import CircleCIBackend
 CONFIG: Final = ".circleci/config.yml"
 MACHINE_IMAGE: Final = "ubuntu-2404:current"
 DEFAULT_CONTEXT: Final = ("kvc-publish",)
+# The update job's token may push to the repository: it never shares a context with
+# the registry credentials, so neither reaches the other's jobs.
+DEFAULT_UPDATE_CONTEXT: Final = ("kvc-update",)
 # Customization can be silent for long stretches (package updates under emulation).
 NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, str]] = {
     Stage.BUILD: "60m", Stage.CONTAINERIZE: "30m", Stage.TEST: "30m", Stage.PUBLISH: "20m",
@@ -79,8 +82,8 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
             header += comment_header([
                 f"Checksum updates: create a scheduled pipeline named '{UPDATE_JOB}' with cron "
                 f"'{self.source.update.schedule}'",
-                "(Project Settings > Triggers); its context needs GH_TOKEN to push the branch "
-                "and open pull requests.",
+                f"(Project Settings > Triggers); its context ({', '.join(self._update_contexts())})"
+                " needs GH_TOKEN to push the branch and open pull requests.",
             ])
         return {CONFIG: header + yamlout.dump(self._config())}
 
@@ -95,7 +98,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
             workflows[UPDATE_JOB] = {
                 "when": {"and": [SCHEDULED,
                                  {"equal": [UPDATE_JOB, "<< pipeline.schedule.name >>"]}]},
-                "jobs": [{UPDATE_JOB: {"context": self._push_contexts()}}],
+                "jobs": [{UPDATE_JOB: {"context": self._update_contexts()}}],
             }
         return {
             "version": 2.1,
@@ -115,6 +118,10 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     def _push_contexts(self) -> list[str]:
         context = self.settings.context
         return list(context if context is not None else DEFAULT_CONTEXT)
+
+    def _update_contexts(self) -> list[str]:
+        context = self.settings.update_context
+        return list(context if context is not None else DEFAULT_UPDATE_CONTEXT)
 
     def _contexts(self, job: Job) -> list[str]:
         """Push credentials only where images are pushed; tests get the pull context."""

@@ -121,6 +121,9 @@ class CircleCIBackend(Model):
     context: list[str] | None = Field(
         None, description="contexts holding push credentials for containerize and publish, "
         "default [kvc-publish]")
+    update_context: list[str] | None = Field(
+        None, description="contexts of the scheduled update job, holding GH_TOKEN, default "
+        "[kvc-update]")
     pull_context: list[str] | None = Field(
         None, description="contexts holding pull-only credentials for test jobs (private "
         "images), default none")
