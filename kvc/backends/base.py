@@ -7,7 +7,6 @@ replaces or deletes a file that carries it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from kvc import __version__
 from kvc.ir import Pipeline
@@ -37,18 +36,6 @@ class EmitInput:
 
 
 Files = dict[str, str]
-
-
-class Backend(Protocol):
-    """What a backend module provides (modules satisfy this structurally)."""
-
-    @property
-    def NAME(self) -> str: ...
-
-    @property
-    def OWNED_DIRS(self) -> tuple[str, ...]: ...
-
-    def emit(self, source: EmitInput) -> Files: ...
 
 
 def comment_header(lines: list[str], prefix: str = "# ") -> str:

@@ -48,7 +48,16 @@ if [ -n "$(git status --porcelain)" ]; then
   git switch -C {BRANCH}
   git add -A
   git commit -m {title}
-  git push --force origin {BRANCH}
+  # The checkout's deploy key is read-only: push over HTTPS with the job's token,
+  # which a credential helper hands to git from the environment (never in argv or URL).
+  url="$(git remote get-url origin)"
+  case "$url" in
+    git@*:*) host="${{url#git@}}"; url="https://${{host%%:*}}/${{url#*:}}" ;;
+    ssh://git@*) url="https://${{url#ssh://git@}}" ;;
+  esac
+  git -c credential.helper= \\
+    -c credential.helper='!f() {{ echo username=x-access-token; echo "password=$GH_TOKEN"; }}; f' \\
+    push --force "$url" {BRANCH}
   gh pr create --head {BRANCH} --title {title} --body {text} || gh pr edit {BRANCH} --body {text}
 fi
 exit "$status"

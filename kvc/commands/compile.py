@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from kvc.backends import BACKENDS, buildfiles
-from kvc.backends.base import Backend, EmitInput, Files
+from kvc.backends import BACKENDS, Backend, buildfiles
+from kvc.backends.base import EmitInput, Files
 from kvc.commands import schema
 from kvc.commands.common import suggest
 from kvc.compiler import dag
@@ -35,7 +35,7 @@ def _backend(name: str) -> Backend:
 
 
 def scope(spec: Path, backend: str, out: Path) -> Scope:
-    return Scope(dirs=(buildfiles.OWNED_DIR, *_backend(backend).OWNED_DIRS),
+    return Scope(paths=(buildfiles.OWNED_DIR, *_backend(backend).OWNED),
                  spec_name=relative_name(spec, out))
 
 

@@ -48,7 +48,7 @@ def _row(build: ImageBuild, pipeline: Pipeline) -> dict[str, Any]:
         "latest": build.publish.latest,
         "sign": build.publish.sign,
         "test": list(build.test.checks) if build.test.enabled else [],
-        "fingerprint": job.env_dict()["KVC_FINGERPRINT"],
+        "fingerprint": job.fingerprint,
     }
 
 

@@ -48,7 +48,7 @@ def _job(resolved: Resolved, selector: str, stage: Stage) -> tuple[Pipeline, Job
 
 
 def command_line(job: Job) -> str:
-    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in job.env)
+    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in job.env_dict().items())
     return f"env {env} bash {shlex.quote(job.script)}"
 
 
@@ -64,6 +64,6 @@ def run(spec: Path, selector: str, stage: str, workdir: Path | None, dry_run: bo
     name = relative_name(spec, root)
     source = EmitInput(pipeline=pipeline, spec_name=name, backends=Backends())
     write_tree(root, buildfiles.emit(source), Scope((), name))
-    env = {**os.environ, **dict(job.env)}
+    env = {**os.environ, **job.env_dict()}
     click.echo(f"kvc: running {job.id} in {root}", err=True)
     return subprocess.run(["bash", job.script], cwd=root, env=env, check=False).returncode

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kvc.compiler.model import ImageBuild, Origin
+from kvc.compiler.model import ImageBuild
 
 # `virt-sysprep --list-operations` of libguestfs 1.48 (Debian 12) plus the
 # operations newer releases added; `defaults` and `all` are its meta-names.
@@ -166,7 +166,3 @@ RULES: tuple[Rule, ...] = (
     check_checksum, check_packages, check_post_commands, check_operations, check_disk_size,
     check_test, check_publish, check_urls, check_download, check_makefile,
 )
-
-
-def origin_of(build: ImageBuild, problem: Problem) -> Origin | None:
-    return build.origins.get(problem.key)

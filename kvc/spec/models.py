@@ -119,7 +119,14 @@ class CircleCIBackend(Model):
     resource_class: dict[Arch, str] | None = Field(
         None, description="default {amd64: medium, arm64: arm.medium}")
     context: list[str] | None = Field(
-        None, description="contexts holding registry/signing secrets, default [kvc-publish]")
+        None, description="contexts holding push credentials for containerize and publish, "
+        "default [kvc-publish]")
+    update_context: list[str] | None = Field(
+        None, description="contexts of the scheduled update job, holding GH_TOKEN, default "
+        "[kvc-update]")
+    pull_context: list[str] | None = Field(
+        None, description="contexts holding pull-only credentials for test jobs (private "
+        "images), default none")
     default_branch: str | None = Field(None, description="the only branch that publishes, "
                                        "default main")
 
@@ -129,6 +136,9 @@ class GitHubBackend(Model):
         None, description="default {amd64: ubuntu-24.04, arm64: ubuntu-24.04-arm}")
     workflow: str | None = Field(None, description="file name under .github/workflows/")
     environment: str | None = Field(None, description="GitHub environment for publish")
+    artifact_retention_days: int | None = Field(
+        None, ge=1, le=90, description="days artifacts are kept, default 3, or 31 with an "
+        "environment (longer than an approval may wait)")
     default_branch: str | None = Field(None, description="the only branch that publishes, "
                                        "default main")
 
