@@ -86,10 +86,12 @@ def plan(spec: Path, as_json: bool) -> None:
 
 @main.command()
 @SPEC
-@click.argument("image")
-def explain(spec: Path, image: str) -> None:
+@click.argument("image", required=False)
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per build (all builds when IMAGE is omitted).")
+def explain(spec: Path, image: str | None, as_json: bool) -> None:
     """Show every resolved value of IMAGE (flavor/release[/arch]) and its origin."""
-    _run(lambda: explain_command.run(spec, image))
+    _run(lambda: explain_command.run(spec, image, as_json))
 
 
 @main.command(name="compile")

@@ -26,6 +26,9 @@ def _join_packages(value: Any) -> Any:
     return value
 
 
+# One virt-customize command and its argument; the list gives the order.
+CommandItem = Annotated[dict[str, str], Field(min_length=1, max_length=1)]
+
 # The schema shows what users may write (either form), not the joined string.
 PackageList = Annotated[str, BeforeValidator(_join_packages,
                                              json_schema_input_type=str | list[str])]
@@ -57,6 +60,9 @@ class SysprepLayer(Model):
         None, description="comma-delimited package list (a YAML list is accepted)")
     post_commands: list[str] | None = Field(
         None, description="commands run in the guest, in order")
+    commands: list[str | CommandItem] | None = Field(
+        None, description="ordered virt-customize commands: {run-command: '...'}, "
+        "{edit: 'FILE:EXPR'}, {write: 'FILE:CONTENT'}, ... or a bare flag such as update")
     selinux_relabel: bool | None = Field(None, description="virt-customize --selinux-relabel")
     makefile: bool | None = Field(None, description="also run make -C makefile_dir target")
     makefile_dir: str | None = Field(None, description="directory of the Makefile (a template)")
