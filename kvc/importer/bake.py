@@ -61,8 +61,7 @@ class Bake:
 
 
 def parse(text: str) -> Bake:
-    code = "\n".join("" if line.lstrip().startswith(("#", "//")) else line
-                     for line in text.split("\n"))
+    code = _strip_comments(text)
     bake = Bake()
     variables: dict[str, str] = {}
     tag_result: str | None = None
@@ -79,6 +78,38 @@ def parse(text: str) -> Bake:
     else:
         _registry(bake, tag_result, variables)
     return bake
+
+
+def _strip_comments(text: str) -> str:
+    """Drop #, // and /* */ comments outside strings, keeping line numbers."""
+    out: list[str] = []
+    i, in_string = 0, False
+    while i < len(text):
+        char = text[i]
+        if in_string:
+            out.append(char)
+            if char == "\\" and i + 1 < len(text):
+                out.append(text[i + 1])
+                i += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+            out.append(char)
+        elif char == "#" or text.startswith("//", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = len(text) if end < 0 else end + 2
+            out.append("\n" * text.count("\n", i, end))
+            i = end
+            continue
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def _blocks(code: str) -> list[tuple[str, str, str, int]]:
