@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 Arch = Literal["amd64", "arm64"]
 ARCHES: tuple[Arch, ...] = ("amd64", "arm64")
@@ -26,8 +27,18 @@ def _join_packages(value: Any) -> Any:
     return value
 
 
-# One virt-customize command and its argument; the list gives the order.
-CommandItem = Annotated[dict[str, str], Field(min_length=1, max_length=1)]
+def _one_command_each(items: list[Any]) -> list[Any]:
+    """A mapping item is one command and its argument; the list gives the order."""
+    for number, item in enumerate(items, 1):
+        if isinstance(item, dict) and len(item) != 1:
+            raise PydanticCustomError(
+                "command", "item {number} holds {count} commands; write one item per "
+                "command, e.g. {example}", {"number": number, "count": len(item),
+                                             "example": "{run-command: '...'}"})
+    return items
+
+
+Commands = Annotated[list[str | dict[str, str]], AfterValidator(_one_command_each)]
 
 # The schema shows what users may write (either form), not the joined string.
 PackageList = Annotated[str, BeforeValidator(_join_packages,
@@ -60,7 +71,7 @@ class SysprepLayer(Model):
         None, description="comma-delimited package list (a YAML list is accepted)")
     post_commands: list[str] | None = Field(
         None, description="commands run in the guest, in order")
-    commands: list[str | CommandItem] | None = Field(
+    commands: Commands | None = Field(
         None, description="ordered virt-customize commands: {run-command: '...'}, "
         "{edit: 'FILE:EXPR'}, {write: 'FILE:CONTENT'}, ... or a bare flag such as update")
     selinux_relabel: bool | None = Field(None, description="virt-customize --selinux-relabel")
