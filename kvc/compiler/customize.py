@@ -30,6 +30,10 @@ CUSTOMIZE_COMMANDS: dict[str, bool] = {
 }
 
 
+# Commands whose argument is a comma-separated package list (checked like install).
+PACKAGE_COMMANDS = frozenset({"install", "uninstall", "firstboot-install"})
+
+
 def command_problem(name: str, argument: str | None) -> str | None:
     """What is wrong with one command, or None."""
     takes = CUSTOMIZE_COMMANDS.get(name)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kvc.compiler.customize import command_problem
+from kvc.compiler.customize import PACKAGE_COMMANDS, command_problem
 from kvc.compiler.model import ImageBuild, Origin
 
 # `virt-sysprep --list-operations` of libguestfs 1.48 (Debian 12) plus the
@@ -168,6 +168,11 @@ def check_commands(build: ImageBuild) -> Iterable[Problem]:
         problem = command_problem(name, argument)
         if problem:
             yield Problem("sysprep.commands", problem, "command", index)
+        elif name in PACKAGE_COMMANDS and argument is not None:
+            for package in argument.split(","):
+                if not _PACKAGE.match(package.strip()):
+                    yield Problem("sysprep.commands", f"'{package}' is not a valid package "
+                                  "name", "package", index)
 
 
 RULES: tuple[Rule, ...] = (
