@@ -25,7 +25,8 @@ from kvc.importer.run import import_tree
 CANARY = Path(tempfile.gettempdir()) / "kvc-import-canary"
 PAYLOADS = [
     f"$(touch {CANARY})", f"`touch {CANARY}`", f"; touch {CANARY}", f"&& touch {CANARY}",
-    f"| touch {CANARY}", f"$(echo ${{ARCH}} | sed 's/amd64/x86_64/;s/arm64/aarch64/'; touch {CANARY})",
+    f"| touch {CANARY}",
+    f"$(echo ${{ARCH}} | sed 's/amd64/x86_64/;s/arm64/aarch64/'; touch {CANARY})",
     f"${{X:-$(touch {CANARY})}}", f"<(touch {CANARY})", f"> {CANARY}", "$((1+2))",
     f"\"$(touch {CANARY})\"", f"'$(touch {CANARY})'", "\\", "\n", "${ARCH}", "$ARCH",
     "$(echo ${ARCH} | sed 's/amd64/x86_64/;s/arm64/aarch64/')", "=", "\"", "'", "#", "{", "}",
