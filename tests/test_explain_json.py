@@ -23,13 +23,13 @@ flavors:
       - release_version: "12"
         url: "https://example.org/debian-{arch}.qcow2"
         release_checksum:
-          amd64: "sha256:%s"
-          arm64: "sha256:%s"
+          amd64: "sha256:AMD"
+          arm64: "sha256:ARM"
         sysprep:
           commands:
             - update
             - write: "/etc/motd:{release_version}"
-""" % ("1" * 64, "2" * 64)
+""".replace("AMD", "1" * 64).replace("ARM", "2" * 64)
 
 
 def explain(tmp_path: Path, *args: str) -> list[dict[str, object]]:
