@@ -69,7 +69,13 @@ def _sysprep(build: ImageBuild) -> Env:
 
 
 def _commands(build: ImageBuild) -> Env:
-    """sysprep.commands: _OP is the command, _ARG (absent for flags) its argument."""
+    """sysprep.commands: _OP is the command, _ARG (absent for flags) its argument.
+
+    Nothing at all when the list is empty (build.sh reads a missing count as 0),
+    so specs without commands compile exactly as before.
+    """
+    if not build.sysprep.commands:
+        return []
     env = [("KVC_COMMANDS_COUNT", str(len(build.sysprep.commands)))]
     for i, (name, argument) in enumerate(build.sysprep.commands, 1):
         env.append((f"KVC_COMMAND_{i}_OP", name))
