@@ -50,10 +50,11 @@ def _job(job: Any, found: Workflows) -> None:
         if not isinstance(flavors, list):
             continue
         arches = params.get("arch") if isinstance(params, dict) else None
-        for flavor in flavors:
-            entry = found.arches.setdefault(str(flavor), set())
+        # Only plain strings count: str() of an aliased structure could be huge.
+        for flavor in (f for f in flavors if isinstance(f, str)):
+            entry = found.arches.setdefault(flavor, set())
             if isinstance(arches, list):
-                entry.update(str(a) for a in arches)
+                entry.update(a for a in arches if isinstance(a, str))
 
 
 def _get(data: Any, *keys: str) -> Any:

@@ -37,6 +37,8 @@ _IDIOM = re.compile(
     + "|".join(_SUBS) + r")\2\s*\)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
+# `export NAME ...` without a value changes nothing the build script reads.
+_EXPORT_ONLY = re.compile(r"export(?:\s+[A-Za-z_][A-Za-z0-9_]*)+\s*(?:#.*)?")
 # Characters that mean something to the shell outside quotes.
 _SPECIAL = set(";&|<>()`")
 
@@ -101,6 +103,8 @@ def _statement(line: str, scope: dict[str, Value]) -> tuple[str, Value] | None:
         return None
     if line.endswith("\\"):
         raise _Unsupported(len(line) - 1, "line continuations are not supported")
+    if _EXPORT_ONLY.fullmatch(line, start):
+        return None
     match = _ASSIGN.match(line, start)
     if match is None:
         raise _Unsupported(start, "not an assignment: kvc import evaluates only NAME=value "

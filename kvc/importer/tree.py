@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kvc.errors import FatalError
 from kvc.importer import bake as bake_file
@@ -168,8 +167,3 @@ def _arches(result: ImageResult, bake: bake_file.Bake | None,
         result.values["url"] = next(iter(result.urls.values()))
         result.urls = {}
 
-
-def summary(tree: Tree) -> list[dict[str, Any]]:
-    """For tests and the report: what was imported."""
-    return [{"image": f"{r.flavor}/{r.release}", "arches": r.result.arches}
-            for r in tree.releases]

@@ -24,7 +24,7 @@ def test_arch_mapping_idiom_becomes_uname_arch(idiom: str) -> None:
 
 def test_literals_quotes_and_expansion() -> None:
     got = values("V=1.2\nexport A='it''s ${V}' # comment\nB=\"a $V ${V}\\\"\"\nC=${ARCH}-{x}\n"
-                 "D=$FLAVOR\nE=\nF=a#b")
+                 "D=$FLAVOR\nE=\nF=a#b\nexport D E  # no-op")
     assert got == {"V": "1.2", "A": "its ${{V}}", "B": 'a 1.2 1.2"', "C": "{arch}-{{x}}",
                    "D": "img-1", "E": "", "F": "a#b"}
 
