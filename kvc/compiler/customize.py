@@ -1,9 +1,11 @@
 """virt-customize commands that ``sysprep.commands`` may use, and their rule.
 
 The table lists every customization command of virt-customize, True when the
-command takes an argument. Sources: the argspec of
+command takes an argument (what the stage script passes as a second argv
+element). Sources: the argspec of
 libguestfs/libguestfs-common@46605b8:mlcustomize/customize_cmdline.ml (lines
-168-463: String options take an argument, Unit/Set ones are flags) plus the
+168-491: String options take an argument, Unit/Set ones are flags; there
+`selinux-relabel` is now a no-op kept for compatibility) plus the
 subscription-manager commands still present in libguestfs 1.48 (Debian 12,
 `virt-customize --long-options`). tests/integration/test_customize_commands.py
 checks the installed virt-customize against it. General options (--add,

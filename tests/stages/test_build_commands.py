@@ -95,3 +95,11 @@ def test_compiled_environment_carries_commands_in_order() -> None:
     assert env["KVC_COMMAND_1_ARG"] == "echo alma {literal}"
     assert "KVC_COMMAND_2_ARG" not in env
     assert env["KVC_COMMAND_3_ARG"] == "/etc/motd:hi"
+
+
+def test_commands_alone_run_guest_code_so_arm64_builds_on_arm64() -> None:
+    spec = SPEC.replace('install: ""', 'install: ""\n          update: false')
+    builds = load_source(spec.encode(), "kvc.yaml").builds
+    assert all(b.sysprep.runs_guest_code for b in builds)
+    bare = SPEC.split("          commands:")[0]
+    assert not any(b.sysprep.runs_guest_code for b in load_source(bare.encode(), "k").builds)
