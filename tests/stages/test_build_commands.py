@@ -101,5 +101,5 @@ def test_commands_alone_run_guest_code_so_arm64_builds_on_arm64() -> None:
     spec = SPEC.replace('install: ""', 'install: ""\n          update: false')
     builds = load_source(spec.encode(), "kvc.yaml").builds
     assert all(b.sysprep.runs_guest_code for b in builds)
-    bare = SPEC.split("          commands:")[0]
+    bare = SPEC.split("          commands:", maxsplit=1)[0]
     assert not any(b.sysprep.runs_guest_code for b in load_source(bare.encode(), "k").builds)
