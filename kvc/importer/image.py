@@ -24,8 +24,9 @@ from kvc.importer import shell, sysprep_script
 from kvc.importer.shell import Value
 
 ARCHES = ("amd64", "arm64")
-# kmi's tests/run.bats test descriptions, matched against SKIP, and the kvc
-# check each one corresponds to.
+# The test descriptions SKIP is matched against (`[[ desc =~ ($SKIP) ]]`,
+# ContainerCraft/kmi@1cf0a30:tests/run.bats:103,113-125), and the kvc check each
+# one corresponds to.
 TEST_DESCRIPTIONS = {
     "boot": "vm pods become ready",
     "guest-agent": "qemu-guest-agent starts on boot",
