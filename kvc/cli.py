@@ -20,6 +20,7 @@ from kvc.commands import run as run_command
 from kvc.commands import schema as schema_command
 from kvc.commands import validate as validate_command
 from kvc.errors import EXIT_INTERNAL, EXIT_USER, FatalError
+from kvc.importer import command as import_command
 from kvc.spec.diagnostics import SpecError, render
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
@@ -86,10 +87,12 @@ def plan(spec: Path, as_json: bool) -> None:
 
 @main.command()
 @SPEC
-@click.argument("image")
-def explain(spec: Path, image: str) -> None:
+@click.argument("image", required=False)
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per build (all builds when IMAGE is omitted).")
+def explain(spec: Path, image: str | None, as_json: bool) -> None:
     """Show every resolved value of IMAGE (flavor/release[/arch]) and its origin."""
-    _run(lambda: explain_command.run(spec, image))
+    _run(lambda: explain_command.run(spec, image, as_json))
 
 
 @main.command(name="compile")
@@ -148,6 +151,18 @@ def graph(spec: Path, fmt: str) -> None:
 def init(directory: Path, force: bool) -> None:
     """Write a commented starter kvc.yaml (and its JSON Schema) into DIRECTORY."""
     _run(lambda: init_command.run(directory, force))
+
+
+@main.command(name="import")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the spec to this file (atomically) instead of standard output.")
+@click.option("--registry", help="Registry to publish to (default: from bake.hcl's tag "
+              "function).")
+def import_(directory: Path, out: Path | None, registry: str | None) -> None:
+    """Write one spec reproducing a hand-written pipeline in DIRECTORY (images/*/env.sh,
+    virt.sysprep, bake.hcl, .circleci/config.yml). Nothing in it is ever executed."""
+    _run(lambda: import_command.run(directory, out, registry))
 
 
 @main.command()

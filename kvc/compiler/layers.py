@@ -34,6 +34,7 @@ BUILTIN: Mapping[str, Any] = {
     "sysprep.update": False,
     "sysprep.install": "qemu-guest-agent,cloud-init",
     "sysprep.post_commands": [],
+    "sysprep.commands": [],
     "sysprep.selinux_relabel": False,
     "sysprep.makefile": False,
     "sysprep.makefile_dir": "images/{flavor}",

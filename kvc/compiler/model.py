@@ -50,12 +50,14 @@ class Sysprep:
     makefile_dir: str
     makefile_target: str
     disk_size: str | None
+    # Ordered virt-customize commands: (name, argument), argument None for flags.
+    commands: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def runs_guest_code(self) -> bool:
         """Whether customization executes guest binaries (so needs a same-arch runner)."""
         return self.enabled and (self.update or bool(self.install) or bool(self.post_commands)
-                                 or self.selinux_relabel)
+                                 or self.selinux_relabel or bool(self.commands))
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,12 +174,22 @@ def _expand_all(ctx: _Context, flat: Flat, names: Mapping[str, str]) -> dict[str
         elif isinstance(value, str):
             values[key] = _expand_one(ctx, origin, value, names, None)
         elif isinstance(value, list):
-            values[key] = [_expand_one(ctx, origin, item, names, i) if isinstance(item, str)
-                           else item for i, item in enumerate(value)]
+            values[key] = [_expand_item(ctx, origin, item, names, i)
+                           for i, item in enumerate(value)]
         else:
             values[key] = value
         ok = ok and not _has_failure(values[key])
     return values if ok else None
+
+
+def _expand_item(ctx: _Context, origin: Origin, item: Any, names: Mapping[str, str],
+                 index: int) -> Any:
+    """List items: strings, and the {command: argument} items of sysprep.commands."""
+    if isinstance(item, str):
+        return _expand_one(ctx, origin, item, names, index)
+    if isinstance(item, dict):
+        return {key: _expand_one(ctx, origin, value, names, index) for key, value in item.items()}
+    return item
 
 
 class _Failed(str):
@@ -188,7 +198,8 @@ class _Failed(str):
 
 def _has_failure(value: Any) -> bool:
     if isinstance(value, list):
-        return any(isinstance(item, _Failed) for item in value)
+        return any(isinstance(item, _Failed) or (isinstance(item, dict) and any(
+            isinstance(v, _Failed) for v in item.values())) for item in value)
     return isinstance(value, _Failed)
 
 
@@ -249,8 +260,20 @@ def _sysprep(v: Mapping[str, Any]) -> Sysprep:
         post_commands=tuple(v["sysprep.post_commands"]),
         selinux_relabel=v["sysprep.selinux_relabel"], makefile=v["sysprep.makefile"],
         makefile_dir=v["sysprep.makefile_dir"], makefile_target=v["sysprep.makefile_target"],
-        disk_size=v["sysprep.disk_size"],
+        disk_size=v["sysprep.disk_size"], commands=_commands(v["sysprep.commands"]),
     )
+
+
+def _commands(items: list[str | dict[str, str]]) -> tuple[tuple[str, str | None], ...]:
+    """Bare strings are flag commands; a mapping holds one command and its argument
+    (a mapping of several keys is reported by rules.check_commands)."""
+    out: list[tuple[str, str | None]] = []
+    for item in items:
+        if isinstance(item, str):
+            out.append((item, None))
+        else:
+            out.extend(item.items())
+    return tuple(out)
 
 
 def _test(v: Mapping[str, Any]) -> TestSettings:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from kvc.compiler.customize import PACKAGE_COMMANDS, command_problem
 from kvc.compiler.model import ImageBuild
 
 # `virt-sysprep --list-operations` of libguestfs 1.48 (Debian 12) plus the
@@ -162,7 +163,19 @@ def check_makefile(build: ImageBuild) -> Iterable[Problem]:
                       "repository (relative, no '..')", "value")
 
 
+def check_commands(build: ImageBuild) -> Iterable[Problem]:
+    for index, (name, argument) in enumerate(build.sysprep.commands):
+        problem = command_problem(name, argument)
+        if problem:
+            yield Problem("sysprep.commands", problem, "command", index)
+        elif name in PACKAGE_COMMANDS and argument is not None:
+            for package in argument.split(","):
+                if not _PACKAGE.match(package.strip()):
+                    yield Problem("sysprep.commands", f"'{package}' is not a valid package "
+                                  "name", "package", index)
+
+
 RULES: tuple[Rule, ...] = (
     check_checksum, check_packages, check_post_commands, check_operations, check_disk_size,
-    check_test, check_publish, check_urls, check_download, check_makefile,
+    check_test, check_publish, check_urls, check_download, check_makefile, check_commands,
 )

@@ -155,6 +155,25 @@ guestfs_network_args() {
   fi
 }
 
+# sysprep.commands, in order, appended to the args array of customize():
+# each command is one argv element "--<op>" and its argument another. The op
+# was checked against virt-customize's command table at compile time; here it
+# only has to look like a command name, so no value can become another option.
+customize_commands() {
+  local i op arg
+  for ((i = 1; i <= ${KVC_COMMANDS_COUNT:-0}; i++)); do
+    op="KVC_COMMAND_${i}_OP"
+    arg="KVC_COMMAND_${i}_ARG"
+    [ -n "${!op:-}" ] || kvc_die "$op is not set (KVC_COMMANDS_COUNT=$KVC_COMMANDS_COUNT)"
+    [[ "${!op}" =~ ^[a-z][a-z0-9-]*$ ]] || kvc_die "$op='${!op}' is not a virt-customize command"
+    if [ -n "${!arg+set}" ]; then
+      args+=("--${!op}" "${!arg}")
+    else
+      args+=("--${!op}")
+    fi
+  done
+}
+
 # One virt-customize call for everything: each libguestfs launch costs many
 # seconds (minutes under emulation). Every value is one argv element, so post
 # commands reach the guest shell verbatim and are never interpreted here.
@@ -170,6 +189,7 @@ customize() {
     [ -n "${!name+set}" ] || kvc_die "$name is not set (KVC_POST_COMMANDS_COUNT=$KVC_POST_COMMANDS_COUNT)"
     args+=(--run-command "${!name}")
   done
+  customize_commands
   kvc_bool KVC_SELINUX_RELABEL && args+=(--selinux-relabel)
   if [ "${#args[@]}" -eq "$before" ]; then
     kvc_log "nothing to customize"

@@ -1,0 +1,6 @@
+VIRT_SYSPREP_OPERATIONS=customize,logfiles,machine-id,tmp-files
+_CODENAME=bookworm
+BASE_URL=https://images.example.invalid/debian/${_CODENAME}/latest/
+DOWNLOAD_FILE=debian-12-generic-$ARCH.qcow2
+AMD64_SHA512SUM=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+ARM64_SHA512SUM=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb

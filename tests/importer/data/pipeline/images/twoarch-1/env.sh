@@ -1,0 +1,5 @@
+CUSTOMIZE=false
+BASE_URL=https://images.example.invalid/twoarch
+DOWNLOAD_FILE=twoarch-${ARCH}.qcow2
+AMD64_SHA256SUM=cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd
+ARM64_SHA256SUM=efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef

@@ -1,0 +1,7 @@
+# Ubuntu 22.04: per-arch download files, one base URL
+VIRT_SYSPREP_OPERATIONS=customize,logfiles,machine-id,tmp-files
+BASE_URL=https://images.example.invalid/ubuntu/jammy/current
+AMD64_DOWNLOAD_FILE=jammy-server-cloudimg-amd64-disk-kvm.img
+ARM64_DOWNLOAD_FILE=jammy-server-cloudimg-arm64.img
+AMD64_SHA256SUM=1111111111111111111111111111111111111111111111111111111111111111
+ARM64_SHA256SUM=2222222222222222222222222222222222222222222222222222222222222222
