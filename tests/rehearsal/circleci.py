@@ -46,6 +46,7 @@ JOB_KEYS = ("executor", "environment", "steps")
 ENTRY_KEYS = ("requires", "context", "filters")
 RUN_KEYS = ("name", "command", "no_output_timeout", "environment", "when")
 PARAM = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
+PIPELINE = re.compile(r"<<\s*pipeline\.([\w.-]+)\s*>>")
 LEFTOVER = re.compile(r"<<\s*[\w-]+\.[\w.-]+\s*>>")
 
 
@@ -66,7 +67,9 @@ class CircleRun:
         self.doc = mapping(YAML(typ="safe").load(config), str(config))
         only_keys(self.doc, TOP_KEYS, str(config))
         wf = mapping(mapping(self.doc["workflows"], "workflows")[workflow], workflow)
-        only_keys(wf, ("jobs",), f"workflows.{workflow}")
+        only_keys(wf, ("jobs", "when"), f"workflows.{workflow}")
+        self.pipeline = {"trigger_source": "webhook", "git.branch": branch}
+        self.enabled = logic(substitute(wf.get("when", True), {}, workflow, self.pipeline))
         self.entries: dict[str, dict[str, Any]] = {}
         for item in wf["jobs"]:
             name, entry = (item, {}) if isinstance(item, str) else next(iter(item.items()))
@@ -99,6 +102,8 @@ class CircleRun:
 
     def _workflow(self, jobs: set[str]) -> dict[str, str]:
         self.workflows.append(f"wf-{len(self.workflows) + 1:04d}")
+        if not self.enabled:
+            return {}
         for job in self.order:
             if job in jobs and self._selected(job):
                 self.results[job] = self._job(job)
@@ -166,8 +171,8 @@ class JobSteps:
         """Inline reusable commands, substituting their parameters."""
         commands = mapping(self.run_.doc.get("commands"), "commands")
         out: list[Any] = []
-        for step in steps:
-            step = substitute(step, params, where)
+        for raw in steps:
+            step = substitute(raw, params, where)
             name = step if isinstance(step, str) else next(iter(step))
             if name in commands:
                 cmd = mapping(commands[name], name)
@@ -208,7 +213,8 @@ class JobSteps:
         if name in self.run_.replace_steps:
             self.m.note(f"{where}: {name!r} replaced: {self.run_.replace_steps[name]}")
             return True
-        env = {**self.env, **{k: str(v) for k, v in mapping(spec.get("environment"), where).items()}}
+        step_env = mapping(spec.get("environment"), where)
+        env = {**self.env, **{k: str(v) for k, v in step_env.items()}}
         script = self.m.tmp / f"step-{len(self.m.result.log)}.sh"
         script.write_text(str(spec["command"]))
         return self.m.shell(["/bin/bash", "-eo", "pipefail", str(script)], env) == 0
@@ -278,18 +284,41 @@ class JobSteps:
         return True
 
 
-def substitute(value: Any, params: Mapping[str, Any], where: str) -> Any:
+def substitute(
+    value: Any, params: Mapping[str, Any], where: str, pipeline: Mapping[str, str] | None = None
+) -> Any:
+    """Replace << parameters.x >> (and << pipeline.x >> when given) in VALUE."""
     if isinstance(value, str):
         out = PARAM.sub(lambda m: str(params[m.group(1)]) if m.group(1) in params else m.group(0),
                         value)
+        if pipeline is not None:
+            out = PIPELINE.sub(lambda m: pipeline.get(m.group(1), m.group(0)), out)
         if LEFTOVER.search(out):
             raise RehearsalError(f"{where}: unresolved parameter in {out!r}")
         return out
     if isinstance(value, list):
-        return [substitute(v, params, where) for v in value]
+        return [substitute(v, params, where, pipeline) for v in value]
     if isinstance(value, dict):
-        return {k: substitute(v, params, where) for k, v in value.items()}
+        return {k: substitute(v, params, where, pipeline) for k, v in value.items()}
     return value
+
+
+def logic(value: Any) -> bool:
+    """CircleCI's logic statements (and, or, not, equal) over literal values."""
+    if not isinstance(value, dict):
+        return value not in (False, None, "", 0)
+    if len(value) != 1:
+        raise RehearsalError(f"logic statement {value!r} is not emulated")
+    op, arg = next(iter(value.items()))
+    if op == "not":
+        return not logic(arg)
+    if op == "and":
+        return all(logic(v) for v in arg)
+    if op == "or":
+        return any(logic(v) for v in arg)
+    if op == "equal":
+        return all(v == arg[0] for v in arg)
+    raise RehearsalError(f"logic operator {op!r} is not emulated")
 
 
 def as_list(value: Any) -> list[str]:

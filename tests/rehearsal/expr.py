@@ -143,7 +143,9 @@ class Open(dict[str, Any]):
 
 
 def truthy(value: Any) -> bool:
-    return value not in (False, 0, "", None) and not (isinstance(value, float) and math.isnan(value))
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return value not in (False, 0, "", None)
 
 
 def number(value: Any) -> float:

@@ -135,6 +135,7 @@ fake_docker() {
 
 fake_kind() {
   local name dir archive
+  local -a names
   name=$(opt --name) || name=kind
   dir="$M/clusters/$name"
   case "${ARGS[0]} ${ARGS[1]:-}" in
@@ -146,7 +147,8 @@ fake_kind() {
       tail -n +2 "$archive" | while read -r image; do
         printf '%s %s\n' "$image" "$(head -n1 "$archive")" >>"$dir/images"
       done
-      FACTS="{\"loaded\":$(json_list "$(head -n1 "$archive")" $(tail -n +2 "$archive"))}"
+      mapfile -t names <"$archive"
+      FACTS="{\"loaded\":$(json_list "${names[@]}")}"
       ;;
     "delete cluster") rm -rf "$dir" ;;
   esac
@@ -162,7 +164,7 @@ resolve() { # the digest a node would run for $1, or fail (ErrImagePull)
 
 fake_kubectl() {
   local file digest image
-  local -a digests=()
+  local -a digests=() images
   file=$(opt -f) || file=""
   case "${ARGS[0]}" in
     create)
@@ -173,7 +175,8 @@ fake_kubectl() {
     apply)
       if [[ "$file" != *://* ]]; then
         sed -n 's/^[[:space:]]*image:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$file" >"$M/applied"
-        FACTS="{\"applied\":$(json_list $(cat "$M/applied"))}"
+        mapfile -t images <"$M/applied"
+        FACTS="{\"applied\":$(json_list "${images[@]}")}"
       fi
       ;;
     wait)

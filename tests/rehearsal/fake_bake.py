@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
     target = argv[-1]
     bakefile = json.loads(Path(option(argv, "-f") or "docker-bake.json").read_text())
     spec = bakefile["target"][target]
-    sets = dict(v.split("=", 1) for a, v in zip(argv, argv[1:], strict=False) if a == "--set")
+    sets = dict(v.split("=", 1) for a, v in pairwise(argv) if a == "--set")
     tags = sets.get(f"{target}.tags", ",".join(spec.get("tags", []))).split(",")
     disks: dict[str, str] = {}
     for platform in spec["platforms"]:

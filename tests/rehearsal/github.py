@@ -96,6 +96,10 @@ class GitHubRun:
         self.artifacts: dict[str, Artifact] = {}
         self.results: dict[str, JobResult] = {}
         self.history: list[JobResult] = []
+        # Evaluated once so that an expression there is checked like any other.
+        ev = Evaluator({"github": self.github(""), "secrets": self.secrets}, lambda n: True)
+        for value in mapping(self.doc.get("concurrency"), "concurrency").values():
+            interpolate(text(value), ev)
 
     # --- runs ---------------------------------------------------------------
 
@@ -216,7 +220,7 @@ class JobSteps:
     def action(self, step: dict[str, Any], ev: Evaluator, where: str) -> bool:
         m = SHA.match(str(step["uses"]))
         if not m or m.group(1) not in ACTIONS:
-            raise RehearsalError(f"{where}: action {step['uses']!r} is not emulated (or not pinned)")
+            raise RehearsalError(f"{where}: action {step['uses']!r} not emulated (or not pinned)")
         name = m.group(1)
         inputs = {k: interpolate(text(v), ev) for k, v in mapping(step.get("with"), where).items()}
         only_keys(inputs, ACTIONS[name], f"{where} ({name})")
