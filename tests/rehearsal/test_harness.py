@@ -1,0 +1,79 @@
+"""The rehearsal's own checks catch what they claim to (tiny hand-written pipelines)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.rehearsal.circleci import CircleRun
+from tests.rehearsal.github import GitHubRun
+from tests.rehearsal.world import World, provenance_violations
+
+pytestmark = pytest.mark.rehearsal
+
+PIN = "@" + "a" * 40
+UPLOAD = f"actions/upload-artifact{PIN}"
+DOWNLOAD = f"actions/download-artifact{PIN}"
+
+
+def github(tmp_path: Path, jobs: str) -> GitHubRun:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    path = tmp_path / "wf.yml"
+    path.write_text(f"name: t\non: push\njobs:\n{jobs}")
+    return GitHubRun(World(tmp_path / "w", repo), path)
+
+
+WRITER = f"""  a:
+    runs-on: x
+    steps:
+      - run: mkdir out && echo hi > out/f
+      - uses: {UPLOAD}
+        with: {{name: out, path: out}}
+"""
+
+
+@pytest.mark.parametrize(("needs", "violations"), [("", 1), ("    needs: [a]\n", 0)])
+def test_a_read_from_a_job_not_upstream_is_reported(
+    tmp_path: Path, needs: str, violations: int
+) -> None:
+    run = github(tmp_path, WRITER + f"""  b:
+    runs-on: x
+{needs}    steps:
+      - uses: {DOWNLOAD}
+        with: {{name: out, path: got}}
+      - run: cat got/f
+""")
+    assert run.run() == {"a": "success", "b": "success"}
+    assert len(provenance_violations(run.needs, run.history)) == violations
+
+
+@pytest.mark.parametrize(("overwrite", "status"), [("false", "failure"), ("true", "success")])
+def test_a_second_upload_of_a_name_conflicts_unless_overwrite(
+    tmp_path: Path, overwrite: str, status: str
+) -> None:
+    run = github(tmp_path, WRITER + f"""      - uses: {UPLOAD}
+        with: {{name: out, path: out, overwrite: {overwrite}}}
+""")
+    assert run.run() == {"a": status}
+
+
+def test_circleci_concurrent_jobs_persisting_one_path_break_attach(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    persist = {"persist_to_workspace": {"root": ".", "paths": ["out"]}}
+    write = {"run": "mkdir -p out && date > out/f"}
+    attach = {"attach_workspace": {"at": "."}}
+    job = {"executor": "e", "steps": [write, persist]}
+    config = {
+        "version": 2.1,
+        "executors": {"e": {"machine": {"image": "x"}}},
+        "jobs": {"a": job, "b": job, "c": {"executor": "e", "steps": [attach]}},
+        "workflows": {"kvc": {"jobs": ["a", "b", {"c": {"requires": ["a", "b"]}}]}},
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    run = CircleRun(World(tmp_path / "w", repo), path)
+    assert run.run() == {"a": "success", "b": "success", "c": "failure"}
