@@ -168,6 +168,7 @@ fake_kubectl() {
   file=$(opt -f) || file=""
   case "${ARGS[0]}" in
     create)
+      [[ " ${ARGS[*]} " == *" --dry-run=client "* ]] || return 0
       awk '/^---/ { vm = 0; meta = 0 } /^kind: *VirtualMachine *$/ { vm = 1 }
         /^metadata:/ { meta = 1; next } meta && /^  name:/ { name = $2; meta = 0 }
         vm && name != "" && !done { printf "%s", name; done = 1 }' "$file"

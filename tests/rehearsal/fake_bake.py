@@ -26,8 +26,9 @@ def main(argv: list[str]) -> int:
     target = argv[-1]
     bakefile = json.loads(Path(option(argv, "-f") or "docker-bake.json").read_text())
     spec = bakefile["target"][target]
-    sets = dict(v.split("=", 1) for a, v in pairwise(argv) if a == "--set")
-    tags = sets.get(f"{target}.tags", ",".join(spec.get("tags", []))).split(",")
+    sets = [v.split("=", 1) for a, v in pairwise(argv) if a == "--set"]
+    tags = [t for k, v in sets if k == f"{target}.tags" for t in v.split(",")]
+    tags = tags or spec.get("tags", [])
     disks: dict[str, str] = {}
     for platform in spec["platforms"]:
         arch = platform.split("/")[1]
@@ -40,14 +41,19 @@ def main(argv: list[str]) -> int:
     meta = option(argv, "--metadata-file")
     if meta:
         Path(meta).write_text(json.dumps({target: {"containerimage.digest": digest}}, indent=2))
-    output = sets.get(f"{target}.output", "type=registry")
-    facts = {"staged": digest, "tags": tags, "disks": disks, "output": output}
-    if output == "type=registry":
-        lines = [f"{tag.rsplit(':', 1)[0]}@{digest} {digest}\n{tag} {digest}\n" for tag in tags]
+    output = dict(sets).get(f"{target}.output", "type=registry")
+    fields = dict(kv.split("=", 1) for kv in output.split(","))
+    names = [*tags, *(n for n in fields.get("name", "").split(";") if n)]
+    facts = {"staged": digest, "tags": names, "disks": disks, "output": output}
+    pushed = fields["type"] == "registry" or (
+        fields["type"] == "image" and fields.get("push") == "true"
+    )
+    if pushed:
+        lines = [f"{n.rsplit(':', 1)[0]}@{digest} {digest}\n{n} {digest}\n" for n in names]
         with (Path(os.environ["REHEARSAL_WORLD"]) / "registry.txt").open("a") as f:
             f.write("".join(lines))
-    elif output.startswith("type=oci,dest="):
-        Path(output.split("dest=", 1)[1]).write_text("\n".join([digest, *tags]) + "\n")
+    elif fields["type"] == "oci" and "dest" in fields:
+        Path(fields["dest"]).write_text("\n".join([digest, *names]) + "\n")
     else:
         print(f"fake bake: output {output!r} is not emulated", file=sys.stderr)
         return 1
