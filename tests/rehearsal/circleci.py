@@ -20,6 +20,7 @@ Anything else raises RehearsalError.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,7 @@ from tests.rehearsal.world import (
     World,
     ancestors,
     descendants,
+    in_waves,
     mapping,
     only_keys,
     topological,
@@ -62,8 +64,9 @@ class CircleRun:
         contexts: Mapping[str, Mapping[str, str]] | None = None,
         replace_steps: Mapping[str, str] | None = None,
         workflow: str = "kvc",
+        workers: int = os.cpu_count() or 2,
     ) -> None:
-        self.world = world
+        self.world, self.workers = world, workers
         self.doc = mapping(YAML(typ="safe").load(config), str(config))
         only_keys(self.doc, TOP_KEYS, str(config))
         wf = mapping(mapping(self.doc["workflows"], "workflows")[workflow], workflow)
@@ -104,10 +107,13 @@ class CircleRun:
         self.workflows.append(f"wf-{len(self.workflows) + 1:04d}")
         if not self.enabled:
             return {}
-        for job in self.order:
-            if job in jobs and self._selected(job):
-                self.results[job] = self._job(job)
-                self.history.append(self.results[job])
+
+        def one(job: str) -> JobResult:
+            self.results[job] = self._job(job)
+            return self.results[job]
+
+        selected = {j for j in jobs if self._selected(j)}
+        self.history.extend(in_waves(self.order, self.needs, selected, one, self.workers))
         return {j: r.status for j, r in self.results.items()}
 
     def _selected(self, job: str) -> bool:

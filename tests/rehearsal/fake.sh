@@ -14,10 +14,13 @@
 set -u
 W="$REHEARSAL_WORLD"
 M="$REHEARSAL_MACHINE"
-mkdir -p "$M"
+[ -d "$M" ] || mkdir -p "$M"
 ARGS=("$@")
 FACTS='{}'
+J=""
 
+# json STRING / json_list STRING...: set J to the JSON text (no subshell:
+# a fork per value would dominate the cost of a call).
 json() {
   local s=$1
   s=${s//\\/\\\\}
@@ -25,29 +28,51 @@ json() {
   s=${s//$'\n'/\\n}
   s=${s//$'\t'/\\t}
   s=${s//$'\r'/\\r}
-  printf '"%s"' "$s"
+  J="\"$s\""
 }
 
 json_list() {
   local a sep="" out="["
   for a in "$@"; do
-    out+="$sep$(json "$a")"
+    json "$a"
+    out+="$sep$J"
     sep=","
   done
-  printf '%s]' "$out"
+  J="$out]"
+}
+
+# fact KEY STRING: FACTS = {KEY: STRING}; facts_list KEY STRING...: a list.
+fact() {
+  json "$2"
+  FACTS="{\"$1\":$J}"
+}
+
+facts_list() {
+  local key=$1
+  shift
+  json_list "$@"
+  FACTS="{\"$key\":$J}"
 }
 
 finish() {
-  local rc=$1
-  printf '{"tool":%s,"argv":%s,"job":%s,"run":%s,"cwd":%s,"facts":%s,"rc":%s}\n' \
-    "$(json "$TOOL")" "$(json_list "${ARGS[@]}")" "$(json "${REHEARSAL_JOB:-}")" \
-    "$(json "${REHEARSAL_RUN:-}")" "$(json "$PWD")" "$FACTS" "$rc" >>"$W/calls.jsonl"
+  local rc=$1 line
+  json "$TOOL"
+  line="{\"tool\":$J"
+  json_list "${ARGS[@]}"
+  line+=",\"argv\":$J"
+  json "${REHEARSAL_JOB:-}"
+  line+=",\"job\":$J"
+  json "${REHEARSAL_RUN:-}"
+  line+=",\"run\":$J"
+  json "$PWD"
+  line+=",\"cwd\":$J,\"facts\":$FACTS,\"rc\":$rc}"
+  printf '%s\n' "$line" >>"$W/calls.jsonl"
   exit "$rc"
 }
 
 die() {
   printf 'fake %s: %s\n' "$TOOL" "$2" >&2
-  FACTS="{\"error\":$(json "$2")}"
+  fact error "$2"
   finish "$1"
 }
 
@@ -95,7 +120,7 @@ fake_curl() {
   else
     cat "$blob"
   fi
-  FACTS="{\"downloaded\":$(json "$url")}"
+  fact downloaded "$url"
 }
 
 fake_qemu_img() {
@@ -115,7 +140,10 @@ fake_imagetools() {
       printf '%s %s\n' "${ARGS[i + 1]}" "$digest" >>"$W/registry.txt"
     fi
   done
-  FACTS="{\"promoted\":$(json "$digest"),\"source\":$(json "$source"),\"tags\":$(json_list "${tags[@]}")}"
+  json_list "${tags[@]}"
+  FACTS="{\"promoted\":\"$digest\",\"tags\":$J"
+  json "$source"
+  FACTS+=",\"source\":$J}"
 }
 
 fake_docker() {
@@ -127,7 +155,7 @@ fake_docker() {
     "buildx inspect "* | "buildx create "* | "buildx version "*) ;;
     "login "*)
       [ -n "$(cat)" ] || die 1 "login: no password on stdin"
-      FACTS="{\"login\":$(json "${ARGS[-1]}")}"
+      fact login "${ARGS[-1]}"
       ;;
     *) die 97 "docker ${ARGS[*]:0:3} is not emulated" ;;
   esac
@@ -148,7 +176,7 @@ fake_kind() {
         printf '%s %s\n' "$image" "$(head -n1 "$archive")" >>"$dir/images"
       done
       mapfile -t names <"$archive"
-      FACTS="{\"loaded\":$(json_list "${names[@]}")}"
+      facts_list loaded "${names[@]}"
       ;;
     "delete cluster") rm -rf "$dir" ;;
   esac
@@ -177,7 +205,7 @@ fake_kubectl() {
       if [[ "$file" != *://* ]]; then
         sed -n 's/^[[:space:]]*image:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$file" >"$M/applied"
         mapfile -t images <"$M/applied"
-        FACTS="{\"applied\":$(json_list "${images[@]}")}"
+        facts_list applied "${images[@]}"
       fi
       ;;
     wait)
@@ -187,14 +215,17 @@ fake_kubectl() {
         digest=$(resolve "$image") || die 1 "error: timed out waiting for the condition (ErrImagePull $image)"
         digests+=("$digest")
       done <"$M/applied"
-      FACTS="{\"tested\":$(json_list "${digests[@]}")}"
+      facts_list tested "${digests[@]}"
       ;;
   esac
 }
 
 fake_cosign() {
   if [ "${ARGS[0]}" = sign ]; then
-    FACTS="{\"signed\":$(json "${ARGS[-1]}"),\"oidc\":$([ -n "${SIGSTORE_ID_TOKEN:-}" ] && echo true || echo false)}"
+    local oidc=false
+    [ -z "${SIGSTORE_ID_TOKEN:-}" ] || oidc=true
+    json "${ARGS[-1]}"
+    FACTS="{\"signed\":$J,\"oidc\":$oidc}"
   fi
 }
 

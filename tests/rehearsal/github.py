@@ -24,6 +24,7 @@ Anything else (another action, key, expression) raises RehearsalError.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,7 @@ from tests.rehearsal.world import (
     RehearsalError,
     World,
     descendants,
+    in_waves,
     mapping,
     only_keys,
     topological,
@@ -83,8 +85,9 @@ class GitHubRun:
         ref: str = "refs/heads/main",
         secrets: Mapping[str, str] | None = None,
         run_id: str = "4242",
+        workers: int = os.cpu_count() or 2,
     ) -> None:
-        self.world = world
+        self.world, self.workers = world, workers
         self.doc = mapping(YAML(typ="safe").load(workflow), str(workflow))
         only_keys(self.doc, WORKFLOW_KEYS, str(workflow))
         self.jobs = {k: mapping(v, k) for k, v in mapping(self.doc["jobs"], "jobs").items()}
@@ -114,10 +117,12 @@ class GitHubRun:
 
     def _attempt(self, jobs: set[str]) -> dict[str, str]:
         self.attempt += 1
-        for job in self.order:
-            if job in jobs:
-                self.results[job] = self._job(job)
-                self.history.append(self.results[job])
+
+        def one(job: str) -> JobResult:
+            self.results[job] = self._job(job)
+            return self.results[job]
+
+        self.history.extend(in_waves(self.order, self.needs, jobs, one, self.workers))
         return {j: r.status for j, r in self.results.items()}
 
     # --- jobs ---------------------------------------------------------------

@@ -23,7 +23,8 @@ def github(tmp_path: Path, jobs: str) -> GitHubRun:
     repo.mkdir()
     path = tmp_path / "wf.yml"
     path.write_text(f"name: t\non: push\njobs:\n{jobs}")
-    return GitHubRun(World(tmp_path / "w", repo), path)
+    # One worker: b, independent of a, starts after a finished (a late runner).
+    return GitHubRun(World(tmp_path / "w", repo), path, workers=1)
 
 
 WRITER = f"""  a:

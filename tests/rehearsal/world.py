@@ -17,7 +17,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,25 @@ def topological(needs: Mapping[str, Iterable[str]]) -> list[str]:
     for job in needs:
         visit(job, ())
     return order
+
+
+def in_waves(
+    order: list[str], needs: Mapping[str, Iterable[str]], jobs: set[str],
+    run_job: Callable[[str], JobResult], workers: int,
+) -> list[JobResult]:
+    """Run JOBS in dependency order, the jobs of one wave side by side (as CI would).
+
+    workers=1 runs a wave in file order: a job then sees everything the jobs
+    before it produced, like a CI job that happened to start late.
+    """
+    pending = [j for j in order if j in jobs]
+    results: list[JobResult] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while pending:
+            ready = [j for j in pending if not set(needs[j]) & set(pending)]
+            results.extend(pool.map(run_job, ready))
+            pending = [j for j in pending if j not in ready]
+    return results
 
 
 def ancestors(needs: Mapping[str, Iterable[str]], job: str) -> set[str]:
