@@ -65,6 +65,7 @@ class CircleRun:
         replace_steps: Mapping[str, str] | None = None,
         workflow: str = "kvc",
         workers: int = os.cpu_count() or 2,
+        pipeline: str = "p1",
     ) -> None:
         self.world, self.workers = world, workers
         self.doc = mapping(YAML(typ="safe").load(config), str(config))
@@ -83,7 +84,8 @@ class CircleRun:
         self.branch = branch
         self.contexts = contexts or {}
         self.replace_steps = dict(replace_steps or {})
-        self.workspace_id = "ws-0001"
+        self.pipeline_id = pipeline
+        self.workspace_id = f"{pipeline}-ws"
         self.workflows: list[str] = []
         self.layers: dict[str, Layer] = {}
         self.stored: dict[tuple[str, str], dict[str, bytes]] = {}
@@ -104,7 +106,7 @@ class CircleRun:
         return self._workflow(descendants(self.needs, failed))
 
     def _workflow(self, jobs: set[str]) -> dict[str, str]:
-        self.workflows.append(f"wf-{len(self.workflows) + 1:04d}")
+        self.workflows.append(f"{self.pipeline_id}-wf-{len(self.workflows) + 1}")
         if not self.enabled:
             return {}
 

@@ -138,7 +138,7 @@ class GitHubRun:
     def _job(self, job: str) -> JobResult:
         spec = self.jobs[job]
         only_keys(spec, JOB_KEYS, f"jobs.{job}")
-        machine = Machine(self.world, job, f"attempt-{self.attempt}")
+        machine = Machine(self.world, job, f"{self.run_id}-attempt-{self.attempt}")
         needs_ok = all(self.results[d].status == "success" for d in self.needs[job])
         contexts = {"github": self.github(job), "secrets": self.secrets, "needs": Open()}
         ev = Evaluator(contexts, lambda name: {"always": True, "success": needs_ok,

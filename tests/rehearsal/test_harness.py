@@ -78,3 +78,46 @@ def test_circleci_concurrent_jobs_persisting_one_path_break_attach(tmp_path: Pat
     path.write_text(json.dumps(config))  # JSON is YAML
     run = CircleRun(World(tmp_path / "w", repo), path)
     assert run.run() == {"a": "success", "b": "success", "c": "failure"}
+
+
+def test_github_env_output_and_path_files_reach_later_steps(tmp_path: Path) -> None:
+    run = github(tmp_path, """  a:
+    runs-on: x
+    env: {A: job}
+    steps:
+      - id: s
+        run: |
+          echo "B=from-env-file" >> "$GITHUB_ENV"
+          printf 'M<<EOF\\nline1\\nline2\\nEOF\\n' >> "$GITHUB_ENV"
+          echo "out=value" >> "$GITHUB_OUTPUT"
+          mkdir -p "$HOME/bin" && printf '#!/bin/sh\\necho tool\\n' > "$HOME/bin/t"
+          chmod +x "$HOME/bin/t" && echo "$HOME/bin" >> "$GITHUB_PATH"
+      - if: steps.s.outputs.out == 'VALUE'
+        env: {C: "${{ steps.s.outputs.out }}"}
+        run: |
+          test "$A/$B/$C/$(t)" = "job/from-env-file/value/tool"
+          test "$M" = "$(printf 'line1\\nline2')"
+      - if: steps.s.outputs.out == 'other'
+        run: exit 1
+""")
+    assert run.run() == {"a": "success"}
+    assert "skipped" in run.history[0].log[-1]
+
+
+def test_circleci_bash_env_reaches_later_steps(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = {
+        "version": 2.1,
+        "executors": {"e": {"machine": {"image": "x"}, "environment": {"A": "executor"}}},
+        "jobs": {"a": {"executor": "e", "environment": {"A": "job"}, "steps": [
+            {"run": "echo 'export B=from-bash-env' >> \"$BASH_ENV\""},
+            {"run": {"command": 'test "$A/$B/$C" = job/from-bash-env/step',
+                     "environment": {"C": "step"}}},
+            {"run": {"command": "exit 1", "when": "on_fail"}},
+        ]}},
+        "workflows": {"kvc": {"jobs": ["a"]}},
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(json.dumps(config))
+    assert CircleRun(World(tmp_path / "w", repo), path).run() == {"a": "success"}

@@ -39,16 +39,20 @@ def start(
     def make(spec: str, backend: str, credentials: bool = True) -> tuple[World, Run]:
         c = compiled(spec, backend)
         world = c.world(tmp_path_factory.mktemp(f"run-{spec}-{backend}"))
-        creds = CREDS if credentials else {}
-        if backend == "github":
-            event = "push" if credentials else "pull_request"
-            return world, GitHubRun(world, c.pipeline, event=event, secrets=creds)
-        branch = "main" if credentials else "feature"
-        run = CircleRun(world, c.pipeline, branch=branch, contexts={"kvc-publish": creds},
-                        replace_steps=REPLACED)
-        return world, run
+        return world, new_run(world, c, credentials)
 
     return make
+
+
+def new_run(world: World, c: Compiled, credentials: bool = True, n: int = 1) -> Run:
+    """Pipeline number N of the compiled tree C in WORLD (a push, or a PR without secrets)."""
+    creds = CREDS if credentials else {}
+    if c.backend == "github":
+        event = "push" if credentials else "pull_request"
+        return GitHubRun(world, c.pipeline, event=event, secrets=creds, run_id=str(4241 + n))
+    branch = "main" if credentials else "feature"
+    return CircleRun(world, c.pipeline, branch=branch, contexts={"kvc-publish": creds},
+                     replace_steps=REPLACED, pipeline=f"p{n}")
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +157,26 @@ def test_without_credentials_the_tests_boot_the_staged_archive(start: Start, bac
     assert not world.facts("promoted")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_second_pipeline_takes_the_builds_from_the_cache(
+    compiled: Callable[[str, str], Compiled], tmp_path: Path, backend: str
+) -> None:
+    c = compiled("minimal", backend)
+    world = c.world(tmp_path)
+    first, second = new_run(world, c, n=1), new_run(world, c, n=2)
+    first.run()
+    second.run()
+    assert_all_green(second)
+    builds = {r.run for r in second.history if r.job.startswith("build-")}
+    assert not [f for f in world.facts("downloaded") if f[1] in builds], "no rebuild"
+    cached = {r.job: r.reads for r in second.history if r.job.startswith("build-")}
+    assert all(cached.values()), "the build outputs came from the cache"
+    assert provenance_violations(second.needs, second.history) == []
+    staged = [d for _, _, d in world.facts("staged")]
+    assert len(staged) == 2 and staged[0] == staged[1]
+    assert_digest_chain(world, second)
+
+
 def rerun(run: Run) -> None:
     if isinstance(run, GitHubRun):
         run.rerun_failed()
@@ -176,7 +200,7 @@ def test_github_rerun_of_failed_jobs_goes_green(start: Start) -> None:
     fail_first_test(world, run)
     run.rerun_failed()
     assert (run.run_id, run.attempt) == ("4242", 2)
-    reran = {r.job for r in run.history if r.run == "attempt-2"}
+    reran = {r.job for r in run.history if r.run == "4242-attempt-2"}
     assert reran == {"test-debian-12-amd64", "publish-debian-12"}
     assert_all_green(run)
     assert_digest_chain(world, run)
@@ -189,7 +213,7 @@ def test_circleci_rerun_from_failed_goes_green(start: Start) -> None:
     fail_first_test(world, run)
     first = run.workflow_id
     run.rerun_from_failed()
-    assert run.workflow_id != first and run.workspace_id == "ws-0001"
+    assert run.workflow_id != first and run.workspace_id == "p1-ws"
     reran = {r.job for r in run.history if r.run == run.workflow_id}
     assert reran == {"test-debian-12-amd64", "publish-debian-12"}
     assert_all_green(run)
