@@ -4,7 +4,11 @@ A bundled example is compiled as shipped except for its checksum pins: the
 fake internet cannot serve the real upstream images, so each build's URL
 serves a small payload named after its flavor, release and arch (compressed
 when the URL says .xz/.gz/.bz2) and the copied spec pins that payload's digest.
-Everything else (jobs, env, steps) is the example's own compiled output.
+The same holds for the test stage's pinned tool downloads, when the compiled
+tree has a pin table (.kvc/stages/tools.sh rows "NAME VERSION ARCH URL
+SHA256"): each URL serves the rehearsal's own fake of that tool (or a stub
+file) and the copied table pins it. Everything else (jobs, env, steps) is the
+example's own compiled output.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import bz2
 import gzip
 import hashlib
 import lzma
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +28,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.rehearsal.world import World
+from tests.rehearsal.world import HERE as FAKES
+from tests.rehearsal.world import TOOLS, World
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -97,6 +103,28 @@ def repin(spec: Path, scratch: Path) -> dict[str, bytes]:
     return internet
 
 
+PIN_ROW = re.compile(r'^(\s*")(\S+) (\S+) (\S+) (\S+) ([0-9a-f]{64})("\s*)$', re.M)
+
+
+def repin_tools(tree: Path, internet: dict[str, bytes]) -> None:
+    """Serve a fake for every row of the pin table and pin the fake's sha256."""
+    table = tree / ".kvc" / "stages" / "tools.sh"
+    if not table.exists():
+        return
+
+    def row(m: re.Match[str]) -> str:
+        name, url = m.group(2), m.group(5)
+        if name in TOOLS:
+            content = f'#!/bin/bash\nTOOL={name}\n. "{FAKES}/fake.sh"\n'.encode()
+        else:
+            content = f"# rehearsal stand-in for {name} {m.group(3)}\n".encode()
+        internet[url] = content
+        sha = hashlib.sha256(content).hexdigest()
+        return f"{m.group(1)}{name} {m.group(3)} {m.group(4)} {url} {sha}{m.group(7)}"
+
+    table.write_text(PIN_ROW.sub(row, table.read_text()))
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Compiled]:
     """compiled(spec name, backend) -> Compiled, each made once per module."""
@@ -114,7 +142,9 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], C
             else:
                 shutil.copyfile(cache_spec(cache, name), tree / "kvc.yaml")
             compile_spec(tree / "kvc.yaml", tree, backend)
-            cache[(name, backend)] = Compiled(tree, backend, internets[name])
+            internet = dict(internets[name])
+            repin_tools(tree, internet)
+            cache[(name, backend)] = Compiled(tree, backend, internet)
         return cache[(name, backend)]
 
     return make

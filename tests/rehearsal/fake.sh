@@ -190,9 +190,20 @@ resolve() { # the digest a node would run for $1, or fail (ErrImagePull)
   [[ "$1" == *@sha256:* ]] && lookup "$W/registry.txt" "$1" >/dev/null && printf '%s\n' "${1#*@}"
 }
 
+boot() { # the VM boots only if every image of the applied manifest resolves
+  local image digest
+  local -a digests=()
+  [ -s "$M/applied" ] || die 1 "error: no VMI applied"
+  while read -r image; do
+    digest=$(resolve "$image") || die 1 "error: timed out waiting for the condition (ErrImagePull $image)"
+    digests+=("$digest")
+  done <"$M/applied"
+  facts_list tested "${digests[@]}"
+}
+
 fake_kubectl() {
-  local file digest image
-  local -a digests=() images
+  local file
+  local -a images
   file=$(opt -f) || file=""
   case "${ARGS[0]}" in
     create)
@@ -202,7 +213,7 @@ fake_kubectl() {
         vm && name != "" && !done { printf "%s", name; done = 1 }' "$file"
       ;;
     apply)
-      if [[ "$file" != *://* ]]; then
+      if [[ "$file" != *://* ]] && grep -q '^kind: *VirtualMachine *$' "$file"; then
         sed -n 's/^[[:space:]]*image:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$file" >"$M/applied"
         mapfile -t images <"$M/applied"
         facts_list applied "${images[@]}"
@@ -210,12 +221,12 @@ fake_kubectl() {
       ;;
     wait)
       [[ "${ARGS[1]}" == vmi/* ]] || return 0
-      [ -s "$M/applied" ] || die 1 "error: no VMI applied"
-      while read -r image; do
-        digest=$(resolve "$image") || die 1 "error: timed out waiting for the condition (ErrImagePull $image)"
-        digests+=("$digest")
-      done <"$M/applied"
-      facts_list tested "${digests[@]}"
+      boot
+      ;;
+    logs) # the serial console (guest-console-log) shows the cloud-init marker
+      [[ " ${ARGS[*]} " == *" guest-console-log "* ]] || return 0
+      boot
+      echo kvc-boot-ok
       ;;
   esac
 }
