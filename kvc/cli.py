@@ -114,9 +114,13 @@ def compile_(spec: Path, backend: str, *, out: Path | None, check: bool,
 @main.command()
 @SPEC
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
-def lock(spec: Path, dry_run: bool) -> None:
+@click.option("--from", "from_files", multiple=True, metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Pin from this checksum file (downloaded by hand) instead of the network; "
+                   "repeatable.")
+def lock(spec: Path, dry_run: bool, from_files: tuple[Path, ...]) -> None:
     """Pin upstream checksums in SPEC from each release's checksum_url."""
-    _run(lambda: lock_command.run(spec, dry_run))
+    _run(lambda: lock_command.run(spec, dry_run, from_files=from_files))
 
 
 @main.command(name="run")
