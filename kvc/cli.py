@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -19,7 +20,9 @@ from kvc.commands import plan as plan_command
 from kvc.commands import run as run_command
 from kvc.commands import schema as schema_command
 from kvc.commands import validate as validate_command
-from kvc.errors import EXIT_INTERNAL, EXIT_USER, FatalError
+from kvc.backends import BACKENDS
+from kvc.commands.common import suggest
+from kvc.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, FatalError
 from kvc.spec.diagnostics import SpecError, render
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
@@ -41,6 +44,9 @@ def _run(action: Callable[[], int]) -> None:
     ctx = click.get_current_context()
     try:
         code = action()
+        sys.stdout.flush()  # surface a closed pipe here, not at interpreter exit
+    except BrokenPipeError:
+        code = _quiet_broken_pipe()
     except SpecError as error:
         click.echo(render(error.diagnostics, _sources(error)), nl=False, err=True)
         code = EXIT_USER
@@ -60,6 +66,25 @@ def _run(action: Callable[[], int]) -> None:
                    "kvc: this is a bug in kvc; rerun with --traceback and report it", err=True)
         code = EXIT_INTERNAL
     ctx.exit(code)
+
+
+def _quiet_broken_pipe() -> int:
+    """`kvc explain ... | head -1`: the reader is gone, which is not an error.
+
+    stdout is pointed at /dev/null so Python's final flush cannot complain.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
+
+
+def _backend_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An unknown backend is a usage error (exit 2), with a suggestion."""
+    if value not in BACKENDS:
+        raise click.BadParameter(str(suggest(value, BACKENDS, "backend")).removeprefix(
+            "unknown backend "), ctx, param)
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,7 +119,7 @@ def explain(spec: Path, image: str) -> None:
 
 @main.command(name="compile")
 @SPEC
-@click.option("-b", "--backend", required=True, metavar="NAME",
+@click.option("-b", "--backend", required=True, metavar="NAME", callback=_backend_name,
               help="Target CI system: circleci or github.")
 @click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False),
               help="Repository root to write into (default: the spec's directory).")

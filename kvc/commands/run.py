@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -47,6 +49,25 @@ def _job(resolved: Resolved, selector: str, stage: Stage) -> tuple[Pipeline, Job
                               builds[0].arch if per_arch else None)
 
 
+def check_hosts_resolve(job: Job) -> None:
+    """Fail in a second, not after minutes of retries, when a host cannot be resolved.
+
+    The stage scripts retry downloads generously, which is right for a flaky
+    mirror and wrong for a laptop that is offline: a name that does not
+    resolve now will not resolve on the fifth attempt either.
+    """
+    for name, value in job.env:
+        host = urlsplit(value).hostname if value.startswith(("http://", "https://")) else None
+        if host is None:
+            continue
+        try:
+            socket.getaddrinfo(host, None)
+        except (socket.gaierror, UnicodeError) as error:
+            raise FatalError(f"cannot resolve {host} ({name}): {error.args[-1]}; kvc run needs "
+                             "network access for this stage (offline? see "
+                             "docs/troubleshooting.md)") from None
+
+
 def command_line(job: Job) -> str:
     env = " ".join(f"{name}={shlex.quote(value)}" for name, value in job.env)
     return f"env {env} bash {shlex.quote(job.script)}"
@@ -57,8 +78,13 @@ def run(spec: Path, selector: str, stage: str, workdir: Path | None, dry_run: bo
     pipeline, job = _job(resolved, selector, Stage(stage))
     if dry_run:
         click.echo(f"# job {job.id} (runner: {job.runner})")
+        if job.secrets:
+            missing = [name for name in job.secrets if name not in os.environ]
+            click.echo(f"# secrets this job reads from the environment: {', '.join(job.secrets)}"
+                       + (f" (not set here: {', '.join(missing)})" if missing else ""))
         click.echo(command_line(job))
         return 0
+    check_hosts_resolve(job)
     root = workdir if workdir is not None else spec.parent
     # Named exactly as `kvc compile` names it, so the files stay byte-identical.
     name = relative_name(spec, root)
