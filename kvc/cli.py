@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from kvc import __version__
+from kvc.backends import BACKENDS
 from kvc.commands import compile as compile_command
 from kvc.commands import explain as explain_command
 from kvc.commands import graph as graph_command
@@ -20,7 +21,6 @@ from kvc.commands import plan as plan_command
 from kvc.commands import run as run_command
 from kvc.commands import schema as schema_command
 from kvc.commands import validate as validate_command
-from kvc.backends import BACKENDS
 from kvc.commands.common import suggest
 from kvc.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, FatalError
 from kvc.spec.diagnostics import SpecError, render
