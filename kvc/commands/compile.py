@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from kvc.backends import BACKENDS, buildfiles
+from kvc import __version__
+from kvc.backends import BACKENDS, buildfiles, update
 from kvc.backends.base import Backend, EmitInput, Files, is_generated
 from kvc.commands import schema
 from kvc.commands.common import suggest
@@ -88,7 +89,8 @@ def command(spec: Path, backend: str, root: Path) -> str:
 def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = False,
         fail_if_changed: bool = False, with_schema: bool = False) -> int:
     root = out if out is not None else default_root(spec)
-    files = generate(load(spec), backend, root)
+    resolved = load(spec)
+    files = generate(resolved, backend, root)
     if with_schema:
         # Beside the spec, where its `$schema=./kvc.schema.json` modeline looks.
         rel = relative_name(spec.parent / schema.FILE_NAME, root)
@@ -100,6 +102,10 @@ def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = Fals
             click.echo(f"{spec}: all {len(files)} generated files for {backend} in {root} "
                        "are current")
         return status
+    if resolved.spec.update is not None and not update.installable():
+        click.echo(f"kvc: warning: the update job installs kvc=={__version__}, which is not "
+                   "a release: install kvc from a release or a git commit to compile it "
+                   "(docs/releasing.md)", err=True)
     written = write_tree(root, files, where)
     click.echo(f"{spec}: {len(files)} files for {backend} in {root} ({written} changed)")
     return 1 if fail_if_changed and written else 0
