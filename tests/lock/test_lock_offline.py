@@ -52,6 +52,21 @@ def test_lock_from_a_hand_downloaded_file_pins_what_it_lists(tmp_path: Path) -> 
     assert "2 pinned, 0 unchanged, 0 failed, 1 skipped" in result.output
 
 
+def test_lock_replaces_a_placeholder_pin(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    zeros = "sha256:" + "0" * 64
+    spec.write_text(spec.read_text().replace(
+        "        verify_at_build: true\n",
+        f'        release_checksum:\n          amd64: "{zeros}"\n          arm64: "{zeros}"\n'))
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(SUMS)
+    assert CliRunner().invoke(main, ["validate", str(spec)]).exit_code == 1
+    result = CliRunner().invoke(main, ["lock", str(spec), "--from", str(sums)])
+    assert result.exit_code == 0, result.output
+    assert f"pinned    ubuntu/24.04/amd64 {zeros} -> sha256:{AMD}" in result.output
+    assert zeros not in spec.read_text()
+
+
 def test_lock_from_files_that_disagree_pins_nothing(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     first, second = tmp_path / "a.sums", tmp_path / "b.sums"
