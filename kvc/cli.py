@@ -155,7 +155,8 @@ def lock(spec: Path, dry_run: bool, from_files: tuple[Path, ...]) -> None:
               type=click.Choice(["build", "containerize", "test", "publish"]),
               help="Which job of IMAGE (flavor/release[/arch]) to run.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="Repository root to run in (default: the spec's directory).")
+              help="Repository root to run in (default: the tree compiled from the spec, "
+                   "else the spec's directory).")
 @click.option("--dry-run", is_flag=True, help="Print the script and environment; run nothing.")
 def run_(spec: Path, image: str, stage: str, workdir: Path | None, dry_run: bool) -> None:
     """Run one job locally with the script and environment CI would use."""

@@ -19,7 +19,7 @@ import click
 from kvc.backends import buildfiles
 from kvc.backends.base import EmitInput
 from kvc.commands.common import select_builds
-from kvc.commands.compile import relative_name
+from kvc.commands.compile import default_root, relative_name
 from kvc.compiler import dag
 from kvc.compiler.driver import Resolved, load
 from kvc.compiler.graph import build_pipeline
@@ -85,7 +85,9 @@ def run(spec: Path, selector: str, stage: str, workdir: Path | None, dry_run: bo
         click.echo(command_line(job))
         return 0
     check_hosts_resolve(job)
-    root = workdir if workdir is not None else spec.parent
+    # The tree `kvc compile` wrote for this spec (at the repository root for a
+    # spec below it), so run never starts a second .kvc/ beside the spec.
+    root = workdir if workdir is not None else default_root(spec)
     # Named exactly as `kvc compile` names it, so the files stay byte-identical.
     name = relative_name(spec, root)
     source = EmitInput(pipeline=pipeline, spec_name=name, backends=Backends())
