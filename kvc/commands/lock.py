@@ -16,7 +16,7 @@ from kvc.compiler.driver import load
 from kvc.compiler.model import ImageBuild
 from kvc.errors import FatalError
 from kvc.lock import Fetcher, HttpFetcher, LockError, LockTarget, lock_text
-from kvc.lock.local import read_files, resolver
+from kvc.lock.local import LocalResolver, read_files
 from kvc.writer import write_atomic
 
 #: From this many distinct downloads on, each is announced (CI logs look alive).
@@ -58,7 +58,7 @@ def run(spec: Path, dry_run: bool, fetcher: Fetcher | None = None,
         click.echo(f"{spec}: nothing to lock (no release sets checksum_url)")
         return 0
     try:
-        local = resolver(read_files(list(from_files))) if from_files else None
+        local = LocalResolver(read_files(list(from_files))) if from_files else None
     except LockError as err:
         raise FatalError(str(err)) from None
     network = Progress(fetcher or HttpFetcher(), [t.checksum_url for t in wanted])

@@ -42,10 +42,6 @@ def read_files(paths: list[Path]) -> dict[Path, str]:
     return texts
 
 
-def resolver(files: dict[Path, str]) -> LocalResolver:
-    return LocalResolver(files)
-
-
 class LocalResolver:
     """Resolve a target against local files instead of its checksum_url."""
 
