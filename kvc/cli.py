@@ -73,9 +73,12 @@ def _quiet_broken_pipe() -> int:
 
     stdout is pointed at /dev/null so Python's final flush cannot complain.
     """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor: nothing to flush
+        pass
     return EXIT_OK
 
 
