@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 import click
 
 from kvc import __version__
+from kvc.backends import BACKENDS
 from kvc.commands import compile as compile_command
 from kvc.commands import explain as explain_command
 from kvc.commands import graph as graph_command
@@ -19,7 +21,8 @@ from kvc.commands import plan as plan_command
 from kvc.commands import run as run_command
 from kvc.commands import schema as schema_command
 from kvc.commands import validate as validate_command
-from kvc.errors import EXIT_INTERNAL, EXIT_USER, FatalError
+from kvc.commands.common import suggest
+from kvc.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, FatalError
 from kvc.importer import command as import_command
 from kvc.spec.diagnostics import SpecError, render
 
@@ -42,6 +45,9 @@ def _run(action: Callable[[], int]) -> None:
     ctx = click.get_current_context()
     try:
         code = action()
+        sys.stdout.flush()  # surface a closed pipe here, not at interpreter exit
+    except BrokenPipeError:
+        code = _quiet_broken_pipe()
     except SpecError as error:
         click.echo(render(error.diagnostics, _sources(error)), nl=False, err=True)
         code = EXIT_USER
@@ -61,6 +67,28 @@ def _run(action: Callable[[], int]) -> None:
                    "kvc: this is a bug in kvc; rerun with --traceback and report it", err=True)
         code = EXIT_INTERNAL
     ctx.exit(code)
+
+
+def _quiet_broken_pipe() -> int:
+    """`kvc explain ... | head -1`: the reader is gone, which is not an error.
+
+    stdout is pointed at /dev/null so Python's final flush cannot complain.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor: nothing to flush
+        pass
+    return EXIT_OK
+
+
+def _backend_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An unknown backend is a usage error (exit 2), with a suggestion."""
+    if value not in BACKENDS:
+        raise click.BadParameter(str(suggest(value, BACKENDS, "backend")).removeprefix(
+            "unknown backend "), ctx, param)
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +125,7 @@ def explain(spec: Path, image: str | None, as_json: bool) -> None:
 
 @main.command(name="compile")
 @SPEC
-@click.option("-b", "--backend", required=True, metavar="NAME",
+@click.option("-b", "--backend", required=True, metavar="NAME", callback=_backend_name,
               help="Target CI system: circleci or github.")
 @click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False),
               help="Repository root to write into (default: the spec's directory).")
@@ -117,9 +145,13 @@ def compile_(spec: Path, backend: str, *, out: Path | None, check: bool,
 @main.command()
 @SPEC
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
-def lock(spec: Path, dry_run: bool) -> None:
+@click.option("--from", "from_files", multiple=True, metavar="FILE",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Pin from this checksum file (downloaded by hand) instead of the network; "
+                   "repeatable.")
+def lock(spec: Path, dry_run: bool, from_files: tuple[Path, ...]) -> None:
     """Pin upstream checksums in SPEC from each release's checksum_url."""
-    _run(lambda: lock_command.run(spec, dry_run))
+    _run(lambda: lock_command.run(spec, dry_run, from_files=from_files))
 
 
 @main.command(name="run")
@@ -129,7 +161,8 @@ def lock(spec: Path, dry_run: bool) -> None:
               type=click.Choice(["build", "containerize", "test", "publish"]),
               help="Which job of IMAGE (flavor/release[/arch]) to run.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="Repository root to run in (default: the spec's directory).")
+              help="Repository root to run in (default: the tree compiled from the spec, "
+                   "else the spec's directory).")
 @click.option("--dry-run", is_flag=True, help="Print the script and environment; run nothing.")
 def run_(spec: Path, image: str, stage: str, workdir: Path | None, dry_run: bool) -> None:
     """Run one job locally with the script and environment CI would use."""

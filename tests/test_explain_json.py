@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from kvc.cli import main
+
+# Real-looking digests: validate refuses placeholder ones such as all ones.
+AMD = hashlib.sha256(b"amd64").hexdigest()
+ARM = hashlib.sha256(b"arm64").hexdigest()
 
 SPEC = """\
 kvc: 1
@@ -29,7 +34,7 @@ flavors:
           commands:
             - update
             - write: "/etc/motd:{release_version}"
-""".replace("AMD", "1" * 64).replace("ARM", "2" * 64)
+""".replace("AMD", AMD).replace("ARM", ARM)
 
 
 def explain(tmp_path: Path, *args: str) -> list[dict[str, object]]:
@@ -50,7 +55,7 @@ def test_one_object_per_build_with_values_and_origins(tmp_path: Path) -> None:
     spec = str(tmp_path / "kvc.yaml")
     assert values["url"] == {"value": "https://example.org/debian-arm64.qcow2",
                              "origin": f"{spec}:12"}
-    assert values["release_checksum"] == {"value": "sha256:" + "2" * 64,
+    assert values["release_checksum"] == {"value": "sha256:" + ARM,
                                           "origin": f"{spec}:15"}
     assert values["sysprep.install"] == {"value": ["git"], "origin": f"{spec}:5"}
     assert values["test.checks"] == {"value": ["boot"], "origin": f"{spec}:9"}

@@ -33,6 +33,8 @@ def build_env(build: ImageBuild) -> Env:
     env = [*common(build), ("KVC_ARCH", build.arch), ("KVC_UNAME_ARCH", build.uname_arch),
            ("KVC_URL", build.url), ("KVC_CHECKSUM", build.checksum or ""),
            ("KVC_INSECURE_SKIP_CHECKSUM", _flag(build.insecure_skip_checksum)),
+           *([("KVC_CHECKSUM_URL", build.checksum_url or "")] if build.verifies_at_build
+             else []),
            *_download(build), *_sysprep(build), ("KVC_OUTPUT", names.build_output(build.arch))]
     return env
 

@@ -19,7 +19,7 @@ Flat = dict[str, tuple[Any, Origin]]
 
 # Keys that describe a layer's place in the tree rather than image settings.
 _STRUCTURAL = {"per_arch", "releases", "release_version", "release_name",
-               "insecure_skip_checksum", "locked_url"}
+               "insecure_skip_checksum", "locked_url", "verify_at_build"}
 # Keys whose explicit null is meaningful ("no resize"); elsewhere null inherits.
 _NULLABLE = {"sysprep.disk_size"}
 

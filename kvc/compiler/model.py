@@ -100,6 +100,13 @@ class ImageBuild:
     vars: Mapping[str, str]
     origins: Mapping[str, Origin]
     release_pos: Position
+    # The release's `verify_at_build: true` (see verifies_at_build).
+    verify_at_build: bool = False
+
+    @property
+    def verifies_at_build(self) -> bool:
+        """No pin, so the build job checks the download against checksum_url itself."""
+        return self.verify_at_build and self.checksum is None and self.checksum_url is not None
 
     @property
     def uname_arch(self) -> str:

@@ -132,6 +132,7 @@ def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int,
         vars=MappingProxyType({k[5:]: v for k, v in values.items() if k.startswith("vars.")}),
         origins=origins,
         release_pos=ctx.doc.pos((*rpath, "release_version")),
+        verify_at_build=release.verify_at_build,
     )
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from kvc.compiler import checksums
 from kvc.compiler.customize import PACKAGE_COMMANDS, command_problem
 from kvc.compiler.model import ImageBuild
 
@@ -62,9 +63,11 @@ Rule = Callable[[ImageBuild], Iterable[Problem]]
 
 def check_checksum(build: ImageBuild) -> Iterable[Problem]:
     key = f"release_checksum.{build.arch}"
+    if build.verify_at_build:
+        yield from (Problem(k, m, "checksum") for k, m in checksums.at_build_problems(build))
     if build.checksum is not None:
         yield from _checksum_format(key, build.checksum)
-    elif build.insecure_skip_checksum:
+    elif build.insecure_skip_checksum or build.verifies_at_build:
         return
     elif build.checksum_url is not None:
         yield Problem("checksum_url", f"no checksum is pinned for {build.build_id}; run "
@@ -84,6 +87,9 @@ def _checksum_format(key: str, value: str) -> Iterable[Problem]:
         algo = match.group(1)
         yield Problem(key, f"a {algo} checksum has {_HEX_LENGTH[algo]} hex digits, this one "
                       f"has {len(match.group(2))}", "checksum")
+    elif (placeholder := checksums.placeholder_message(value)) is not None:
+        # "unpinned": what `kvc lock` is there to fix, so lock itself loads the spec.
+        yield Problem(key, placeholder, "unpinned")
 
 
 def check_packages(build: ImageBuild) -> Iterable[Problem]:

@@ -123,6 +123,9 @@ class Release(Layer):
     release_name: str | None = Field(None, description="e.g. noble; usable as {release_name}")
     insecure_skip_checksum: bool = Field(
         False, description="build without verifying the download (shown in the plan)")
+    verify_at_build: bool = Field(
+        False, description="arches without a release_checksum verify against checksum_url "
+        "when the build runs (for specs written offline; a pin is stronger)")
     locked_url: dict[Arch, str] | None = Field(
         None, description="written by `kvc lock` when url has a '*'")
 

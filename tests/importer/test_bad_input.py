@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ from click.testing import CliRunner
 
 from kvc.cli import main
 
+DIGEST = hashlib.sha256(b"good-1").hexdigest()
 GOOD = ("BASE_URL=https://images.example.invalid/x\nDOWNLOAD_FILE=x-${ARCH}.qcow2\n"
-        "AMD64_SHA256SUM=" + "1" * 64 + "\n")
+        "AMD64_SHA256SUM=" + DIGEST + "\n")
 BAKE = ('function "tag" {\n  result = "quay.io/org/${image}:${tag}"\n}\n'
         'target "good-1" {\n  tags = [tag("good", "1")]\n}\n')
 
@@ -69,7 +71,7 @@ def test_each_bad_image_is_skipped_and_the_rest_imports(tmp_path: Path) -> None:
         "latin-1": {"env.sh": b"BASE_URL=caf\xe9\n"},
         "nosysprep-1": {"env.sh": GOOD},
         "badskip-1": {"env.sh": GOOD + "CUSTOMIZE=false\nSKIP='(ssh'\n"},
-        "badsum-1": {"env.sh": GOOD.replace("1" * 64, "xyz") + "CUSTOMIZE=false\n"},
+        "badsum-1": {"env.sh": GOOD.replace(DIGEST, "xyz") + "CUSTOMIZE=false\n"},
         "badpkg-1": {"env.sh": GOOD, "virt.sysprep": "install ok,no;thing\n"},
         "archdiff-1": {"env.sh": GOOD + "CUSTOMIZE=${ARCH}\n"},
         "dup-1": {"env.sh": GOOD + "CUSTOMIZE=false\n"},

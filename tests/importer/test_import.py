@@ -96,8 +96,11 @@ def test_arch_idiom_and_arch_variable(builds: dict[str, dict[str, Any]]) -> None
 
 
 def test_sha256_preferred_over_sha512(builds: dict[str, dict[str, Any]]) -> None:
-    assert value(builds, "almalinux/9/amd64", "release_checksum") == "sha256:" + "5" * 64
-    assert value(builds, "debian/12/amd64", "release_checksum") == "sha512:" + "a" * 128
+    assert value(builds, "almalinux/9/amd64", "release_checksum") == (
+        "sha256:6db11ac13a0bbf56106eee4dfbc9d3e788602b1e5b3818127a421a6a492b4930")
+    assert value(builds, "debian/12/amd64", "release_checksum") == (
+        "sha512:dfd2ac08229d1738d81f6966161c1d70968f070b796d4c75de8c35893e84cbfd"
+        "960106c5ba1eabb973fad75fe61bedf7c07e7bece46ed32bafbd4e0e72aed9a1")
 
 
 def test_customize_false_and_skip_checks(builds: dict[str, dict[str, Any]]) -> None:
