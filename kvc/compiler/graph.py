@@ -6,9 +6,7 @@ never blocks the others.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 from kvc.compiler import env as stage_env
@@ -78,7 +76,7 @@ def _test_job(names: ImageNames, build: ImageBuild, containerize: Job) -> Job:
         arch=build.arch, runner=build.arch, needs=(containerize.id,),
         script=f"{STAGES_DIR}/test.sh", env=tuple(stage_env.test_env(build)),
         produces=(logs,), consumes=containerize.produces,
-        timeout_minutes=_minutes(build.test.timeout) + 30, secrets=REGISTRY_SECRETS,
+        timeout_minutes=build.test.timeout_minutes + 30, secrets=REGISTRY_SECRETS,
         tools=("kind",),
     )
 
@@ -95,11 +93,3 @@ def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequenc
         tools=("buildx", "cosign") if sign else ("buildx",),
     )
 
-
-@lru_cache(maxsize=256)
-def _minutes(timeout: str) -> int:
-    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", timeout)
-    if parts is None:
-        return 15
-    hours, minutes, seconds = (int(p or 0) for p in parts.groups())
-    return max(1, hours * 60 + minutes + (seconds + 59) // 60)

@@ -3,13 +3,19 @@
 Every template is expanded here, once, so that backends and stage scripts only
 ever see literal values; and every value keeps the Origin it came from so
 ``kvc explain`` and diagnostics can point back into the spec.
+
+Layers merge as flat ``dotted.key`` leaves (layers.py), which is what origins
+and templates need. The result is then read back through the spec's own typed
+models (``ArchLayer`` and its sections), and each resolved section is built by
+keyword from their fields, so mypy checks every name and type on the way from
+spec key to job env (docs/spec.md, "Adding a spec key").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from kvc.compiler import layers
 from kvc.compiler.layers import Flat, LayerRef
@@ -22,13 +28,31 @@ from kvc.compiler.model import (
     Sysprep,
     TestSettings,
 )
-from kvc.compiler.templates import TemplateError, expand
+from kvc.compiler.templates import TemplateError, expand, shell_style
 from kvc.compiler.variables import expand_vars
 from kvc.spec.diagnostics import Collector
 from kvc.spec.loader import Document
-from kvc.spec.models import Flavor, Release, Spec
+from kvc.spec.models import (
+    ArchLayer,
+    DownloadLayer,
+    Flavor,
+    PublishLayer,
+    Release,
+    Spec,
+    SysprepLayer,
+    TestLayer,
+)
 
 BUILTIN_NAMES = ("flavor", "release_version", "release_name", "arch", "uname_arch", "registry")
+# Keys whose values are shell run in the guest, where `$name` is the guest's own
+# variable; in every other key a shell-style placeholder is a mistake.
+SHELL_KEYS = frozenset({"sysprep.post_commands", "sysprep.commands"})
+
+_SECTION_TYPES: Mapping[str, type[Any]] = {
+    "download": DownloadLayer, "sysprep": SysprepLayer, "test": TestLayer,
+    "publish": PublishLayer,
+}
+T = TypeVar("T")
 
 
 class _Context:
@@ -104,14 +128,13 @@ def _arches(ctx: _Context, flat: Flat) -> list[str]:
 
 def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int, ...], *,
            arch: str, flat: Flat, arches: tuple[str, ...]) -> ImageBuild | None:
+    where = f"{flavor}/{release.release_version}"
     names = _names(ctx, flavor, release, arch, flat)
     if names is None:
         return None
-    values = _expand_all(ctx, flat, names)
-    if values is None:
-        return None
-    url = _url(ctx, release, rpath, arch=arch, flat=flat, values=values)
-    origins = MappingProxyType({key: origin for key, (_, origin) in flat.items()})
+    image = _image(ctx, names, where)
+    values, unresolved = _expand_all(ctx, flat, names, where)
+    v = _typed(values)
     return ImageBuild(
         flavor=flavor,
         release_version=release.release_version,
@@ -119,21 +142,84 @@ def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int,
         arch=arch,
         arches=arches,
         registry=ctx.spec.registry,
-        image=_image(ctx, names),
-        url=url,
-        url_pattern=values.get("url") or "",
-        checksum=values.get(f"release_checksum.{arch}"),
-        checksum_url=values.get("checksum_url"),
+        image=image or "",
+        url=_url(ctx, release, rpath, arch=arch, flat=flat, url=v.url),
+        url_pattern=v.url or "",
+        checksum=(v.release_checksum or {}).get(arch),  # type: ignore[call-overload]
+        checksum_url=v.checksum_url,
         insecure_skip_checksum=release.insecure_skip_checksum,
-        download=_download(values),
-        sysprep=_sysprep(values),
-        test=_test(values),
-        publish=_publish(values),
-        vars=MappingProxyType({k[5:]: v for k, v in values.items() if k.startswith("vars.")}),
-        origins=origins,
+        download=_download(_set(v.download)),
+        sysprep=_sysprep(_set(v.sysprep)),
+        test=_test(_set(v.test)),
+        publish=_publish(_set(v.publish)),
+        vars=MappingProxyType(dict(v.vars or {})),
+        origins=MappingProxyType({key: origin for key, (_, origin) in flat.items()}),
         release_pos=ctx.doc.pos((*rpath, "release_version")),
+        unresolved=unresolved if image is not None else unresolved | {"image"},
     )
 
+
+# -- the resolver rules: one keyword per resolved field, read from the typed layer --
+
+def _download(d: DownloadLayer) -> Download:
+    return Download(in_=_set(d.in_), container=_set(d.container),
+                    decompress=_set(d.decompress), convert=_set(d.convert))
+
+
+def _sysprep(s: SysprepLayer) -> Sysprep:
+    return Sysprep(
+        enabled=_set(s.enabled), operations=tuple(_set(s.operations)), update=_set(s.update),
+        install=_packages(_set(s.install)), post_commands=tuple(_set(s.post_commands)),
+        selinux_relabel=_set(s.selinux_relabel), makefile=_set(s.makefile),
+        makefile_dir=_set(s.makefile_dir), makefile_target=_set(s.makefile_target),
+        disk_size=s.disk_size,
+    )
+
+
+def _test(t: TestLayer) -> TestSettings:
+    return TestSettings(enabled=_set(t.enabled), kubevirt=_set(t.kubevirt),
+                        checks=tuple(_set(t.checks)), timeout=_set(t.timeout))
+
+
+def _publish(p: PublishLayer) -> Publish:
+    return Publish(tags=tuple(_set(p.tags)), latest=_set(p.latest), sign=_set(p.sign))
+
+
+def _packages(install: str | Sequence[str]) -> tuple[str, ...]:
+    """The spec's comma string (or the built-in list) as package names."""
+    items = install.split(",") if isinstance(install, str) else install
+    return tuple(name.strip() for name in items if name.strip())
+
+
+def _set(value: T | None) -> T:
+    """A merged value the built-in layer guarantees (model.py gives every key a default)."""
+    if value is None:  # pragma: no cover - a key without a built-in default
+        raise AssertionError("a resolved key has no built-in default")
+    return value
+
+
+def _typed(values: Mapping[str, Any]) -> ArchLayer:
+    """The merged, expanded leaves read back into the spec's typed layer model.
+
+    ``model_construct`` skips validation: every leaf was validated in its own
+    layer already, and this runs once per image build.
+    """
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_TYPES}
+    top: dict[str, Any] = {}
+    for key, value in values.items():
+        head, _, leaf = key.partition(".")
+        if head in sections:
+            sections[head][leaf] = value
+        elif leaf:
+            top.setdefault(head, {})[leaf] = value
+        else:
+            top[head] = value
+    for name, fields in sections.items():
+        top[name] = _SECTION_TYPES[name].model_construct(**fields)
+    return ArchLayer.model_construct(**top)
+
+
+# -- templates --
 
 def _names(ctx: _Context, flavor: str, release: Release, arch: str,
            flat: Flat) -> dict[str, str] | None:
@@ -149,69 +235,69 @@ def _names(ctx: _Context, flavor: str, release: Release, arch: str,
     user = {key[5:]: (value, origin) for key, (value, origin) in flat.items()
             if key.startswith("vars.")}
     ok = True
-    for name, (_, origin) in user.items():
+    for name, (value, origin) in user.items():
         if name in names:
             ctx.error_at(origin, f"vars entry '{name}' shadows the built-in name '{name}'",
                          "vars")
             ok = False
-    return _expand_vars(ctx, names, user) if ok else None
+        shell = shell_style(value, [*names, *user])
+        if shell is not None:
+            ctx.error_at(origin, shell.message, shell.kind, char=shell.offset)
+            ok = False
+    return _expand_vars(ctx, names, user, f"{flavor}/{release.release_version}") if ok else None
 
 
 def _expand_vars(ctx: _Context, names: dict[str, str],
-                 user: Mapping[str, tuple[str, Origin]]) -> dict[str, str] | None:
-    expanded, problems = expand_vars(names, {name: value for name, (value, _) in user.items()})
+                 user: Mapping[str, tuple[str, Origin]], where: str) -> dict[str, str] | None:
+    raw = {name: value for name, (value, _) in user.items()}
+    expanded, problems = expand_vars(names, raw, where)
     for problem in problems:
         ctx.error_at(user[problem.name][1], problem.message, problem.kind, char=problem.offset)
     return None if problems else expanded
 
 
-def _expand_all(ctx: _Context, flat: Flat, names: Mapping[str, str]) -> dict[str, Any] | None:
+def _expand_all(ctx: _Context, flat: Flat, names: Mapping[str, str],
+                where: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """Every leaf with its templates filled, and the keys whose templates failed
+    (reported here; they keep their raw text so that rules can skip them)."""
     values: dict[str, Any] = {}
-    ok = True
+    failed: set[str] = set()
     for key, (value, origin) in flat.items():
+        shell = key not in SHELL_KEYS
         if key.startswith("vars."):
             values[key] = names[key[5:]]
         elif isinstance(value, str):
-            values[key] = _expand_one(ctx, origin, value, names, None)
+            expanded = _expand_one(ctx, origin, value, names, where, shell=shell)
+            values[key] = value if expanded is None else expanded
+            if expanded is None:
+                failed.add(key)
         elif isinstance(value, list):
-            values[key] = [_expand_one(ctx, origin, item, names, i) if isinstance(item, str)
-                           else item for i, item in enumerate(value)]
+            items = [_expand_one(ctx, origin, item, names, where, shell=shell, index=i)
+                     if isinstance(item, str) else item for i, item in enumerate(value)]
+            if None in items:
+                failed.add(key)
+            values[key] = [raw if item is None else item
+                           for raw, item in zip(value, items, strict=True)]
         else:
             values[key] = value
-        ok = ok and not _has_failure(values[key])
-    return values if ok else None
-
-
-class _Failed(str):
-    """Marks a value whose template failed (the error is already reported)."""
-
-
-def _has_failure(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(isinstance(item, _Failed) for item in value)
-    return isinstance(value, _Failed)
+    return values, frozenset(failed)
 
 
 def _expand_one(ctx: _Context, origin: Origin, value: str, names: Mapping[str, str],
-                index: int | None) -> str:
-    try:
-        return expand(value, names)
-    except TemplateError:
-        _report_template(ctx, origin, value, names, index)
-        return _Failed(value)
-
-
-def _report_template(ctx: _Context, origin: Origin, value: str, names: Mapping[str, str],
-                     index: int | None) -> None:
-    try:
-        expand(value, names)
-    except TemplateError as exc:
-        ctx.error_at(origin, exc.message, exc.kind, index=index, char=exc.offset)
+                where: str, *, shell: bool, index: int | None = None) -> str | None:
+    """The expanded value, or None once its error is reported."""
+    error = shell_style(value, names) if shell else None
+    if error is None:
+        try:
+            return expand(value, names, where)
+        except TemplateError as exc:
+            error = exc
+    ctx.error_at(origin, error.message, error.kind, index=index, char=error.offset)
+    return None
 
 
 def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], *, arch: str,
-         flat: Flat, values: Mapping[str, Any]) -> str:
-    url: str | None = values.get("url")
+         flat: Flat, url: str | None) -> str:
     if url is None:
         build_id = f"{rpath[1]}/{release.release_version}/{arch}"
         ctx.errors.add(ctx.doc.pos(rpath), f"no 'url' for {build_id}: set it on the release, "
@@ -227,36 +313,13 @@ def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], *, arch:
     return url
 
 
-def _image(ctx: _Context, names: Mapping[str, str]) -> str:
+def _image(ctx: _Context, names: Mapping[str, str], where: str) -> str | None:
     template = ctx.spec.image or "{registry}/{flavor}"
-    try:
-        return expand(template, names)
-    except TemplateError as exc:
-        ctx.errors.add(ctx.doc.char_pos(("image",), exc.offset), exc.message, exc.kind)
-        return template
-
-
-def _download(v: Mapping[str, Any]) -> Download:
-    return Download(v["download.in"], v["download.container"], v["download.decompress"],
-                    v["download.convert"])
-
-
-def _sysprep(v: Mapping[str, Any]) -> Sysprep:
-    install = tuple(p.strip() for p in v["sysprep.install"].split(",") if p.strip())
-    return Sysprep(
-        enabled=v["sysprep.enabled"], operations=tuple(v["sysprep.operations"]),
-        update=v["sysprep.update"], install=install,
-        post_commands=tuple(v["sysprep.post_commands"]),
-        selinux_relabel=v["sysprep.selinux_relabel"], makefile=v["sysprep.makefile"],
-        makefile_dir=v["sysprep.makefile_dir"], makefile_target=v["sysprep.makefile_target"],
-        disk_size=v["sysprep.disk_size"],
-    )
-
-
-def _test(v: Mapping[str, Any]) -> TestSettings:
-    return TestSettings(v["test.enabled"], v["test.kubevirt"], tuple(v["test.checks"]),
-                        v["test.timeout"])
-
-
-def _publish(v: Mapping[str, Any]) -> Publish:
-    return Publish(tuple(v["publish.tags"]), v["publish.latest"], v["publish.sign"])
+    error = shell_style(template, names)
+    if error is None:
+        try:
+            return expand(template, names, where)
+        except TemplateError as exc:
+            error = exc
+    ctx.errors.add(ctx.doc.char_pos(("image",), error.offset), error.message, error.kind)
+    return None

@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kvc.compiler.model import ImageBuild, Origin
+from kvc.compiler.durations import parse_duration
+from kvc.compiler.model import ImageBuild
 
 # `virt-sysprep --list-operations` of libguestfs 1.48 (Debian 12) plus the
 # operations newer releases added; `defaults` and `all` are its meta-names.
@@ -43,7 +44,6 @@ _CONTAINER = re.compile(
     rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?\Z")
 _DISK_SIZE = re.compile(r"\+?[1-9][0-9]*[KMGT]?\Z")
-_TIMEOUT = re.compile(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 _KUBEVIRT = re.compile(r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?\Z")
 _URL = re.compile(r"https?://[^\s/$.?#][^\s]*\Z")
 
@@ -123,7 +123,7 @@ def check_test(build: ImageBuild) -> Iterable[Problem]:
     if not _KUBEVIRT.match(build.test.kubevirt):
         yield Problem("test.kubevirt", f"'{build.test.kubevirt}' is not a KubeVirt release "
                       "such as v1.6.0", "value")
-    if not _TIMEOUT.match(build.test.timeout):
+    if parse_duration(build.test.timeout) is None:
         yield Problem("test.timeout", f"timeout '{build.test.timeout}' must look like 15m, "
                       "900s or 1h30m", "value")
     for index, check in enumerate(build.test.checks):
@@ -167,6 +167,3 @@ RULES: tuple[Rule, ...] = (
     check_test, check_publish, check_urls, check_download, check_makefile,
 )
 
-
-def origin_of(build: ImageBuild, problem: Problem) -> Origin | None:
-    return build.origins.get(problem.key)

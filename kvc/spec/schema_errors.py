@@ -8,6 +8,7 @@ mean ...") rather than pydantic's generic wording.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import types
 import typing
@@ -150,3 +151,65 @@ def _unwrap(annotation: Any) -> Any:
         if len(members) == 1:
             return _unwrap(members[0])
     return annotation
+
+
+# Keys whose absence is itself an error later (a url, a checksum, a name a
+# template uses): a misspelling of one must not be dropped silently, or the
+# next phase reports a second, dependent problem.
+_LOAD_BEARING = frozenset({
+    "url", "release_checksum", "checksum_url", "insecure_skip_checksum", "locked_url",
+    "vars", "release_version", "release_name", "releases", "arches", "kvc", "registry",
+    "flavors", "image",
+})
+# Top-level keys no image build depends on for its other checks.
+_DETACHABLE = frozenset({"backends", "update", "image"})
+
+
+def salvage(data: Any, model: type[BaseModel], exc: ValidationError) -> Any | None:
+    """``data`` without the parts that failed validation, so that later phases can
+    still report every problem independent of them; None if nothing independent is
+    left (a broken ``defaults`` or ``registry`` reaches every image build).
+
+    A flavor with an error is dropped whole (its other problems may depend on the
+    broken value); an unknown key is dropped alone unless it was meant as a key
+    that something else needs. Only mappings are edited, never lists, so every
+    remaining release keeps its index and its positions.
+    """
+    pruned = copy.deepcopy(data)
+    for error in exc.errors():
+        loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
+        if not _prune(pruned, model, loc, error):
+            return None
+    return pruned
+
+
+def _prune(data: dict[str, Any], model: type[BaseModel], loc: PathKey,
+           error: ErrorDetails) -> bool:
+    if not loc:
+        return False
+    harmless = error["type"] == "extra_forbidden" and not _load_bearing(model, loc)
+    if (harmless or "[key]" in error["loc"]) and _drop(data, loc):
+        return True
+    if loc[0] == "flavors" and len(loc) >= 2:
+        return _drop(data, loc[:2])
+    return loc[0] in _DETACHABLE and _drop(data, loc[:1])
+
+
+def _load_bearing(model: type[BaseModel], loc: PathKey) -> bool:
+    name = str(loc[-1])
+    meant = difflib.get_close_matches(name, _allowed(model, loc[:-1]), n=1, cutoff=0.6)
+    return name in _LOAD_BEARING or bool(meant and meant[0] in _LOAD_BEARING)
+
+
+def _drop(data: Any, loc: PathKey) -> bool:
+    """Delete the mapping entry at ``loc``; False if it is not one (already gone is fine)."""
+    parent = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return True
+    if not isinstance(parent, dict):
+        return False
+    parent.pop(loc[-1], None)
+    return True
