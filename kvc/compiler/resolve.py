@@ -14,6 +14,7 @@ spec key to job env (docs/spec.md, "Adding a spec key").
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ from kvc.compiler.model import (
     Sysprep,
     TestSettings,
 )
-from kvc.compiler.templates import TemplateError, expand, shell_style
+from kvc.compiler.templates import TemplateError, expand, placeholders, shell_style
 from kvc.compiler.variables import expand_vars
 from kvc.spec.diagnostics import Collector
 from kvc.spec.loader import Document
@@ -109,10 +110,8 @@ def _release_builds(ctx: _Context, flavor_name: str, flavor: Flavor, index: int,
             ctx.per_arch(fname, fpath, flavor, arch),
             ctx.per_arch(rname, rpath, release, arch),
         )
-        build = _build(ctx, flavor_name, release, rpath, arch=arch, flat=flat,
-                       arches=tuple(arches))
-        if build is not None:
-            yield build
+        yield _build(ctx, flavor_name, release, rpath, arch=arch, flat=flat,
+                     arches=tuple(arches))
 
 
 def _arches(ctx: _Context, flat: Flat) -> list[str]:
@@ -127,11 +126,9 @@ def _arches(ctx: _Context, flat: Flat) -> list[str]:
 
 
 def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int, ...], *,
-           arch: str, flat: Flat, arches: tuple[str, ...]) -> ImageBuild | None:
+           arch: str, flat: Flat, arches: tuple[str, ...]) -> ImageBuild:
     where = f"{flavor}/{release.release_version}"
     names = _names(ctx, flavor, release, arch, flat)
-    if names is None:
-        return None
     image = _image(ctx, names, where)
     values, unresolved = _expand_all(ctx, flat, names, where)
     v = _typed(values)
@@ -221,8 +218,22 @@ def _typed(values: Mapping[str, Any]) -> ArchLayer:
 
 # -- templates --
 
-def _names(ctx: _Context, flavor: str, release: Release, arch: str,
-           flat: Flat) -> dict[str, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """What placeholders expand to for one build, and the vars that failed (already
+    reported): templates using those are withheld rather than reported again."""
+
+    values: dict[str, str]
+    broken: frozenset[str] = frozenset()
+
+    def depends_on_broken(self, template: str) -> bool:
+        try:
+            return bool(self.broken) and not self.broken.isdisjoint(placeholders(template))
+        except TemplateError:
+            return False
+
+
+def _names(ctx: _Context, flavor: str, release: Release, arch: str, flat: Flat) -> _Names:
     """Built-in names plus user vars (which may use built-ins and each other)."""
     names = {
         "flavor": flavor,
@@ -234,38 +245,36 @@ def _names(ctx: _Context, flavor: str, release: Release, arch: str,
     }
     user = {key[5:]: (value, origin) for key, (value, origin) in flat.items()
             if key.startswith("vars.")}
-    ok = True
+    broken: set[str] = set()
     for name, (value, origin) in user.items():
         if name in names:
             ctx.error_at(origin, f"vars entry '{name}' shadows the built-in name '{name}'",
                          "vars")
-            ok = False
+            broken.add(name)
         shell = shell_style(value, [*names, *user])
         if shell is not None:
             ctx.error_at(origin, shell.message, shell.kind, char=shell.offset)
-            ok = False
-    return _expand_vars(ctx, names, user, f"{flavor}/{release.release_version}") if ok else None
-
-
-def _expand_vars(ctx: _Context, names: dict[str, str],
-                 user: Mapping[str, tuple[str, Origin]], where: str) -> dict[str, str] | None:
-    raw = {name: value for name, (value, _) in user.items()}
-    expanded, problems = expand_vars(names, raw, where)
+            broken.add(name)
+    raw = {name: value for name, (value, _) in user.items() if name not in names}
+    expanded, problems = expand_vars(names, raw, f"{flavor}/{release.release_version}")
     for problem in problems:
         ctx.error_at(user[problem.name][1], problem.message, problem.kind, char=problem.offset)
-    return None if problems else expanded
+        broken.add(problem.name)
+    return _Names(expanded, frozenset(broken))
 
 
-def _expand_all(ctx: _Context, flat: Flat, names: Mapping[str, str],
+def _expand_all(ctx: _Context, flat: Flat, names: _Names,
                 where: str) -> tuple[dict[str, Any], frozenset[str]]:
     """Every leaf with its templates filled, and the keys whose templates failed
-    (reported here; they keep their raw text so that rules can skip them)."""
+    (reported; they keep their raw text so that rules can skip them)."""
     values: dict[str, Any] = {}
     failed: set[str] = set()
     for key, (value, origin) in flat.items():
         shell = key not in SHELL_KEYS
         if key.startswith("vars."):
-            values[key] = names[key[5:]]
+            values[key] = names.values.get(key[5:], value)
+            if key[5:] in names.broken:
+                failed.add(key)
         elif isinstance(value, str):
             expanded = _expand_one(ctx, origin, value, names, where, shell=shell)
             values[key] = value if expanded is None else expanded
@@ -283,17 +292,29 @@ def _expand_all(ctx: _Context, flat: Flat, names: Mapping[str, str],
     return values, frozenset(failed)
 
 
-def _expand_one(ctx: _Context, origin: Origin, value: str, names: Mapping[str, str],
+def _expand_one(ctx: _Context, origin: Origin, value: str, names: _Names,
                 where: str, *, shell: bool, index: int | None = None) -> str | None:
-    """The expanded value, or None once its error is reported."""
-    error = shell_style(value, names) if shell else None
+    """The expanded value, or None once its error is reported (or withheld)."""
+    error = shell_style(value, names.values) if shell else None
+    if error is None and names.depends_on_broken(value):
+        return None
     if error is None:
         try:
-            return expand(value, names, where)
+            return expand(value, names.values, where)
         except TemplateError as exc:
-            error = exc
+            error = exc if shell else _guest_variable(value, exc)
     ctx.error_at(origin, error.message, error.kind, index=index, char=error.offset)
     return None
+
+
+def _guest_variable(value: str, error: TemplateError) -> TemplateError:
+    """In guest shell, ``${NAME}`` is usually the guest's variable, not a placeholder."""
+    name = value[error.offset + 1:value.find("}", error.offset)]
+    if error.offset == 0 or value[error.offset - 1] != "$" or not name.isidentifier():
+        return error
+    return TemplateError(error.offset - 1, f"'${{{name}}}' reads as the kvc placeholder "
+                         f"'{{{name}}}'; for the guest's shell variable write '${{{{{name}}}}}' "
+                         f"or '${name}'", error.kind)
 
 
 def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], *, arch: str,
@@ -313,12 +334,14 @@ def _url(ctx: _Context, release: Release, rpath: tuple[str | int, ...], *, arch:
     return url
 
 
-def _image(ctx: _Context, names: Mapping[str, str], where: str) -> str | None:
+def _image(ctx: _Context, names: _Names, where: str) -> str | None:
     template = ctx.spec.image or "{registry}/{flavor}"
-    error = shell_style(template, names)
+    error = shell_style(template, names.values)
+    if error is None and names.depends_on_broken(template):
+        return None
     if error is None:
         try:
-            return expand(template, names, where)
+            return expand(template, names.values, where)
         except TemplateError as exc:
             error = exc
     ctx.errors.add(ctx.doc.char_pos(("image",), error.offset), error.message, error.kind)

@@ -13,19 +13,27 @@ import difflib
 import types
 import typing
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from kvc.spec import models
 from kvc.spec.diagnostics import Diagnostic, Position
 from kvc.spec.loader import Document, PathKey, kind_of
 
 
 def diagnostics(doc: Document, model: type[BaseModel],
                 exc: ValidationError) -> Iterator[Diagnostic]:
-    for error in exc.errors():
-        yield _one(doc, model, error)
+    errors = exc.errors()
+    dedents = _dedents(doc, model, errors)
+    yield from (dedent.diagnostic(doc) for dedent in dedents)
+    for error in errors:
+        loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
+        if not any(dedent.explains(loc) for dedent in dedents):
+            yield _one(doc, model, error)
 
 
 def _one(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Diagnostic:
@@ -53,6 +61,9 @@ def _one(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Diagnost
 
 
 def _unknown_key(name: str, allowed: list[str]) -> str:
+    homes = _homes().get(name)
+    if homes:
+        return f"'{name}' belongs {' or '.join(homes)}, not here"
     message = f"unknown key '{name}'"
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
     if close:
@@ -60,6 +71,111 @@ def _unknown_key(name: str, allowed: list[str]) -> str:
     if allowed:
         return f"{message}; expected one of: {', '.join(sorted(allowed))}"
     return message
+
+
+@cache
+def _homes() -> dict[str, list[str]]:
+    """Where each spec key may be written, for "'post_commands' belongs under 'sysprep'"."""
+    homes: dict[str, list[str]] = {}
+    for cls, home in _HOMES.items():
+        inherited = {name for base in cls.__bases__ if issubclass(base, BaseModel)
+                     for name in base.model_fields}
+        for name, field in cls.model_fields.items():
+            if name not in inherited:
+                homes.setdefault(field.alias or name, []).append(home)
+    return homes
+
+
+_HOMES: dict[type[BaseModel], str] = {
+    models.Spec: "at the top level",
+    models.ArchLayer: "under defaults, a flavor or a release",
+    models.Layer: "under defaults, a flavor or a release",
+    models.Flavor: "under a flavor",
+    models.Release: "on a release (an item of 'releases')",
+    models.DownloadLayer: "under 'download'",
+    models.SysprepLayer: "under 'sysprep'",
+    models.TestLayer: "under 'test'",
+    models.PublishLayer: "under 'publish'",
+    models.Backends: "under 'backends'",
+    models.GitHubBackend: "under 'backends.github'",
+    models.CircleCIBackend: "under 'backends.circleci'",
+    models.Update: "under 'update'",
+}
+
+
+@dataclass(frozen=True)
+class _Dedent:
+    """Key ``owner`` was left empty because the keys after it, meant as its
+    children, were written at its own indentation (``siblings``)."""
+
+    owner: PathKey
+    siblings: tuple[PathKey, ...]
+
+    def explains(self, loc: PathKey) -> bool:
+        return loc == self.owner or any(loc[:len(s)] == s for s in self.siblings)
+
+    def diagnostic(self, doc: Document) -> Diagnostic:
+        owner, first = str(self.owner[-1]), self.siblings[0]
+        names = " and ".join(f"'{s[-1]}'" for s in self.siblings[:3])
+        more = " (and the keys after it)" if len(self.siblings) > 3 else ""
+        line = doc.pos(self.owner).line
+        return Diagnostic(doc.pos(first), f"{names}{more} must be indented under "
+                          f"'{owner}' (line {line}), which is empty as written; indent "
+                          f"with more spaces than '{owner}'", "indent")
+
+
+def _dedents(doc: Document, model: type[BaseModel],
+             errors: list[ErrorDetails]) -> list[_Dedent]:
+    failing = {tuple(p for p in error["loc"] if p != "[key]") for error in errors}
+    found: list[_Dedent] = []
+    for path, mapping in _mappings(doc.data, ()):
+        keys = list(mapping)
+        for index, key in enumerate(keys):
+            if mapping[key] is None:
+                owner = (*path, key)
+                siblings = _swallowed(doc, model, owner, keys[index + 1:], failing)
+                if siblings:
+                    found.append(_Dedent(owner, siblings))
+    return found
+
+
+def _swallowed(doc: Document, model: type[BaseModel], owner: PathKey, after: list[str],
+               failing: set[PathKey]) -> tuple[PathKey, ...]:
+    """The keys after an empty ``owner`` that fail here but would fit under it."""
+    annotation = _at(model, owner)
+    children: set[str] | None = None  # None: a mapping of user names takes any key
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        children = {f.alias or n for n, f in annotation.model_fields.items()}
+    elif typing.get_origin(annotation) is not dict:
+        return ()
+    taken: list[PathKey] = []
+    for key in after:
+        sibling = (*owner[:-1], key)
+        fails = any(loc[:len(sibling)] == sibling for loc in failing)
+        below = doc.pos(sibling).line > doc.pos(owner).line
+        if not (fails and below and (children is None or key in children)):
+            break
+        taken.append(sibling)
+    return tuple(taken)
+
+
+def _mappings(data: Any, path: PathKey) -> Iterator[tuple[PathKey, dict[str, Any]]]:
+    if isinstance(data, dict):
+        yield path, data
+        for key, value in data.items():
+            yield from _mappings(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _mappings(value, (*path, index))
+
+
+def _at(model: type[BaseModel], loc: PathKey) -> Any:
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return None
+    return _unwrap(current)
 
 
 def _bad_key(error: ErrorDetails) -> str:
