@@ -13,14 +13,17 @@ spec key to job env (docs/spec.md, "Adding a spec key").
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel
 
 from kvc.compiler import layers
 from kvc.compiler.layers import Flat, LayerRef
 from kvc.compiler.model import (
+    SECTIONS,
     UNAME_ARCH,
     Download,
     ImageBuild,
@@ -48,12 +51,11 @@ BUILTIN_NAMES = ("flavor", "release_version", "release_name", "arch", "uname_arc
 # Keys whose values are shell run in the guest, where `$name` is the guest's own
 # variable; in every other key a shell-style placeholder is a mistake.
 SHELL_KEYS = frozenset({"sysprep.post_commands", "sysprep.commands"})
+_LAYER_FIELDS = tuple(ArchLayer.model_fields)
 
-_SECTION_TYPES: Mapping[str, type[Any]] = {
-    "download": DownloadLayer, "sysprep": SysprepLayer, "test": TestLayer,
-    "publish": PublishLayer,
-}
 T = TypeVar("T")
+L = TypeVar("L", bound=BaseModel)
+R = TypeVar("R")
 
 
 class _Context:
@@ -63,18 +65,33 @@ class _Context:
         self.doc = doc
         self.spec = spec
         self.errors = errors
+        self.sections: dict[tuple[Callable[[Any], Any], str], Any] = {}
+        self.flats: dict[tuple[str | int, ...], Flat] = {}
         self.base = layers.merge(layers.builtin(), self._flat("defaults", ("defaults",),
                                                                spec.defaults))
 
     def _flat(self, name: str, path: tuple[str | int, ...], layer: Any) -> Flat:
-        if layer is None:
-            return {}
-        return layers.flatten(self.doc, LayerRef(name, path, layer))
+        """A layer flattened once, however many releases and arches inherit it."""
+        flat = self.flats.get(path)
+        if flat is None:
+            flat = self.flats[path] = ({} if layer is None else
+                                       layers.flatten(self.doc, LayerRef(name, path, layer)))
+        return flat
 
     def per_arch(self, name: str, path: tuple[str | int, ...], layer: Any, arch: str) -> Flat:
         overrides = getattr(layer, "per_arch", None) or {}
         return self._flat(f"{name} per_arch.{arch}", (*path, "per_arch", arch),
                           overrides.get(arch))
+
+    def section(self, fields: dict[str, Any], layer: type[L], rule: Callable[[L], R]) -> R:
+        """``rule`` applied to the typed section; builds that resolve to the same values
+        (most do, across arches and releases) share one result."""
+        # repr is exact for the YAML scalars and lists a section holds, and cheap.
+        key = (rule, repr(fields))
+        found = self.sections.get(key)
+        if found is None:
+            found = self.sections[key] = rule(layer.model_construct(**fields))
+        return cast(R, found)
 
     def error_at(self, origin: Origin, message: str, kind: str, index: int | None = None,
                  char: int | None = None) -> None:
@@ -103,15 +120,21 @@ def _release_builds(ctx: _Context, flavor_name: str, flavor: Flavor, index: int,
     common = layers.merge(ctx.base, ctx._flat(fname, fpath, flavor),
                           ctx._flat(rname, rpath, release))
     arches = _arches(ctx, common)
+    common_origins = _origins(common)
     for arch in arches:
-        flat = layers.merge(
-            common,
-            ctx.per_arch("defaults", ("defaults",), ctx.spec.defaults, arch),
-            ctx.per_arch(fname, fpath, flavor, arch),
-            ctx.per_arch(rname, rpath, release, arch),
-        )
+        overrides = (ctx.per_arch("defaults", ("defaults",), ctx.spec.defaults, arch),
+                     ctx.per_arch(fname, fpath, flavor, arch),
+                     ctx.per_arch(rname, rpath, release, arch))
+        flat = layers.merge(common, *overrides)
+        origins = common_origins.copy()
+        for layer in overrides:
+            origins.update(_origins(layer))
         yield _build(ctx, flavor_name, release, rpath, arch=arch, flat=flat,
-                     arches=tuple(arches))
+                     arches=tuple(arches), origins=origins)
+
+
+def _origins(flat: Flat) -> dict[str, Origin]:
+    return {key: origin for key, (_, origin) in flat.items()}
 
 
 def _arches(ctx: _Context, flat: Flat) -> list[str]:
@@ -126,12 +149,13 @@ def _arches(ctx: _Context, flat: Flat) -> list[str]:
 
 
 def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int, ...], *,
-           arch: str, flat: Flat, arches: tuple[str, ...]) -> ImageBuild:
+           arch: str, flat: Flat, arches: tuple[str, ...],
+           origins: dict[str, Origin]) -> ImageBuild:
     where = f"{flavor}/{release.release_version}"
     names = _names(ctx, flavor, release, arch, flat)
     image = _image(ctx, names, where)
-    values, unresolved = _expand_all(ctx, flat, names, where)
-    v = _typed(values)
+    sections, top, unresolved = _expand_all(ctx, flat, names, where)
+    v = _layer(top)
     return ImageBuild(
         flavor=flavor,
         release_version=release.release_version,
@@ -145,12 +169,12 @@ def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int,
         checksum=(v.release_checksum or {}).get(arch),  # type: ignore[call-overload]
         checksum_url=v.checksum_url,
         insecure_skip_checksum=release.insecure_skip_checksum,
-        download=_download(_set(v.download)),
-        sysprep=_sysprep(_set(v.sysprep)),
-        test=_test(_set(v.test)),
-        publish=_publish(_set(v.publish)),
+        download=ctx.section(sections["download"], DownloadLayer, _download),
+        sysprep=ctx.section(sections["sysprep"], SysprepLayer, _sysprep),
+        test=ctx.section(sections["test"], TestLayer, _test),
+        publish=ctx.section(sections["publish"], PublishLayer, _publish),
         vars=MappingProxyType(dict(v.vars or {})),
-        origins=MappingProxyType({key: origin for key, (_, origin) in flat.items()}),
+        origins=MappingProxyType(origins),
         release_pos=ctx.doc.pos((*rpath, "release_version")),
         unresolved=unresolved if image is not None else unresolved | {"image"},
     )
@@ -195,24 +219,10 @@ def _set(value: T | None) -> T:
     return value
 
 
-def _typed(values: Mapping[str, Any]) -> ArchLayer:
-    """The merged, expanded leaves read back into the spec's typed layer model.
-
-    ``model_construct`` skips validation: every leaf was validated in its own
-    layer already, and this runs once per image build.
-    """
-    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_TYPES}
-    top: dict[str, Any] = {}
-    for key, value in values.items():
-        head, _, leaf = key.partition(".")
-        if head in sections:
-            sections[head][leaf] = value
-        elif leaf:
-            top.setdefault(head, {})[leaf] = value
-        else:
-            top[head] = value
-    for name, fields in sections.items():
-        top[name] = _SECTION_TYPES[name].model_construct(**fields)
+def _layer(top: dict[str, Any]) -> ArchLayer:
+    """The merged layer's own keys read back into the spec's typed layer model;
+    ``model_construct`` skips validation, since every leaf was validated in its
+    own layer already."""
     return ArchLayer.model_construct(**top)
 
 
@@ -251,7 +261,7 @@ def _names(ctx: _Context, flavor: str, release: Release, arch: str, flat: Flat) 
             ctx.error_at(origin, f"vars entry '{name}' shadows the built-in name '{name}'",
                          "vars")
             broken.add(name)
-        shell = shell_style(value, [*names, *user])
+        shell = shell_style(value, [*names, *user]) if "$" in value else None
         if shell is not None:
             ctx.error_at(origin, shell.message, shell.kind, char=shell.offset)
             broken.add(name)
@@ -263,33 +273,49 @@ def _names(ctx: _Context, flavor: str, release: Release, arch: str, flat: Flat) 
     return _Names(expanded, frozenset(broken))
 
 
-def _expand_all(ctx: _Context, flat: Flat, names: _Names,
-                where: str) -> tuple[dict[str, Any], frozenset[str]]:
-    """Every leaf with its templates filled, and the keys whose templates failed
-    (reported; they keep their raw text so that rules can skip them)."""
-    values: dict[str, Any] = {}
+def _expand_all(ctx: _Context, flat: Flat, names: _Names, where: str) -> tuple[
+        dict[str, dict[str, Any]], dict[str, Any], frozenset[str]]:
+    """Every leaf with its templates filled, grouped as section mappings and the
+    layer's other keys, and the keys whose templates failed (reported; they keep
+    their raw text so that rules can skip them)."""
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    top: dict[str, Any] = dict.fromkeys(_LAYER_FIELDS)  # all given: no defaults to compute
     failed: set[str] = set()
     for key, (value, origin) in flat.items():
-        shell = key not in SHELL_KEYS
-        if key.startswith("vars."):
-            values[key] = names.values.get(key[5:], value)
-            if key[5:] in names.broken:
-                failed.add(key)
-        elif isinstance(value, str):
-            expanded = _expand_one(ctx, origin, value, names, where, shell=shell)
-            values[key] = value if expanded is None else expanded
-            if expanded is None:
-                failed.add(key)
-        elif isinstance(value, list):
-            items = [_expand_one(ctx, origin, item, names, where, shell=shell, index=i)
-                     if isinstance(item, str) else item for i, item in enumerate(value)]
+        result = value
+        if type(value) is str:
+            if not _templated(value):
+                pass
+            elif key[:5] == "vars.":
+                result = names.values.get(key[5:], value)
+            else:
+                result = _expand_one(ctx, origin, value, names, where,
+                                     shell=key not in SHELL_KEYS)
+                if result is None:
+                    result = value
+                    failed.add(key)
+        elif type(value) is list and _templated("".join(value)):  # lists hold strings
+            items = [_expand_one(ctx, origin, item, names, where, shell=key not in SHELL_KEYS,
+                                 index=i) for i, item in enumerate(value)]
             if None in items:
                 failed.add(key)
-            values[key] = [raw if item is None else item
-                           for raw, item in zip(value, items, strict=True)]
+            result = [raw if item is None else item
+                      for raw, item in zip(value, items, strict=True)]
+        head, _, leaf = key.partition(".")
+        section = sections.get(head)
+        if section is not None:
+            section[leaf] = result
+        elif leaf:
+            top[head] = {**(top[head] or {}), leaf: result}
         else:
-            values[key] = value
-    return values, frozenset(failed)
+            top[head] = result
+    failed.update(f"vars.{name}" for name in names.broken)
+    return sections, top, frozenset(failed)
+
+
+def _templated(text: str) -> bool:
+    """Whether ``text`` may hold a placeholder (or a shell-style one to refuse)."""
+    return "{" in text or "}" in text or "$" in text
 
 
 def _expand_one(ctx: _Context, origin: Origin, value: str, names: _Names,

@@ -30,11 +30,10 @@ def expand_vars(builtins: Mapping[str, str], raw: Mapping[str, str],
     names = dict(builtins)
     pending = dict(raw)
     while pending:
-        unknown_yet = {k: "" for k in pending}  # "empty" until expanded: try again later
         done = {}
         for name, value in pending.items():
-            try:
-                done[name] = expand(value, {**names, **unknown_yet})
+            try:  # a var still pending is unknown to `names`: try again next round
+                done[name] = expand(value, names)
             except TemplateError:
                 continue
         if not done:
