@@ -294,9 +294,10 @@ def _expand_all(ctx: _Context, flat: Flat, names: _Names, where: str) -> tuple[
                 if result is None:
                     result = value
                     failed.add(key)
-        elif type(value) is list and _templated("".join(value)):  # lists hold strings
+        elif type(value) is list and _templated_items(value):
             items = [_expand_one(ctx, origin, item, names, where, shell=key not in SHELL_KEYS,
-                                 index=i) for i, item in enumerate(value)]
+                                 index=i) if isinstance(item, str) else item
+                     for i, item in enumerate(value)]
             if None in items:
                 failed.add(key)
             result = [raw if item is None else item
@@ -316,6 +317,13 @@ def _expand_all(ctx: _Context, flat: Flat, names: _Names, where: str) -> tuple[
 def _templated(text: str) -> bool:
     """Whether ``text`` may hold a placeholder (or a shell-style one to refuse)."""
     return "{" in text or "}" in text or "$" in text
+
+
+def _templated_items(items: list[Any]) -> bool:
+    try:
+        return _templated("".join(items))
+    except TypeError:  # not all strings: look item by item
+        return True
 
 
 def _expand_one(ctx: _Context, origin: Origin, value: str, names: _Names,
