@@ -47,7 +47,6 @@ from kvc.spec.models import (
     TestLayer,
 )
 
-BUILTIN_NAMES = ("flavor", "release_version", "release_name", "arch", "uname_arch", "registry")
 # Keys whose values are shell run in the guest, where `$name` is the guest's own
 # variable; in every other key a shell-style placeholder is a mistake.
 SHELL_KEYS = frozenset({"sysprep.post_commands", "sysprep.commands"})
