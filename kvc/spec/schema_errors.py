@@ -148,12 +148,13 @@ def _swallowed(doc: Document, model: type[BaseModel], owner: PathKey, after: lis
         children = {f.alias or n for n, f in annotation.model_fields.items()}
     elif typing.get_origin(annotation) is not dict:
         return ()
+    here = set(_allowed(model, owner[:-1]))  # a key valid where it stands was not dedented
     taken: list[PathKey] = []
     for key in after:
         sibling = (*owner[:-1], key)
         fails = any(loc[:len(sibling)] == sibling for loc in failing)
         below = doc.pos(sibling).line > doc.pos(owner).line
-        if not (fails and below and (children is None or key in children)):
+        if not (fails and below and key not in here and (children is None or key in children)):
             break
         taken.append(sibling)
     return tuple(taken)

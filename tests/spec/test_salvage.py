@@ -54,3 +54,18 @@ def test_a_broken_defaults_stops_after_the_schema() -> None:
     text = SPEC.replace("flavors:\n", "defaults:\n  test: {timeout: 15}\nflavors:\n").replace(
         "fedora-{arch}", "fedora-{arhc}")
     assert _problems(text) == [(4, "type")]
+
+
+def test_a_key_valid_where_it_stands_is_not_called_dedented() -> None:
+    """An empty 'vars' followed by a broken 'test': the problem is the timeout."""
+    text = SPEC.replace("flavors:\n", "defaults:\n  vars:\n  test: {timeout: 15}\nflavors:\n")
+    assert _problems(text) == [(5, "type")]
+
+
+def test_keys_dedented_out_of_an_empty_key_are_named_at_their_line() -> None:
+    text = SPEC.replace("  debian:\n    releases:", "  debian:\n  releases:")
+    with pytest.raises(SpecError) as caught:
+        resolve_text(text)
+    (only,) = caught.value.diagnostics
+    assert (only.pos.line, only.kind) == (5, "indent")
+    assert "'releases' must be indented under 'debian' (line 4)" in only.message
