@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from kvc.compiler import checksums
 from kvc.compiler.customize import PACKAGE_COMMANDS, command_problem
+from kvc.compiler.durations import parse_duration
 from kvc.compiler.model import ImageBuild
 
 # `virt-sysprep --list-operations` of libguestfs 1.48 (Debian 12) plus the
@@ -45,7 +46,6 @@ _CONTAINER = re.compile(
     rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?\Z")
 _DISK_SIZE = re.compile(r"\+?[1-9][0-9]*[KMGT]?\Z")
-_TIMEOUT = re.compile(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 _KUBEVIRT = re.compile(r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?\Z")
 _URL = re.compile(r"https?://[^\s/$.?#][^\s]*\Z")
 
@@ -130,7 +130,7 @@ def check_test(build: ImageBuild) -> Iterable[Problem]:
     if not _KUBEVIRT.match(build.test.kubevirt):
         yield Problem("test.kubevirt", f"'{build.test.kubevirt}' is not a KubeVirt release "
                       "such as v1.6.0", "value")
-    if not _TIMEOUT.match(build.test.timeout):
+    if parse_duration(build.test.timeout) is None:
         yield Problem("test.timeout", f"timeout '{build.test.timeout}' must look like 15m, "
                       "900s or 1h30m", "value")
     for index, check in enumerate(build.test.checks):
