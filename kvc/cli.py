@@ -1,4 +1,10 @@
-"""The ``kvc`` command line: thin click wrappers around one module per command."""
+"""The ``kvc`` command line: thin click wrappers around one module per command.
+
+Each command imports its module when it runs, not at start-up: a command pays
+only for what it uses (``kvc validate`` never loads the emitters, ``kvc
+compile`` never loads the lock fetcher), which is most of a small compile's
+time (benchmarks/compile.py compares whole runs with the import floor).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,12 @@ from pathlib import Path
 
 import click
 
+# kvc has no pydantic plugins; without this pydantic scans every installed
+# package's entry points when the first model is built (tens of milliseconds).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 from kvc import __version__
-from kvc.backends import BACKENDS
-from kvc.commands import compile as compile_command
-from kvc.commands import explain as explain_command
-from kvc.commands import graph as graph_command
-from kvc.commands import init as init_command
-from kvc.commands import lock as lock_command
-from kvc.commands import plan as plan_command
-from kvc.commands import run as run_command
-from kvc.commands import schema as schema_command
-from kvc.commands import validate as validate_command
-from kvc.commands.common import suggest
 from kvc.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, FatalError
-from kvc.importer import command as import_command
 from kvc.spec.diagnostics import SpecError, render
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
@@ -85,6 +83,8 @@ def _quiet_broken_pipe() -> int:
 
 def _backend_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """An unknown backend is a usage error (exit 2), with a suggestion."""
+    from kvc.backends import BACKENDS
+    from kvc.commands.common import suggest
     if value not in BACKENDS:
         raise click.BadParameter(str(suggest(value, BACKENDS, "backend")).removeprefix(
             "unknown backend "), ctx, param)
@@ -102,6 +102,7 @@ def main(traceback: bool) -> None:
 @SPEC
 def validate(spec: Path) -> None:
     """Check SPEC and report every problem as FILE:LINE:COL."""
+    from kvc.commands import validate as validate_command
     _run(lambda: validate_command.run(spec))
 
 
@@ -110,6 +111,7 @@ def validate(spec: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plan(spec: Path, as_json: bool) -> None:
     """Show every image build: runner, source, checksum, sysprep, tags."""
+    from kvc.commands import plan as plan_command
     _run(lambda: plan_command.run(spec, as_json))
 
 
@@ -120,6 +122,7 @@ def plan(spec: Path, as_json: bool) -> None:
               help="One JSON object per build (all builds when IMAGE is omitted).")
 def explain(spec: Path, image: str | None, as_json: bool) -> None:
     """Show every resolved value of IMAGE (flavor/release[/arch]) and its origin."""
+    from kvc.commands import explain as explain_command
     _run(lambda: explain_command.run(spec, image, as_json))
 
 
@@ -138,6 +141,7 @@ def explain(spec: Path, image: str | None, as_json: bool) -> None:
 def compile_(spec: Path, backend: str, *, out: Path | None, check: bool,
              fail_if_changed: bool, with_schema: bool) -> None:
     """Write the CI configuration and build files for SPEC."""
+    from kvc.commands import compile as compile_command
     _run(lambda: compile_command.run(spec, backend, out=out, check=check,
                                      fail_if_changed=fail_if_changed, with_schema=with_schema))
 
@@ -151,6 +155,7 @@ def compile_(spec: Path, backend: str, *, out: Path | None, check: bool,
                    "repeatable.")
 def lock(spec: Path, dry_run: bool, from_files: tuple[Path, ...]) -> None:
     """Pin upstream checksums in SPEC from each release's checksum_url."""
+    from kvc.commands import lock as lock_command
     _run(lambda: lock_command.run(spec, dry_run, from_files=from_files))
 
 
@@ -166,6 +171,7 @@ def lock(spec: Path, dry_run: bool, from_files: tuple[Path, ...]) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the script and environment; run nothing.")
 def run_(spec: Path, image: str, stage: str, workdir: Path | None, dry_run: bool) -> None:
     """Run one job locally with the script and environment CI would use."""
+    from kvc.commands import run as run_command
     _run(lambda: run_command.run(spec, image, stage, workdir, dry_run))
 
 
@@ -175,6 +181,7 @@ def run_(spec: Path, image: str, stage: str, workdir: Path | None, dry_run: bool
               show_default=True, help="Mermaid renders in GitHub Markdown; dot is Graphviz.")
 def graph(spec: Path, fmt: str) -> None:
     """Draw the job graph: images as groups, colours by runner arch."""
+    from kvc.commands import graph as graph_command
     _run(lambda: graph_command.run(spec, fmt))
 
 
@@ -183,6 +190,7 @@ def graph(spec: Path, fmt: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing kvc.yaml.")
 def init(directory: Path, force: bool) -> None:
     """Write a commented starter kvc.yaml (and its JSON Schema) into DIRECTORY."""
+    from kvc.commands import init as init_command
     _run(lambda: init_command.run(directory, force))
 
 
@@ -195,6 +203,7 @@ def init(directory: Path, force: bool) -> None:
 def import_(directory: Path, out: Path | None, registry: str | None) -> None:
     """Write one spec reproducing a hand-written pipeline in DIRECTORY (images/*/env.sh,
     virt.sysprep, bake.hcl, .circleci/config.yml). Nothing in it is ever executed."""
+    from kvc.importer import command as import_command
     _run(lambda: import_command.run(directory, out, registry))
 
 
@@ -203,6 +212,7 @@ def import_(directory: Path, out: Path | None, registry: str | None) -> None:
               help="Write to this file instead of standard output.")
 def schema(out: Path | None) -> None:
     """Print the JSON Schema of the spec (for yaml-language-server)."""
+    from kvc.commands import schema as schema_command
     _run(lambda: schema_command.run(out))
 
 

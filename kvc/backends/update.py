@@ -13,7 +13,6 @@ import json
 import re
 import shlex
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -72,6 +71,8 @@ def requirement() -> str:
 
 
 def _installed_commit() -> tuple[str, str] | None:
+    from importlib import metadata  # noqa: PLC0415 -- costly, and only update jobs need it
+
     try:
         text = metadata.distribution("kvc").read_text("direct_url.json")
     except metadata.PackageNotFoundError:
