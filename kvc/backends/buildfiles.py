@@ -15,7 +15,8 @@ from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import Job, Pipeline, Stage
 
 OWNED_DIR = ".kvc"
-STAGE_SCRIPTS = ("lib.sh", "build.sh", "containerize.sh", "test.sh", "publish.sh")
+STAGE_SCRIPTS = ("lib.sh", "tools.sh", "build.sh", "containerize.sh", "test.sh",
+                 "test-kubevirt.sh", "test-qemu.sh", "publish.sh")
 CONTAINERFILE = ".kvc/Containerfile"
 BAKE_FILE = ".kvc/docker-bake.json"
 LABEL_PREFIX = "dev.kvc"
@@ -32,6 +33,7 @@ def emit(source: EmitInput) -> Files:
     for job in _jobs(source.pipeline, Stage.CONTAINERIZE):
         files[_manifest_path(job)] = (comment_header(lines)
                                       + yamlout.dump(manifest(source.pipeline, job)))
+        files[_user_data_path(job)] = user_data(source.pipeline, job, lines)
     return files
 
 
@@ -58,6 +60,10 @@ def _env(job: Job) -> dict[str, str]:
 def _manifest_path(containerize: Job) -> str:
     slug = _env(containerize)["KVC_IMAGE_SLUG"]
     return f".kvc/manifests/{slug}.yaml"
+
+
+def _user_data_path(containerize: Job) -> str:
+    return f".kvc/manifests/{_env(containerize)['KVC_IMAGE_SLUG']}.user-data"
 
 
 def bake(pipeline: Pipeline, header: str) -> str:
@@ -114,10 +120,23 @@ def vm_name(slug: str) -> str:
     return f"kvc-test-{slug.lower().replace('_', '-')}"[:63].rstrip("-")
 
 
+USER_DATA_SECRET = "kvc-user-data"  # test-kubevirt.sh creates it from KVC_USER_DATA
+SSH_USER = "kvc"  # test.sh logs in as KVC_SSH_USER, whose default this is
+BOOT_MARKER = "kvc-boot-ok"  # the boot check looks for it on the serial console
+
+
+def _checks(pipeline: Pipeline, containerize: Job) -> set[str]:
+    return {c for t in _jobs(pipeline, Stage.TEST, containerize.image)
+            for c in _env(t)["KVC_CHECKS"].split(",")}
+
+
 def manifest(pipeline: Pipeline, containerize: Job) -> dict[str, Any]:
+    """The VM the kubevirt test mode applies; its placeholders are filled by the test stage.
+
+    Cloud-init comes from a Secret made of the generated user-data, so the
+    kubevirt and qemu modes boot with the same file.
+    """
     name = vm_name(_env(containerize)["KVC_IMAGE_SLUG"])
-    checks = {c for t in _jobs(pipeline, Stage.TEST, containerize.image)
-              for c in _env(t)["KVC_CHECKS"].split(",")}
     return {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachine",
@@ -126,38 +145,51 @@ def manifest(pipeline: Pipeline, containerize: Job) -> dict[str, Any]:
             "runStrategy": "Always",
             "template": {
                 "metadata": {"labels": {"kubevirt.io/vm": name}},
-                "spec": _vm_spec(checks),
+                "spec": _vm_spec(),
             },
         },
     }
 
 
-def _vm_spec(checks: set[str]) -> dict[str, Any]:
+def _vm_spec() -> dict[str, Any]:
     return {
         "domain": {
-            "devices": {"disks": [
-                {"name": "containerdisk", "disk": {"bus": "virtio"}},
-                {"name": "cloudinitdisk", "disk": {"bus": "virtio"}},
-            ]},
+            "devices": {
+                "disks": [
+                    {"name": "containerdisk", "disk": {"bus": "virtio"}},
+                    {"name": "cloudinitdisk", "disk": {"bus": "virtio"}},
+                ],
+                # The boot check reads the serial console from the launcher's
+                # guest-console-log container (KubeVirt >= v1.1.0).
+                "logSerialConsole": True,
+            },
             "resources": {"requests": {"memory": "1Gi"}},
         },
         "terminationGracePeriodSeconds": 0,
         "volumes": [
             {"name": "containerdisk",
-             "containerDisk": {"image": "__KVC_IMAGE__", "imagePullPolicy": "IfNotPresent"}},
-            {"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": _user_data(checks)}},
+             "containerDisk": {"image": "__KVC_IMAGE__", "imagePullPolicy": "IfNotPresent",
+                               "imagePullSecret": "__KVC_PULL_SECRET__"}},
+            {"name": "cloudinitdisk",
+             "cloudInitNoCloud": {"secretRef": {"name": USER_DATA_SECRET}}},
         ],
     }
 
 
-SSH_USER = "kvc"  # test.sh logs in as KVC_SSH_USER, whose default this is
+def user_data(pipeline: Pipeline, containerize: Job, header: list[str]) -> str:
+    """Cloud-init for the boot test: the boot marker, plus what the checks need.
 
-
-def _user_data(checks: set[str]) -> str:
-    lines = ["#cloud-config"]
+    runcmd runs at the end of boot, so the marker on the console means the
+    guest OS came up; __KVC_SSH_PUBKEY__ is replaced by the test stage.
+    """
+    checks = _checks(pipeline, containerize)
+    document: dict[str, Any] = {}
     if "ssh" in checks:
-        lines += ["users:", "  - default", f"  - name: {SSH_USER}", "    shell: /bin/bash",
-                  "    ssh_authorized_keys:", "      - __KVC_SSH_PUBKEY__"]
+        document["users"] = ["default", {"name": SSH_USER, "shell": "/bin/bash",
+                                         "ssh_authorized_keys": ["__KVC_SSH_PUBKEY__"]}]
+    runcmd: list[list[str]] = []
     if "guest-agent" in checks:
-        lines += ["runcmd:", "  - [systemctl, enable, --now, qemu-guest-agent]"]
-    return "\n".join(lines) + "\n"
+        runcmd.append(["systemctl", "enable", "--now", "qemu-guest-agent"])
+    runcmd.append(["sh", "-c", f"echo {BOOT_MARKER} > /dev/console"])
+    document["runcmd"] = runcmd
+    return "#cloud-config\n" + comment_header(header) + yamlout.dump(document)

@@ -64,6 +64,7 @@ class TestSettings:
     kubevirt: str
     checks: tuple[str, ...]
     timeout: str
+    mode: str
 
 
 @dataclass(frozen=True, slots=True)

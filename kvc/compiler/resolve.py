@@ -255,7 +255,7 @@ def _sysprep(v: Mapping[str, Any]) -> Sysprep:
 
 def _test(v: Mapping[str, Any]) -> TestSettings:
     return TestSettings(v["test.enabled"], v["test.kubevirt"], tuple(v["test.checks"]),
-                        v["test.timeout"])
+                        v["test.timeout"], v["test.mode"])
 
 
 def _publish(v: Mapping[str, Any]) -> Publish:

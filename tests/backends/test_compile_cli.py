@@ -17,7 +17,9 @@ SHARED = {
     ".kvc/Containerfile",
     ".kvc/docker-bake.json",
     ".kvc/manifests/debian-12.yaml",
-    *(f".kvc/stages/{n}" for n in ("lib.sh", "build.sh", "containerize.sh", "test.sh",
+    ".kvc/manifests/debian-12.user-data",
+    *(f".kvc/stages/{n}" for n in ("lib.sh", "tools.sh", "build.sh", "containerize.sh",
+                                   "test.sh", "test-kubevirt.sh", "test-qemu.sh",
                                    "publish.sh")),
 }
 OWN = {"github": {".github/workflows/kvc.yml"}, "circleci": {".circleci/config.yml"}}
