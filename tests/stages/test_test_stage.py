@@ -66,7 +66,9 @@ case "$name $*" in
   "kubectl logs"*guest-console-log*) printf '%s\\n' "${{KVC_FAKE_CONSOLE-kvc-boot-ok}}" ;;
   "kubectl create secret generic "*)
     for arg in "$@"; do
-      case "$arg" in --from-file=*) f="${{arg#--from-file=}}"; cp "${{f#*=}}" "$KVC_STUB_LOG.secret-$4" ;; esac
+      case "$arg" in
+        --from-file=*) f="${{arg#--from-file=}}"; cp "${{f#*=}}" "$KVC_STUB_LOG.secret-$4" ;;
+      esac
     done ;;
   "virtctl ssh"*) echo kvc-ssh-ok ;;
 esac
@@ -90,7 +92,8 @@ def compile_repo(stubs: Stubs, spec: str = SPEC) -> None:
 def job_env(stubs: Stubs, arch: str) -> dict[str, str]:
     """The test job's environment exactly as kvc resolved it."""
     pipeline = build_pipeline(load(stubs.root / "kvc.yaml"))
-    (job,) = [j for j in pipeline.jobs if j.stage is Stage.TEST and j.env_dict()["KVC_ARCH"] == arch]
+    (job,) = [j for j in pipeline.jobs
+              if j.stage is Stage.TEST and j.env_dict()["KVC_ARCH"] == arch]
     return job.env_dict()
 
 
@@ -261,9 +264,11 @@ def test_runs_every_check_with_pinned_tools_and_cleans_up(stage: Stubs, tmp_path
     kubectl = argvs(stage, "kubectl")
     applies = [a for a in kubectl if a[0] == "apply"]
     assert len(applies) == 3 and all("--server-side" in a for a in applies)
-    assert [w[:2] for _, w in waits(kubectl)] == [["kubevirt/kubevirt", "--for=condition=Available"],
-                     [f"vmi/{VM}", "--for=condition=Ready"],
-                     [f"vmi/{VM}", "--for=condition=AgentConnected"]]
+    assert [w[:2] for _, w in waits(kubectl)] == [
+        ["kubevirt/kubevirt", "--for=condition=Available"],
+        [f"vmi/{VM}", "--for=condition=Ready"],
+        [f"vmi/{VM}", "--for=condition=AgentConnected"],
+    ]
     patch = [a for a in kubectl if "patch" in a]
     assert len(patch) == 1 and "useEmulation" in patch[0][-1]  # amd64 without KVM
     ssh = argvs(stage, "virtctl")[0]
@@ -397,7 +402,7 @@ def test_arm64_with_kvm_runs_kubevirt_without_emulation(stage: Stubs, tmp_path: 
     assert result.returncode == 0, result.stderr
     assert "mode: kubevirt (KVM usable" in result.stderr
     assert not [a for a in argvs(stage, "kubectl") if "patch" in a]
-    assert [a[-1].rsplit("/", 1)[-1] for a in argvs(stage, "curl")][0] == "kind-linux-arm64"
+    assert argvs(stage, "curl")[0][-1].endswith("/kind-linux-arm64")
 
 
 def test_arm64_ssh_fails_closed_without_a_pinned_virtctl(stage: Stubs, tmp_path: Path) -> None:
