@@ -137,7 +137,10 @@ kv_console() {
 mode_check_boot() {
   wait_exists "vmi/$KV_VM"
   kubectl wait "vmi/$KV_VM" --for=condition=Ready --timeout="$(remaining)s"
-  until kv_console 2>/dev/null | grep -q 'kvc-boot-ok'; do
+  local console
+  # Captured, not piped into grep -q: under pipefail a kubectl cut off by
+  # grep's early exit (SIGPIPE) would turn a match into a failure.
+  while console="$(kv_console 2>/dev/null || true)"; [[ "$console" != *kvc-boot-ok* ]]; do
     if [ "$(date +%s)" -ge "$DEADLINE" ]; then
       kvc_log "the serial console never showed kvc-boot-ok (console log: $KVC_LOG_DIR/console.log)"
       return 1
