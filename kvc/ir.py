@@ -148,6 +148,7 @@ class Target:
     tags: tuple[str, ...]  # every final tag, "latest" included when asked for
     context: str  # the directory holding one subdirectory per arch
     upstream: tuple[Upstream, ...]
+    checks: tuple[str, ...] = ()  # every test check of the image, in spec order
 
 
 @dataclass(frozen=True)

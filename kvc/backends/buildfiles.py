@@ -12,7 +12,7 @@ from typing import Any
 from kvc import stages
 from kvc.backends import yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.ir import Job, Pipeline, Stage, Target
+from kvc.ir import Pipeline, Target
 
 OWNED_DIR = ".kvc"
 CONTAINERFILE = ".kvc/Containerfile"
@@ -29,10 +29,9 @@ def emit(source: EmitInput) -> Files:
     files[CONTAINERFILE] = comment_header(lines) + stages.read("Containerfile")
     files[BAKE_FILE] = bake(source.pipeline, lines[0])
     for target in source.pipeline.targets:
-        job = source.pipeline.find(target.image, Stage.CONTAINERIZE)
-        assert job is not None, target.image  # every image has a containerize job
         files[f".kvc/manifests/{target.slug}.yaml"] = (
-            comment_header(lines) + yamlout.dump(manifest(source.pipeline, job)))
+            comment_header(lines) + yamlout.dump(manifest(target)))
+        files[f".kvc/manifests/{target.slug}.user-data"] = user_data(target, lines)
     return files
 
 
@@ -42,14 +41,6 @@ def _script(name: str, header: list[str]) -> str:
     if not shebang.startswith("#!"):
         return comment_header(header) + text
     return shebang + "\n" + comment_header(header) + rest
-
-
-def _jobs(pipeline: Pipeline, stage: Stage, image: str | None = None) -> list[Job]:
-    return [j for j in pipeline.jobs if j.stage is stage and image in {None, j.image}]
-
-
-def _env(job: Job) -> dict[str, str]:
-    return job.env_dict()
 
 
 def bake(pipeline: Pipeline, header: str) -> str:
@@ -98,10 +89,18 @@ def vm_name(slug: str) -> str:
     return f"kvc-test-{slug.lower().replace('_', '-')}"[:63].rstrip("-")
 
 
-def manifest(pipeline: Pipeline, containerize: Job) -> dict[str, Any]:
-    name = vm_name(_env(containerize)["KVC_IMAGE_SLUG"])
-    checks = {c for t in _jobs(pipeline, Stage.TEST, containerize.image)
-              for c in _env(t)["KVC_CHECKS"].split(",")}
+USER_DATA_SECRET = "kvc-user-data"  # test-kubevirt.sh creates it from KVC_USER_DATA
+SSH_USER = "kvc"  # test.sh logs in as KVC_SSH_USER, whose default this is
+BOOT_MARKER = "kvc-boot-ok"  # the boot check looks for it on the serial console
+
+
+def manifest(target: Target) -> dict[str, Any]:
+    """The VM the kubevirt test mode applies; its placeholders are filled by the test stage.
+
+    Cloud-init comes from a Secret made of the generated user-data, so the
+    kubevirt and qemu modes boot with the same file.
+    """
+    name = vm_name(target.slug)
     return {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachine",
@@ -110,38 +109,51 @@ def manifest(pipeline: Pipeline, containerize: Job) -> dict[str, Any]:
             "runStrategy": "Always",
             "template": {
                 "metadata": {"labels": {"kubevirt.io/vm": name}},
-                "spec": _vm_spec(checks),
+                "spec": _vm_spec(),
             },
         },
     }
 
 
-def _vm_spec(checks: set[str]) -> dict[str, Any]:
+def _vm_spec() -> dict[str, Any]:
     return {
         "domain": {
-            "devices": {"disks": [
-                {"name": "containerdisk", "disk": {"bus": "virtio"}},
-                {"name": "cloudinitdisk", "disk": {"bus": "virtio"}},
-            ]},
+            "devices": {
+                "disks": [
+                    {"name": "containerdisk", "disk": {"bus": "virtio"}},
+                    {"name": "cloudinitdisk", "disk": {"bus": "virtio"}},
+                ],
+                # The boot check reads the serial console from the launcher's
+                # guest-console-log container (KubeVirt >= v1.1.0).
+                "logSerialConsole": True,
+            },
             "resources": {"requests": {"memory": "1Gi"}},
         },
         "terminationGracePeriodSeconds": 0,
         "volumes": [
             {"name": "containerdisk",
-             "containerDisk": {"image": "__KVC_IMAGE__", "imagePullPolicy": "IfNotPresent"}},
-            {"name": "cloudinitdisk", "cloudInitNoCloud": {"userData": _user_data(checks)}},
+             "containerDisk": {"image": "__KVC_IMAGE__", "imagePullPolicy": "IfNotPresent",
+                               "imagePullSecret": "__KVC_PULL_SECRET__"}},
+            {"name": "cloudinitdisk",
+             "cloudInitNoCloud": {"secretRef": {"name": USER_DATA_SECRET}}},
         ],
     }
 
 
-SSH_USER = "kvc"  # test.sh logs in as KVC_SSH_USER, whose default this is
+def user_data(target: Target, header: list[str]) -> str:
+    """Cloud-init for the boot test: the boot marker, plus what the checks need.
 
-
-def _user_data(checks: set[str]) -> str:
-    lines = ["#cloud-config"]
+    runcmd runs at the end of boot, so the marker on the console means the
+    guest OS came up; __KVC_SSH_PUBKEY__ is replaced by the test stage.
+    """
+    checks = target.checks
+    document: dict[str, Any] = {}
     if "ssh" in checks:
-        lines += ["users:", "  - default", f"  - name: {SSH_USER}", "    shell: /bin/bash",
-                  "    ssh_authorized_keys:", "      - __KVC_SSH_PUBKEY__"]
+        document["users"] = ["default", {"name": SSH_USER, "shell": "/bin/bash",
+                                         "ssh_authorized_keys": ["__KVC_SSH_PUBKEY__"]}]
+    runcmd: list[list[str]] = []
     if "guest-agent" in checks:
-        lines += ["runcmd:", "  - [systemctl, enable, --now, qemu-guest-agent]"]
-    return "\n".join(lines) + "\n"
+        runcmd.append(["systemctl", "enable", "--now", "qemu-guest-agent"])
+    runcmd.append(["sh", "-c", f"echo {BOOT_MARKER} > /dev/console"])
+    document["runcmd"] = runcmd
+    return "#cloud-config\n" + comment_header(header) + yamlout.dump(document)

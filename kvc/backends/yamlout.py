@@ -157,17 +157,23 @@ class _FastWriter:
         else:
             out.append(f" {self._scalar(value)}\n")
 
-    def _sequence(self, items: list[Any] | tuple[Any, ...], indent: int,
-                  out: list[str]) -> None:
+    def _sequence(self, items: list[Any] | tuple[Any, ...], indent: int, out: list[str],
+                  first_prefix: str | None = None) -> None:
+        """Items with their dash at column ``indent``; the first item's line may
+        already hold an outer dash (a list nested in a list starts on its line)."""
         dash = " " * indent + "- "
+        prefix = dash if first_prefix is None else first_prefix
         for item in items:
             if isinstance(item, Mapping) and item:
-                self._mapping(item, indent + 2, out, first_prefix=dash)
+                self._mapping(item, indent + 2, out, first_prefix=prefix)
+            elif isinstance(item, list | tuple) and item:
+                self._sequence(item, indent + 4, out, first_prefix=prefix + "  - ")
             elif isinstance(item, Mapping | list | tuple | Commented) or (
                     isinstance(item, str) and "\n" in item):
                 raise _Unusual
             else:
-                out.append(f"{dash}{self._scalar(item)}\n")
+                out.append(f"{prefix}{self._scalar(item)}\n")
+            prefix = dash
 
     @staticmethod
     def _literal(value: str, indent: int) -> str:

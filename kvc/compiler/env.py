@@ -98,7 +98,8 @@ def test_env(build: ImageBuild) -> Env:
     names = names_for(build.flavor, build.release_version)
     test = build.test
     return [*common(build), ("KVC_ARCH", build.arch), ("KVC_STAGED_DIR", names.staged_dir),
-            ("KVC_MANIFEST", names.manifest), ("KVC_KUBEVIRT_VERSION", test.kubevirt),
+            ("KVC_MANIFEST", names.manifest), ("KVC_USER_DATA", names.user_data),
+            ("KVC_TEST_MODE", test.mode), ("KVC_KUBEVIRT_VERSION", test.kubevirt),
             ("KVC_CHECKS", ",".join(test.checks)), ("KVC_TIMEOUT", test.timeout),
             ("KVC_LOG_DIR", names.log_dir(build.arch))]
 

@@ -59,6 +59,7 @@ def target(builds: Sequence[ImageBuild]) -> Target:
         tags=(*publish.tags, *(("latest",) if publish.latest else ())),
         context=names.context_dir,
         upstream=tuple(Upstream(b.arch, b.url, b.checksum or "") for b in builds),
+        checks=tuple(dict.fromkeys(c for b in builds if b.test.enabled for c in b.test.checks)),
     )
 
 

@@ -69,9 +69,10 @@ class Sysprep:
 @dataclass(frozen=True, slots=True)
 class TestSettings:
     enabled: bool = True
-    kubevirt: str = "v1.6.0"
+    kubevirt: str = "v1.8.2"
     checks: tuple[str, ...] = ("boot", "guest-agent")
     timeout: str = "15m"
+    mode: str = "auto"
 
     @property
     def timeout_minutes(self) -> int:

@@ -68,6 +68,10 @@ class ImageNames:
     def manifest(self) -> str:
         return f".kvc/manifests/{self.slug}.yaml"
 
+    @property
+    def user_data(self) -> str:
+        return f".kvc/manifests/{self.slug}.user-data"
+
     def cache_key(self, arch: str, fingerprint: str) -> str:
         return f"kvc-build-{self.slug}-{arch}-{fingerprint}"
 

@@ -211,7 +211,8 @@ def _commands(items: list[str | dict[str, str]]) -> tuple[tuple[str, str | None]
 
 def _test(t: TestLayer) -> TestSettings:
     return TestSettings(enabled=_set(t.enabled), kubevirt=_set(t.kubevirt),
-                        checks=tuple(_set(t.checks)), timeout=_set(t.timeout))
+                        checks=tuple(_set(t.checks)), timeout=_set(t.timeout),
+                        mode=_set(t.mode))
 
 
 def _publish(p: PublishLayer) -> Publish:

@@ -85,7 +85,10 @@ class TestLayer(Model):
     """Boot test in kind + KubeVirt."""
 
     enabled: bool | None = Field(None, description="false: publish right after containerize")
-    kubevirt: str | None = Field(None, description="KubeVirt release, e.g. v1.6.0")
+    kubevirt: str | None = Field(None, description="KubeVirt release, e.g. v1.8.2")
+    mode: Literal["auto", "kubevirt", "qemu"] | None = Field(
+        None, description="how to boot: auto (KubeVirt with KVM or on amd64, else qemu), "
+        "kubevirt or qemu")
     checks: list[Check] | None = Field(None, description="what the boot test verifies")
     timeout: str | None = Field(None, description="e.g. 15m, 900s, 1h")
 

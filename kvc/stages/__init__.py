@@ -22,7 +22,10 @@ SCRIPTS: Final[Mapping[str, frozenset[Stage]]] = {
     "lib.sh": EVERY_STAGE,
     "build.sh": frozenset({Stage.BUILD}),
     "containerize.sh": frozenset({Stage.CONTAINERIZE}),
+    "tools.sh": frozenset({Stage.TEST}),  # pinned downloads (lib.sh's kvc_fetch_pinned)
     "test.sh": frozenset({Stage.TEST}),
+    "test-kubevirt.sh": frozenset({Stage.TEST}),
+    "test-qemu.sh": frozenset({Stage.TEST}),
     "publish.sh": frozenset({Stage.PUBLISH}),
 }
 # stage -> the script its job runs

@@ -90,20 +90,85 @@ kvc_qemu_system() {
   esac
 }
 
-# kvc_kvm_usable: /dev/kvm can exist and still be useless (nested VMs where
-# the vCPU never runs; udev rules missing on hosted runners). Existence is not
-# enough, so boot a real kernel under KVM with a short timeout: with working
-# KVM it panics (no root fs) and exits in about a second; a broken KVM hangs
-# and the timeout ends it. Anything we cannot probe counts as unusable:
-# emulation is slow but always works. KVC_FORCE_TCG=true skips the probe.
-kvc_kvm_usable() {
-  local qemu kernel machine
-  kvc_bool KVC_FORCE_TCG && return 1
-  [ -e /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+# --- KVM detection (owned by the test stage; build.sh uses it for libguestfs) --
+#
+# KubeVirt's own e2e setup decides between KVM and emulation from the kvm
+# module's nested parameter (kubevirt/kubevirt.core@2.3.0:hack/e2e-setup.sh:
+# 215-236). That parameter says whether this kernel lets its guests use
+# virtualization; it does not say whether /dev/kvm works here (hosted runners
+# ship /dev/kvm readable by root only, and nested VMs exist whose vCPU never
+# runs). So kvc asks in order: is there a /dev/kvm, can this user open it
+# (granting it with a udev rule when sudo works), and does a real kernel boot
+# under KVM? The nested parameter decides only when the boot probe cannot run.
+# KVC_KVM_REASON says which answer was found, for the job log and summary.
+KVC_KVM_REASON=""
+
+# The device and module paths (tests point them at fixtures).
+kvc_kvm_device() { printf '%s\n' "${KVC_KVM_DEVICE:-/dev/kvm}"; }
+
+kvc_kvm_accessible() {
+  local dev
+  dev="$(kvc_kvm_device)"
+  [ -r "$dev" ] && [ -w "$dev" ]
+}
+
+# kvc_kvm_grant: hosted runners create /dev/kvm as root:kvm 0660 and the
+# runner user is not in the kvm group. A udev rule making it 0666, then a
+# trigger, fixes that without a new login session. Only when sudo works
+# without a password (or we are root): never prompt.
+kvc_kvm_grant() {
+  local rules="${KVC_UDEV_RULES_DIR:-/etc/udev/rules.d}/99-kvc-kvm.rules"
+  if [ "$(id -u)" -ne 0 ] && ! sudo -n true >/dev/null 2>&1; then
+    return 1
+  fi
+  kvc_log "making $(kvc_kvm_device) usable for $(id -un) with a udev rule ($rules)"
+  printf '%s\n' 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"' |
+    kvc_as_root tee "$rules" >/dev/null || return 1
+  kvc_as_root udevadm control --reload-rules || return 1
+  kvc_as_root udevadm trigger --name-match=kvm || return 1
+  kvc_as_root udevadm settle >/dev/null 2>&1 || true
+}
+
+# The kvm module's nested parameter, as KubeVirt's CI reads it ("unknown"
+# when no such module is loaded, e.g. on arm64).
+kvc_kvm_nested() {
+  local sys="${KVC_KVM_SYSFS:-/sys/module}" module
+  for module in kvm_intel kvm_amd; do
+    if [ -r "$sys/$module/parameters/nested" ]; then
+      cat "$sys/$module/parameters/nested"
+      return 0
+    fi
+  done
+  printf 'unknown\n'
+}
+
+# Ubuntu ships kernels readable by root only; the boot probe and the
+# libguestfs appliance both need one, so fix that before either runs.
+kvc_readable_kernel() {
+  if [ "$(id -u)" -ne 0 ] && [ -n "$(find /boot -maxdepth 1 -name 'vmlinuz-*' ! -readable 2>/dev/null)" ]; then
+    kvc_as_root chmod 0644 /boot/vmlinuz-* || kvc_log "cannot make /boot/vmlinuz-* readable"
+  fi
+}
+
+# kvc_kvm_probe: boot the host's kernel under KVM with a short timeout: with
+# working KVM it panics (no root fs) and exits in about a second; a broken
+# KVM hangs and the timeout ends it. Returns 2 when the probe cannot run.
+kvc_kvm_probe() {
+  local qemu kernel machine package
   qemu="$(kvc_qemu_system)"
-  command -v "$qemu" >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1 || return 1
+  if ! command -v "$qemu" >/dev/null 2>&1; then
+    package="qemu-system-x86"
+    [ "$qemu" = qemu-system-aarch64 ] && package="qemu-system-arm"
+    if kvc_may_install && command -v apt-get >/dev/null 2>&1; then
+      kvc_ensure_tools "$qemu:$package" || return 2
+    else
+      return 2
+    fi
+  fi
+  command -v timeout >/dev/null 2>&1 || return 2
+  kvc_readable_kernel
   kernel="$(find /boot -maxdepth 1 -name 'vmlinuz-*' -readable 2>/dev/null | sort | tail -n1)"
-  [ -n "$kernel" ] || return 1
+  [ -n "$kernel" ] || return 2
   machine=pc
   [ "$qemu" = qemu-system-aarch64 ] && machine=virt
   timeout "${KVC_KVM_PROBE_TIMEOUT:-20}" "$qemu" -accel kvm -machine "$machine" -cpu host \
@@ -111,21 +176,83 @@ kvc_kvm_usable() {
     -kernel "$kernel" -append "panic=-1 quiet" </dev/null >/dev/null 2>&1
 }
 
+# kvc_kvm_usable: true when VMs can use KVM here; KVC_KVM_REASON says why or
+# why not. KVC_FORCE_TCG=true answers no without looking.
+kvc_kvm_usable() {
+  local dev nested rc=0
+  dev="$(kvc_kvm_device)"
+  if kvc_bool KVC_FORCE_TCG; then
+    KVC_KVM_REASON="KVC_FORCE_TCG=true"
+    return 1
+  fi
+  if [ ! -e "$dev" ]; then
+    KVC_KVM_REASON="$dev does not exist"
+    return 1
+  fi
+  kvc_kvm_accessible || kvc_kvm_grant || true
+  if ! kvc_kvm_accessible; then
+    KVC_KVM_REASON="$dev exists but $(id -un) cannot open it (and no sudo to add a udev rule)"
+    return 1
+  fi
+  nested="$(kvc_kvm_nested)"
+  kvc_kvm_probe || rc=$?
+  case "$rc" in
+    0) KVC_KVM_REASON="$dev is usable: a kernel booted under KVM (kvm nested=$nested)" ;;
+    2)
+      case "$nested" in
+        1 | Y | y) KVC_KVM_REASON="$dev is accessible and kvm nested=$nested (boot probe unavailable)" ;;
+        *) KVC_KVM_REASON="$dev is accessible but the boot probe cannot run and kvm nested=$nested"
+           return 1 ;;
+      esac
+      ;;
+    *) KVC_KVM_REASON="$dev is accessible but a kernel did not boot under KVM (kvm nested=$nested)"
+       return 1 ;;
+  esac
+}
+
 # Configure libguestfs for this machine: the direct backend (no libvirtd on
 # CI runners) and TCG when KVM is absent or unusable (otherwise every
-# libguestfs call hangs). Ubuntu ships kernels readable by root only, which
-# breaks the appliance build for non-root users.
+# libguestfs call hangs). The kernel is made readable before the KVM probe.
 kvc_setup_libguestfs() {
   export LIBGUESTFS_BACKEND="${LIBGUESTFS_BACKEND:-direct}"
+  kvc_readable_kernel
   if kvc_kvm_usable; then
-    kvc_log "KVM is usable: libguestfs uses hardware acceleration"
+    kvc_log "KVM is usable ($KVC_KVM_REASON): libguestfs uses hardware acceleration"
   else
-    kvc_log "KVM missing or unusable: libguestfs falls back to software emulation (TCG)"
+    kvc_log "KVM unusable ($KVC_KVM_REASON): libguestfs falls back to software emulation (TCG)"
     export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
   fi
-  if [ "$(id -u)" -ne 0 ] && [ -n "$(find /boot -maxdepth 1 -name 'vmlinuz-*' ! -readable 2>/dev/null)" ]; then
-    kvc_as_root chmod 0644 /boot/vmlinuz-* || kvc_log "cannot make /boot/vmlinuz-* readable"
+}
+
+# kvc_fetch_pinned NAME VERSION ARCH DEST: download a file listed in the pin
+# table (tools.sh) and keep it only if its sha256 is the pinned one. Nothing
+# without a row is downloaded: the stage fails closed, naming what is missing.
+kvc_fetch_pinned() {
+  local name="$1" version="$2" arch="$3" dest="$4" row url="" sum="" actual
+  local -a f
+  # The caller sources tools.sh (test.sh does): lib.sh itself sources nothing,
+  # so the build fingerprint, which hashes what the build stage reads, need not
+  # change when a test tool is bumped.
+  [ -n "${KVC_TOOL_PINS+set}" ] || kvc_die "kvc_fetch_pinned needs tools.sh sourced first"
+  for row in "${KVC_TOOL_PINS[@]}"; do
+    read -r -a f <<<"$row"
+    if [ "${f[0]}" = "$name" ] && [ "${f[1]}" = "$version" ] &&
+      { [ "${f[2]}" = "$arch" ] || [ "${f[2]}" = any ]; }; then
+      url="${f[3]}"
+      sum="${f[4]}"
+    fi
+  done
+  [ -n "$url" ] || kvc_die "no pinned sha256 for $name $version ($arch) in .kvc/stages/tools.sh: kvc downloads only verified files (see docs/stages.md, 'Pinned tools')"
+  kvc_log "downloading $name $version ($arch)"
+  kvc_retry 3 "${KVC_RETRY_DELAY:-5}" curl --fail --location --silent --show-error \
+    --output "$dest.part" -- "$url" || kvc_die "cannot download $url"
+  actual="$(sha256sum "$dest.part")"
+  actual="${actual%% *}"
+  if [ "$actual" != "$sum" ]; then
+    rm -f "$dest.part"
+    kvc_die "sha256 mismatch for $url: got $actual, pinned $sum"
   fi
+  mv -f "$dest.part" "$dest"
 }
 
 # The run id that names staging tags: unique per CI run, "local" otherwise.

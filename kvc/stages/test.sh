@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# kvc test stage: boot the staged containerDisk in KubeVirt on kind.
+# kvc test stage: the driver. It validates the inputs, chooses how to boot the
+# staged image (a mode), and runs the same steps in every mode:
 #
-# kind cluster -> KubeVirt (emulation when KVM is unusable) -> staged image
-# into the cluster -> apply the VM manifest -> checks from KVC_CHECKS, all
-# within KVC_TIMEOUT. Logs land in KVC_LOG_DIR and the cluster is deleted on
-# every exit path. Functions can be sourced for testing (main runs only when
-# the file is executed).
+#   mode_up -> mode_boot -> mode_check_<check>... ; always mode_collect_logs
+#   then mode_down
+#
+# Modes live in test-<mode>.sh next to this file and define exactly those
+# functions (docs/stages.md, "Test modes"):
+# - kubevirt: KubeVirt on kind, with KVM, or with emulation on amd64;
+# - qemu: qemu-system directly, for arm64 without KVM, which KubeVirt cannot
+#   emulate (it supports only host-passthrough on arm64:
+#   kubevirt/kubevirt@v1.8.2:pkg/virt-api/webhooks/arm64.go:89-97).
+# Functions can be sourced for testing (main runs only when executed).
 set -euo pipefail
 
 KVC_STAGE="test"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=tools.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 
-# Pinned tool versions, downloaded on CI when the runner lacks them.
-KIND_VERSION="${KVC_KIND_VERSION:-v0.31.0}"
-KUBECTL_VERSION="${KVC_KUBECTL_VERSION:-v1.34.1}"
-
-CLUSTER=""
-DEADLINE=0
+# Globals every mode may read (contract 4 of the stage interface).
 WORK=""
-VM=""
+DEADLINE=0
+STAGED_REF=""
+USER_DATA=""
+SSH_KEY=""
+MODE=""
+MODE_REASON=""
+KVM=false
+MODE_LOADED=false
+CHECKS_DONE=""
 
 # parse_timeout 15m|90s|1h30m|600 -> seconds on stdout.
 parse_timeout() {
@@ -48,18 +59,7 @@ remaining() {
   printf '%s\n' "$left"
 }
 
-# substitute_manifest SRC DEST IMAGE PUBKEY: literal replacement of the
-# placeholders. The replacement strings are quoted so bash treats '&' and '\'
-# in them literally (patsub_replacement), and nothing is passed to sed.
-substitute_manifest() {
-  local src="$1" dest="$2" image="$3" pubkey="$4" content
-  content="$(<"$src")"
-  content="${content//__KVC_IMAGE__/"$image"}"
-  content="${content//__KVC_SSH_PUBKEY__/"$pubkey"}"
-  printf '%s\n' "$content" >"$dest"
-}
-
-# check_names: the requested checks, validated before any cluster exists.
+# check_names: the requested checks, validated before anything starts.
 check_names() {
   local check
   local -a checks
@@ -74,152 +74,122 @@ check_names() {
   done
 }
 
-check_boot() {
-  kvc_log "check boot: waiting for VMI $VM to be Ready"
-  kubectl wait "vmi/$VM" --for=condition=Ready --timeout="$(remaining)s"
-}
-
-check_guest_agent() {
-  kvc_log "check guest-agent: waiting for AgentConnected on $VM"
-  kubectl wait "vmi/$VM" --for=condition=AgentConnected --timeout="$(remaining)s"
-}
-
-# SSH needs the guest fully up (sshd, cloud-init): retry until the deadline.
-check_ssh() {
-  local out
-  kvc_log "check ssh: running a command as ${KVC_SSH_USER:-kvc} over SSH"
-  while :; do
-    if out="$(virtctl ssh --local-ssh --identity-file="$WORK/id_ed25519" \
-      --local-ssh-opts=-oStrictHostKeyChecking=no \
-      --local-ssh-opts=-oUserKnownHostsFile=/dev/null \
-      --command 'echo kvc-ssh-ok' "${KVC_SSH_USER:-kvc}@vmi/$VM" 2>&1)" &&
-      [[ "$out" == *kvc-ssh-ok* ]]; then
-      return 0
-    fi
-    [ "$(date +%s)" -lt "$DEADLINE" ] || { kvc_log "ssh output: $out"; return 1; }
-    sleep 10
+# substitute FILE DEST PLACEHOLDER VALUE...: literal replacement. The values
+# are quoted so bash treats '&' and '\' in them literally (patsub_replacement),
+# and nothing reaches sed or eval.
+substitute() {
+  local src="$1" dest="$2" content
+  shift 2
+  content="$(<"$src")"
+  while [ "$#" -ge 2 ]; do
+    content="${content//"$1"/"$2"}"
+    shift 2
   done
+  printf '%s\n' "$content" >"$dest"
+}
+
+# select_mode: MODE and MODE_REASON from KVC_TEST_MODE, KVM and the arch.
+# KubeVirt never emulates arm64 (see the header), so arm64 without KVM runs
+# in qemu, and forcing kubevirt there is refused before anything starts.
+select_mode() {
+  local requested="${KVC_TEST_MODE:-auto}" arch="${KVC_ARCH:?KVC_ARCH is required}"
+  case "$requested" in
+    auto | kubevirt | qemu) ;;
+    *) kvc_die "invalid KVC_TEST_MODE '$requested' (auto, kubevirt, qemu)" ;;
+  esac
+  case "$arch" in
+    amd64 | arm64) ;;
+    *) kvc_die "unsupported KVC_ARCH '$arch' (amd64, arm64)" ;;
+  esac
+  if kvc_kvm_usable; then KVM=true; else KVM=false; fi
+  local kvm_why="$KVC_KVM_REASON"
+  if [ "$requested" = qemu ]; then
+    MODE=qemu
+    MODE_REASON="test.mode is qemu; $kvm_why"
+  elif [ "$KVM" = true ]; then
+    MODE=kubevirt
+    MODE_REASON="KVM usable: $kvm_why"
+    [ "$requested" = auto ] || MODE_REASON="test.mode is kubevirt; $MODE_REASON"
+  elif [ "$arch" = amd64 ]; then
+    MODE=kubevirt
+    MODE_REASON="no KVM ($kvm_why): KubeVirt with software emulation"
+    [ "$requested" = auto ] || MODE_REASON="test.mode is kubevirt; $MODE_REASON"
+  elif [ "$requested" = kubevirt ]; then
+    kvc_die "test.mode is kubevirt but this arm64 runner has no usable KVM ($kvm_why), and KubeVirt cannot emulate arm64: use an arm64 runner with KVM, or test.mode auto/qemu"
+  else
+    MODE=qemu
+    MODE_REASON="no KVM ($kvm_why) on arm64, which KubeVirt cannot emulate"
+  fi
+}
+
+summary() {
+  [ -n "${KVC_SUMMARY_FILE:-}" ] || return 0
+  printf '%s\n' "$@" >>"$KVC_SUMMARY_FILE" || true
 }
 
 run_check() {
+  kvc_log "check $1 ($MODE)"
   case "$1" in
-    boot) check_boot ;;
-    guest-agent) check_guest_agent ;;
-    ssh) check_ssh ;;
+    boot) mode_check_boot ;;
+    guest-agent) mode_check_guest_agent ;;
+    ssh) mode_check_ssh ;;
   esac
+  kvc_log "check $1 passed"
+  CHECKS_DONE="${CHECKS_DONE:+$CHECKS_DONE, }$1"
 }
 
-# Download a pinned binary into the tools dir, verifying it when the
-# project publishes a checksum next to it.
-install_binary() {
-  local name="$1" url="$2" sum_url="${3:-}" dest expected
-  dest="$TOOLS/$name"
-  kvc_retry 3 5 curl --fail --location --silent --show-error --output "$dest.tmp" -- "$url"
-  if [ -n "$sum_url" ]; then
-    expected="$(kvc_retry 3 5 curl --fail --location --silent --show-error -- "$sum_url")"
-    expected="${expected%% *}"
-    [ "$(sha256sum "$dest.tmp" | cut -d' ' -f1)" = "$expected" ] || kvc_die "checksum mismatch for $url"
-  fi
-  chmod +x "$dest.tmp"
-  mv -f "$dest.tmp" "$dest"
-}
-
-ensure_cluster_tools() {
-  local arch="${KVC_ARCH:-amd64}" v="$KVC_KUBEVIRT_VERSION"
-  TOOLS="${KVC_TOOLS_DIR:-$HOME/.local/bin}"
-  mkdir -p "$TOOLS"
-  export PATH="$TOOLS:$PATH"
-  local absent=false tool
-  for tool in kind kubectl virtctl; do
-    command -v "$tool" >/dev/null 2>&1 || absent=true
-  done
-  [ "$absent" = true ] || return 0
-  kvc_may_install || kvc_die "kind, kubectl and virtctl are required (set CI=true to download pinned versions)"
-  command -v kind >/dev/null 2>&1 || install_binary kind \
-    "https://github.com/kubernetes-sigs/kind/releases/download/$KIND_VERSION/kind-linux-$arch" \
-    "https://github.com/kubernetes-sigs/kind/releases/download/$KIND_VERSION/kind-linux-$arch.sha256sum"
-  command -v kubectl >/dev/null 2>&1 || install_binary kubectl \
-    "https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/$arch/kubectl" \
-    "https://dl.k8s.io/release/$KUBECTL_VERSION/bin/linux/$arch/kubectl.sha256"
-  command -v virtctl >/dev/null 2>&1 || install_binary virtctl \
-    "https://github.com/kubevirt/kubevirt/releases/download/$v/virtctl-$v-linux-$arch"
-}
-
-install_kubevirt() {
-  local base="https://github.com/kubevirt/kubevirt/releases/download/$KVC_KUBEVIRT_VERSION"
-  kvc_retry 3 10 kubectl apply -f "$base/kubevirt-operator.yaml"
-  kvc_retry 3 10 kubectl apply -f "$base/kubevirt-cr.yaml"
-  if ! kvc_kvm_usable; then
-    kvc_log "KVM missing or unusable: KubeVirt runs VMs with software emulation"
-    kubectl -n kubevirt patch kubevirt kubevirt --type=merge \
-      -p '{"spec":{"configuration":{"developerConfiguration":{"useEmulation":true}}}}'
-  fi
-  kubectl -n kubevirt wait kv kubevirt --for=condition=Available --timeout="$(remaining)s"
-}
-
-# The image reference the VM uses: by digest from the registry, or the
-# staging tag of an OCI archive loaded into the kind node.
-staged_image() {
-  local ref
-  ref="$(head -n1 "$KVC_STAGED_DIR/ref")"
-  if [ -f "$KVC_STAGED_DIR/image.oci.tar" ]; then
-    kind load image-archive "$KVC_STAGED_DIR/image.oci.tar" --name "$CLUSTER" >&2
-    ref="${ref%@*}:$(kvc_staging_tag)"
-  fi
-  printf '%s\n' "$ref"
-}
-
-# Everything useful for a post-mortem; failures here must not mask the
-# stage's own result.
-collect_logs() {
-  mkdir -p "$KVC_LOG_DIR"
-  kubectl get all,vm,vmi -A -o wide >"$KVC_LOG_DIR/resources.txt" 2>&1 || true
-  if [ -n "$VM" ]; then
-    kubectl describe "vm/$VM" "vmi/$VM" >"$KVC_LOG_DIR/vm-describe.txt" 2>&1 || true
-    kubectl logs -l "vm.kubevirt.io/name=$VM" --all-containers --tail=-1 \
-      >"$KVC_LOG_DIR/virt-launcher.log" 2>&1 || true
-  fi
-  kubectl get events -A --sort-by=.lastTimestamp >"$KVC_LOG_DIR/events.txt" 2>&1 || true
-  kind export logs "$KVC_LOG_DIR/kind" --name "$CLUSTER" >/dev/null 2>&1 || true
-}
-
+# Every exit path: logs first (the mode is still up), then tear down; neither
+# may change the stage's result.
 cleanup() {
   local rc=$?
-  if [ -n "$CLUSTER" ]; then
-    collect_logs
-    kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
+  set +e
+  if [ "$MODE_LOADED" = true ]; then
+    mkdir -p "$KVC_LOG_DIR"
+    mode_collect_logs || kvc_log "collecting logs failed (ignored)"
+    mode_down || kvc_log "tearing down failed (ignored)"
+  fi
+  if [ "$rc" -eq 0 ]; then
+    summary "- result: passed (${CHECKS_DONE:-no checks})" ""
+  else
+    summary "- result: FAILED (passed: ${CHECKS_DONE:-none}); logs in $KVC_LOG_DIR" ""
   fi
   [ -z "$WORK" ] || rm -rf "$WORK"
   exit "$rc"
 }
 
 main() {
-  kvc_require KVC_STAGED_DIR KVC_MANIFEST KVC_KUBEVIRT_VERSION KVC_LOG_DIR KVC_IMAGE_SLUG
+  kvc_require KVC_STAGED_DIR KVC_LOG_DIR KVC_IMAGE_SLUG KVC_ARCH KVC_USER_DATA
   local -a checks
-  local list timeout check image pubkey=""
+  local list timeout check here
   list="$(check_names)"
   mapfile -t checks <<<"$list"
   timeout="$(parse_timeout "${KVC_TIMEOUT:-15m}")"
   DEADLINE=$(($(date +%s) + timeout))
   [ -f "$KVC_STAGED_DIR/ref" ] || kvc_die "no staged image at $KVC_STAGED_DIR/ref"
-  ensure_cluster_tools
+  [ -f "$KVC_USER_DATA" ] || kvc_die "no cloud-init user-data at $KVC_USER_DATA"
+  STAGED_REF="$(head -n1 "$KVC_STAGED_DIR/ref")"
+  select_mode
+  kvc_log "mode: $MODE ($MODE_REASON)"
+  summary "### kvc test: $KVC_IMAGE_SLUG ($KVC_ARCH)" "" "- mode: **$MODE** ($MODE_REASON)" \
+    "- image: \`$STAGED_REF\`"
+  kvc_ensure_tools ssh-keygen:openssh-client ssh:openssh-client base64:coreutils
+  here="$(dirname "${BASH_SOURCE[0]}")"
+  # shellcheck source-path=SCRIPTDIR source=test-kubevirt.sh
+  . "$here/test-$MODE.sh"
   mkdir -p "$KVC_LOG_DIR"
   WORK="$(mktemp -d)"
-  CLUSTER="kvc-${KVC_IMAGE_SLUG:0:30}"
   trap cleanup EXIT
-  ssh-keygen -q -t ed25519 -N '' -C kvc-test -f "$WORK/id_ed25519"
-  pubkey="$(<"$WORK/id_ed25519.pub")"
-  kind create cluster --name "$CLUSTER" --wait "$(remaining)s"
-  install_kubevirt
-  image="$(staged_image)"
-  kvc_log "testing $image"
-  substitute_manifest "$KVC_MANIFEST" "$KVC_LOG_DIR/manifest.yaml" "$image" "$pubkey"
-  VM="$(kubectl create --dry-run=client -o 'jsonpath={.metadata.name}' -f "$KVC_LOG_DIR/manifest.yaml")"
-  kubectl apply -f "$KVC_LOG_DIR/manifest.yaml"
+  MODE_LOADED=true
+  SSH_KEY="$WORK/id_ed25519"
+  ssh-keygen -q -t ed25519 -N '' -C kvc-test -f "$SSH_KEY"
+  USER_DATA="$WORK/user-data"
+  substitute "$KVC_USER_DATA" "$USER_DATA" __KVC_SSH_PUBKEY__ "$(<"$SSH_KEY.pub")"
+  cp "$USER_DATA" "$KVC_LOG_DIR/user-data"
+  mode_up
+  mode_boot
   for check in "${checks[@]}"; do
     [ -n "$check" ] || continue
     run_check "$check"
-    kvc_log "check $check passed"
   done
 }
 

@@ -18,7 +18,9 @@ SHARED = {
     ".kvc/Containerfile",
     ".kvc/docker-bake.json",
     ".kvc/manifests/debian-12.yaml",
-    *(f".kvc/stages/{n}" for n in ("lib.sh", "build.sh", "containerize.sh", "test.sh",
+    ".kvc/manifests/debian-12.user-data",
+    *(f".kvc/stages/{n}" for n in ("lib.sh", "tools.sh", "build.sh", "containerize.sh",
+                                   "test.sh", "test-kubevirt.sh", "test-qemu.sh",
                                    "publish.sh")),
 }
 OWN = {"github": {".github/workflows/kvc.yml"}, "circleci": {".circleci/config.yml"}}
@@ -64,7 +66,8 @@ def age(root: Path) -> None:
 def test_compile_writes_the_expected_files(repo: Path, backend: str) -> None:
     result = kvc(repo, backend)
     assert result.exit_code == 0, result.output
-    expected = SHARED | OWN[backend] | {".kvc/manifests/debian-11.yaml", "kvc.yaml"}
+    expected = SHARED | OWN[backend] | {".kvc/manifests/debian-11.yaml",
+                                         ".kvc/manifests/debian-11.user-data", "kvc.yaml"}
     assert set(tree(repo)) == expected
     for path in (repo / ".kvc" / "stages").iterdir():
         assert path.stat().st_mode & stat.S_IXUSR, path

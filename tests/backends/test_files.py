@@ -35,6 +35,8 @@ def header_line(path: str, text: str) -> str:
     lines = text.splitlines()
     if lines[0].startswith("#!"):  # the shebang must stay on line 1
         return lines[1]
+    if lines[0] == "#cloud-config":  # cloud-init reads user-data only with this line 1
+        return lines[1]
     return lines[0]
 
 

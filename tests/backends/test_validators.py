@@ -183,7 +183,8 @@ def test_bake_file_is_json_with_one_target_per_image(spec: Path) -> None:
 @pytest.mark.parametrize("spec", spec_params())
 def test_manifests_are_kubevirt_vms(spec: Path) -> None:
     files = generated(spec, BACKEND_NAMES[0])
-    manifests = {p: t for p, t in files.items() if p.startswith(".kvc/manifests/")}
+    manifests = {p: t for p, t in files.items()
+                 if p.startswith(".kvc/manifests/") and p.endswith(".yaml")}
     assert len(manifests) == len(emitted(spec, BACKEND_NAMES[0]).pipeline.images) > 0
     for path, text in manifests.items():
         document = parse_yaml(text)

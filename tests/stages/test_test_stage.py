@@ -1,41 +1,159 @@
-"""test.sh: its pure functions (sourced) and its flow against stub tools."""
+"""The test stage: the emitted driver (test.sh) and kubevirt mode, run against stubs.
+
+A spec is compiled into a scratch repository and the emitted .kvc/stages/test.sh
+runs with the test job's own environment. kind, kubectl and virtctl reach the
+stage only as downloads (curl is a stub that "downloads" one fake tool): the
+pin table .kvc/stages/tools.sh is rewritten to that fake's sha256, except in
+the test that proves a mismatch is refused. The runner's own kind, kubectl
+and virtctl on PATH record under a different name, so using them shows.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from .conftest import STAGES, Stubs
+from kvc.cli import main
+from kvc.compiler.driver import load
+from kvc.compiler.graph import build_pipeline
+from kvc.ir import Stage
 
-MANIFEST = """\
-apiVersion: kubevirt.io/v1
-kind: VirtualMachine
-metadata:
-  name: debian-12-vm
-spec:
-  template:
-    spec:
-      volumes:
-        - name: disk
-          containerDisk:
-            image: __KVC_IMAGE__
-        - name: cloudinit
-          cloudInitNoCloud:
-            userData: |
-              #cloud-config
-              ssh_authorized_keys: ["__KVC_SSH_PUBKEY__"]
-"""
+from .conftest import STAGES, STUB, Stubs
+
 REF = "ghcr.io/example/debian@sha256:" + "ab" * 32
+VM = "kvc-test-debian-12"
+SPEC = """\
+kvc: 1
+registry: ghcr.io/example
+defaults:
+  test:
+    checks: [boot, guest-agent, ssh]
+    timeout: 10m
+flavors:
+  debian:
+    releases:
+      - release_version: "12"
+        release_name: bookworm
+        url: "https://example.org/debian-12-{arch}.qcow2"
+        release_checksum:
+          amd64: "sha256:%s"
+          arm64: "sha256:%s"
+""" % (hashlib.sha256(b"amd64").hexdigest(),  # noqa: UP031 - the spec's own braces
+       hashlib.sha256(b"arm64").hexdigest())
+
+# The tool kind/kubectl/virtctl "downloads" become: it records its call (as
+# the tool named by its file name) and answers the few questions the stage
+# asks. Knobs: KVC_FAKE_CONSOLE (serial console text), KVC_FAKE_MISSING=N
+# (the first N `get` calls find nothing: objects not created yet).
+FAKE_TOOL = """\
+#!/bin/bash
+name="$(basename "$0")"
+"{python}" "{stub}" "$name" "$@" || exit $?
+case "$name $*" in
+  "kubectl get "*)
+    count="$KVC_STUB_LOG.get-count"
+    n=$(( $(cat "$count" 2>/dev/null || echo 0) + 1 ))
+    echo "$n" >"$count"
+    [ "$n" -gt "${{KVC_FAKE_MISSING:-0}}" ] || exit 1 ;;
+  "kubectl create --dry-run=client"*) printf '%s' "{vm}" ;;
+  "kubectl logs"*guest-console-log*) printf '%s\\n' "${{KVC_FAKE_CONSOLE-kvc-boot-ok}}" ;;
+  "kubectl create secret generic "*)
+    for arg in "$@"; do
+      case "$arg" in
+        --from-file=*) f="${{arg#--from-file=}}"; cp "${{f#*=}}" "$KVC_STUB_LOG.secret-$4" ;;
+      esac
+    done ;;
+  "virtctl ssh"*) echo kvc-ssh-ok ;;
+esac
+"""
 
 
-def call_function(snippet: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Source test.sh (main does not run) and call a function."""
+def fake_tool(tmp: Path) -> Path:
+    path = tmp / "fake-tool"
+    path.write_text(FAKE_TOOL.format(python=sys.executable, stub=STUB, vm=VM))
+    path.chmod(0o755)
+    return path
+
+
+def compile_repo(stubs: Stubs, spec: str = SPEC) -> None:
+    (stubs.root / "kvc.yaml").write_text(spec)
+    result = CliRunner().invoke(main, ["compile", str(stubs.root / "kvc.yaml"), "--backend",
+                                       "github", "--out", str(stubs.root)])
+    assert result.exit_code == 0, result.output
+
+
+def job_env(stubs: Stubs, arch: str) -> dict[str, str]:
+    """The test job's environment exactly as kvc resolved it."""
+    pipeline = build_pipeline(load(stubs.root / "kvc.yaml"))
+    (job,) = [j for j in pipeline.jobs
+              if j.stage is Stage.TEST and j.env_dict()["KVC_ARCH"] == arch]
+    return job.env_dict()
+
+
+def pin_to(stubs: Stubs, fake: Path) -> None:
+    """Point every checksum of the emitted pin table at the fake tool."""
+    tools = stubs.root / ".kvc/stages/tools.sh"
+    digest = hashlib.sha256(fake.read_bytes()).hexdigest()
+    tools.write_text(re.sub(r" [0-9a-f]{64}\"$", f' {digest}"', tools.read_text(), flags=re.M))
+
+
+def runner_tools(stubs: Stubs) -> None:
+    """The runner's own kind/kubectl/virtctl: usable, but they must never run."""
+    for name in ("kind", "kubectl", "virtctl"):
+        stubs.add(name, f'exec "{sys.executable}" "{STUB}" "runner-{name}" "$@"\n')
+
+
+@pytest.fixture
+def stage(stubs: Stubs, tmp_path: Path) -> Stubs:
+    compile_repo(stubs)
+    fake = fake_tool(tmp_path)
+    pin_to(stubs, fake)
+    runner_tools(stubs)
+    staged = stubs.root / "artifacts/staged/debian-12"
+    staged.mkdir(parents=True)
+    (staged / "ref").write_text(REF + "\n")
+    stubs.env |= {"KVC_STUB_CURL_SRC": str(fake), "KVC_POLL_INTERVAL": "0",
+                  "KVC_TOOLS_DIR": str(tmp_path / "tools")}
+    return stubs
+
+
+def run(stubs: Stubs, arch: str = "amd64", **extra: str) -> subprocess.CompletedProcess[str]:
+    env = job_env(stubs, arch) | {"KVC_FORCE_TCG": "true"} | extra
+    return stubs.run_emitted(".kvc/stages/test.sh", env)
+
+
+def argvs(stubs: Stubs, tool: str) -> list[list[str]]:
+    return [c.argv for c in stubs.calls(tool)]
+
+
+def waits(kubectl: list[list[str]]) -> list[tuple[int, list[str]]]:
+    """(index, argv after 'wait') of every kubectl wait, namespace flags dropped."""
+    return [(i, a[a.index("wait") + 1:]) for i, a in enumerate(kubectl) if "wait" in a[:3]]
+
+
+def node_image() -> str:
+    text = (STAGES / "tools.sh").read_text()
+    match = re.search(r'^KVC_KIND_NODE_IMAGE="([^"]+)"', text, re.M)
+    assert match
+    return match.group(1)
+
+
+# --- pure functions of the driver (sourced) ----------------------------------
+
+
+def call_function(snippet: str, *args: str, env: dict[str, str] | None = None,
+                  ) -> subprocess.CompletedProcess[str]:
     script = f'. "{STAGES / "test.sh"}"; {snippet}'
-    return subprocess.run(
-        ["bash", "-c", script, "test", *args], capture_output=True, text=True, check=False
-    )
+    return subprocess.run(["bash", "-c", script, "test", *args], capture_output=True,
+                          text=True, check=False, env=env)
 
 
 @pytest.mark.parametrize(
@@ -55,27 +173,21 @@ def test_parse_timeout_rejects(spec: str) -> None:
     assert "KVC_TIMEOUT" in result.stderr
 
 
-def test_substitute_manifest_is_literal(tmp_path: Path, hostile: str, canary: Path) -> None:
-    src = tmp_path / "in.yaml"
-    src.write_text(MANIFEST)
-    dest = tmp_path / "out.yaml"
+def test_substitute_is_literal(tmp_path: Path, hostile: str, canary: Path) -> None:
+    src = tmp_path / "in"
+    src.write_text("image: __KVC_IMAGE__\nkey: __KVC_SSH_PUBKEY__\n")
     image = r"reg.example/a&b\1@sha256:" + "0" * 64
-    result = call_function(
-        'substitute_manifest "$1" "$2" "$3" "$4"', str(src), str(dest), image, hostile
-    )
+    result = call_function('substitute "$1" "$2" __KVC_IMAGE__ "$3" __KVC_SSH_PUBKEY__ "$4"',
+                           str(src), str(tmp_path / "out"), image, hostile)
     assert result.returncode == 0, result.stderr
-    expected = MANIFEST.replace("__KVC_IMAGE__", image).replace("__KVC_SSH_PUBKEY__", hostile)
-    assert dest.read_text() == expected
+    assert (tmp_path / "out").read_text() == f"image: {image}\nkey: {hostile}\n"
     assert not canary.exists()
 
 
 @pytest.mark.parametrize(
     ("checks", "names"),
-    [
-        ("boot,guest-agent,ssh", ["boot", "guest-agent", "ssh"]),
-        ("ssh, boot", ["ssh", "boot"]),
-        ("boot,,", ["boot"]),
-    ],
+    [("boot,guest-agent,ssh", ["boot", "guest-agent", "ssh"]), ("ssh, boot", ["ssh", "boot"]),
+     ("boot,,", ["boot"])],
 )
 def test_check_names(checks: str, names: list[str]) -> None:
     result = call_function('KVC_CHECKS="$1" check_names', checks)
@@ -89,100 +201,280 @@ def test_unknown_check_is_rejected() -> None:
     assert "unknown check 'reboot'" in result.stderr
 
 
-# --- the whole stage against stubs ------------------------------------------
+# The decision table of contract 4: (requested, kvm, arch) -> mode, or refusal.
+MATRIX = [
+    ("auto", True, "amd64", "kubevirt"),
+    ("auto", True, "arm64", "kubevirt"),
+    ("auto", False, "amd64", "kubevirt"),
+    ("auto", False, "arm64", "qemu"),
+    ("kubevirt", True, "amd64", "kubevirt"),
+    ("kubevirt", True, "arm64", "kubevirt"),
+    ("kubevirt", False, "amd64", "kubevirt"),
+    ("kubevirt", False, "arm64", None),
+    ("qemu", True, "amd64", "qemu"),
+    ("qemu", True, "arm64", "qemu"),
+    ("qemu", False, "amd64", "qemu"),
+    ("qemu", False, "arm64", "qemu"),
+]
 
 
-def stage_env(stubs: Stubs, checks: str, oci: bool = False) -> dict[str, str]:
+@pytest.mark.parametrize(("requested", "kvm", "arch", "mode"), MATRIX)
+def test_mode_selection(requested: str, kvm: bool, arch: str, mode: str | None) -> None:
+    probe = "return 0" if kvm else "return 1"
+    snippet = (f'kvc_kvm_usable() {{ KVC_KVM_REASON=probe-says-{kvm}; {probe}; }}; '
+               'select_mode; printf "%s|%s|%s\\n" "$MODE" "$KVM" "$MODE_REASON"')
+    result = call_function(snippet, env={"KVC_TEST_MODE": requested, "KVC_ARCH": arch,
+                                         "PATH": "/usr/bin:/bin"})
+    if mode is None:
+        assert result.returncode != 0
+        assert "cannot emulate arm64" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    got, got_kvm, reason = result.stdout.strip().split("|")
+    assert (got, got_kvm) == (mode, str(kvm).lower())
+    assert f"probe-says-{kvm}" in reason  # the log says why
+
+
+def test_invalid_test_mode_is_rejected() -> None:
+    result = call_function("select_mode", env={"KVC_TEST_MODE": "vmware", "KVC_ARCH": "amd64",
+                                               "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0
+    assert "invalid KVC_TEST_MODE 'vmware'" in result.stderr
+
+
+# --- the emitted stage against stubs -----------------------------------------
+
+
+def test_runs_every_check_with_pinned_tools_and_cleans_up(stage: Stubs, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    result = run(stage, KVC_SUMMARY_FILE=str(summary))
+    assert result.returncode == 0, result.stderr
+    tools = stage.tools()
+    assert not [t for t in tools if t.startswith("runner-")], "the runner's tools were used"
+    # every download is pinned in the one table, and verified (the fake matches)
+    urls = [a[-1] for a in argvs(stage, "curl")]
+    assert [u.rsplit("/", 1)[-1] for u in urls] == [
+        "kind-linux-amd64", "kubectl", "virtctl-v1.8.2-linux-amd64",
+        "kubevirt-operator.yaml", "kubevirt-cr.yaml"]
+    kind = argvs(stage, "kind")
+    assert kind[0] == ["create", "cluster", "--name", "kvc-debian-12", "--image", node_image(),
+                       "--wait", kind[0][-1]]
+    assert re.fullmatch(r"kindest/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}", node_image())
+    assert kind[-1] == ["delete", "cluster", "--name", "kvc-debian-12"]
+    assert tools[-1] == "kind"
+    kubectl = argvs(stage, "kubectl")
+    applies = [a for a in kubectl if a[0] == "apply"]
+    assert len(applies) == 3 and all("--server-side" in a for a in applies)
+    assert [w[:2] for _, w in waits(kubectl)] == [
+        ["kubevirt/kubevirt", "--for=condition=Available"],
+        [f"vmi/{VM}", "--for=condition=Ready"],
+        [f"vmi/{VM}", "--for=condition=AgentConnected"],
+    ]
+    patch = [a for a in kubectl if "patch" in a]
+    assert len(patch) == 1 and "useEmulation" in patch[0][-1]  # amd64 without KVM
+    ssh = argvs(stage, "virtctl")[0]
+    assert ssh[0] == "ssh" and ssh[-1] == f"kvc@vmi/{VM}"
+    assert "--local-ssh" not in ssh  # gone from virtctl since v1.6
+    assert any(a.startswith("--identity-file=") for a in ssh)
+    text = summary.read_text()
+    assert "mode: **kubevirt**" in text and "KVC_FORCE_TCG=true" in text
+    assert "result: passed (boot, guest-agent, ssh)" in text
+    assert "mode: kubevirt (" in result.stderr
+
+
+def test_user_data_reaches_the_vm_through_a_secret(stage: Stubs) -> None:
+    result = run(stage)
+    assert result.returncode == 0, result.stderr
+    user_data = Path(str(stage.log) + ".secret-kvc-user-data").read_text()
+    assert user_data.startswith("#cloud-config\n")
+    assert "kvc-boot-ok > /dev/console" in user_data
+    assert "- ssh-ed25519 " in user_data and "__KVC_SSH_PUBKEY__" not in user_data
+    assert "qemu-guest-agent" in user_data
+    manifest = (stage.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml").read_text()
+    assert "name: kvc-user-data" in manifest and f"image: {REF}\n" in manifest
+    assert "imagePullSecret: \"\"\n" in manifest  # public image: no pull secret
+    assert not [a for a in argvs(stage, "kubectl") if "kvc-pull" in a]
+
+
+def test_private_pull_creates_and_references_a_secret(stage: Stubs) -> None:
+    password = "s3cr3t-$(touch /tmp/x)"
+    result = run(stage, KVC_PULL_USER="robot", KVC_PULL_PASSWORD=password)
+    assert result.returncode == 0, result.stderr
+    created = [a for a in argvs(stage, "kubectl") if a[:4] == ["create", "secret", "generic",
+                                                                "kvc-pull"]]
+    assert len(created) == 1 and "--type=kubernetes.io/dockerconfigjson" in created[0]
+    config = json.loads(Path(str(stage.log) + ".secret-kvc-pull").read_text())
+    auth = config["auths"]["ghcr.io"]["auth"]
+    assert base64.b64decode(auth).decode() == f"robot:{password}"
+    assert not [c for c in stage.calls() if any(password in a for a in c.argv)]
+    manifest = (stage.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml").read_text()
+    assert "imagePullSecret: kvc-pull\n" in manifest
+
+
+def test_waits_only_for_objects_that_exist(stage: Stubs) -> None:
+    result = run(stage, KVC_FAKE_MISSING="3")
+    assert result.returncode == 0, result.stderr
+    kubectl = argvs(stage, "kubectl")
+    found = waits(kubectl)
+    assert len(found) == 3
+    for index, argv in found:
+        gets = [a for a in kubectl[:index] if a[:2] == ["get", argv[0]]]
+        assert gets, f"kubectl wait {argv[0]} without first seeing it exist"
+    first_wait = found[0][0]
+    assert len([a for a in kubectl[:first_wait] if a[0] == "get"]) == 4  # 3 misses, 1 hit
+
+
+def test_boot_fails_without_the_console_marker(stage: Stubs) -> None:
+    result = run(stage, KVC_TIMEOUT="2s", KVC_FAKE_CONSOLE="GRUB loading...\nKernel panic")
+    assert result.returncode != 0
+    assert "never showed kvc-boot-ok" in result.stderr
+    assert "virtctl" not in stage.tools()  # later checks never ran
+    logs = stage.root / "artifacts/test-logs/debian-12-amd64"
+    assert "Kernel panic" in (logs / "console.log").read_text()
+    assert ["describe", f"vm/{VM}", f"vmi/{VM}"] in argvs(stage, "kubectl")
+    kind = argvs(stage, "kind")
+    assert any(a[:2] == ["export", "logs"] for a in kind)
+    assert kind[-1] == ["delete", "cluster", "--name", "kvc-debian-12"]
+    export = next(i for i, a in enumerate(kind) if a[:2] == ["export", "logs"])
+    assert export < len(kind) - 1  # logs before the cluster goes
+
+
+def test_failed_check_collects_logs_and_deletes_the_cluster(stage: Stubs, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    result = run(stage, KVC_STUB_FAIL_virtctl="-1", KVC_TIMEOUT="2s",
+                 KVC_SUMMARY_FILE=str(summary))
+    assert result.returncode != 0
+    assert argvs(stage, "kind")[-1] == ["delete", "cluster", "--name", "kvc-debian-12"]
+    assert "result: FAILED (passed: boot, guest-agent)" in summary.read_text()
+
+
+def test_checksum_mismatch_refuses_the_download(stubs: Stubs, tmp_path: Path) -> None:
+    compile_repo(stubs)  # the real pin table: the fake cannot match it
+    runner_tools(stubs)
     staged = stubs.root / "artifacts/staged/debian-12"
     staged.mkdir(parents=True)
     (staged / "ref").write_text(REF + "\n")
-    if oci:
-        (staged / "image.oci.tar").write_bytes(b"oci")
-    manifest = stubs.root / ".kvc/manifests/debian-12.yaml"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(MANIFEST)
-    return {
-        "KVC_ARCH": "amd64",
-        "KVC_STAGED_DIR": "artifacts/staged/debian-12",
-        "KVC_MANIFEST": ".kvc/manifests/debian-12.yaml",
-        "KVC_KUBEVIRT_VERSION": "v1.6.0",
-        "KVC_CHECKS": checks,
-        "KVC_TIMEOUT": "10m",
-        "KVC_LOG_DIR": "artifacts/test-logs/debian-12-amd64",
-        "KVC_FORCE_TCG": "true",
-        "KVC_STUB_STDOUT_kubectl": "debian-12-vm",
-        "KVC_STUB_STDOUT_virtctl": "kvc-ssh-ok",
-    }
-
-
-def argvs(stubs: Stubs, tool: str) -> list[list[str]]:
-    return [c.argv for c in stubs.calls(tool)]
-
-
-def wait_timeout(argv: list[str]) -> int:
-    (flag,) = [a for a in argv if a.startswith("--timeout=")]
-    return int(flag.removeprefix("--timeout=").removesuffix("s"))
-
-
-def test_runs_checks_in_order_with_emulation_and_cleans_up(stubs: Stubs) -> None:
-    result = stubs.run("test.sh", stage_env(stubs, "boot,guest-agent,ssh"))
-    assert result.returncode == 0, result.stderr
-
-    kubectl = argvs(stubs, "kubectl")
-    base = "https://github.com/kubevirt/kubevirt/releases/download/v1.6.0"
-    assert kubectl[0] == ["apply", "-f", f"{base}/kubevirt-operator.yaml"]
-    assert kubectl[1] == ["apply", "-f", f"{base}/kubevirt-cr.yaml"]
-    assert kubectl[2][:5] == ["-n", "kubevirt", "patch", "kubevirt", "kubevirt"]
-    assert "useEmulation" in kubectl[2][-1]
-    waits = [a for a in kubectl if a[0] == "wait"]
-    assert [w[1:3] for w in waits] == [
-        ["vmi/debian-12-vm", "--for=condition=Ready"],
-        ["vmi/debian-12-vm", "--for=condition=AgentConnected"],
-    ]
-    assert all(0 < wait_timeout(w) <= 600 for w in waits)
-    ssh = argvs(stubs, "virtctl")[0]
-    assert ssh[0] == "ssh" and ssh[-1] == "kvc@vmi/debian-12-vm"
-
-    kind = argvs(stubs, "kind")
-    assert kind[0][:4] == ["create", "cluster", "--name", "kvc-debian-12"]
-    assert kind[-1] == ["delete", "cluster", "--name", "kvc-debian-12"]
-    assert stubs.tools()[-1] == "kind"
-
-    applied = stubs.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml"
-    text = applied.read_text()
-    assert f"image: {REF}\n" in text
-    assert '["ssh-ed25519 ' in text and 'kvc-test"]' in text
-    assert ["apply", "-f", "artifacts/test-logs/debian-12-amd64/manifest.yaml"] in kubectl
-
-
-def test_failed_check_still_collects_logs_and_deletes_cluster(stubs: Stubs) -> None:
-    recorder = stubs.bin / "kubectl"
-    real = recorder.read_text().splitlines()[-1].removeprefix("exec ")
-    stubs.add("kubectl", f'{real}\n[[ "$*" != *AgentConnected* ]]\n')
-    result = stubs.run("test.sh", stage_env(stubs, "boot,guest-agent,ssh"))
+    stubs.env |= {"KVC_STUB_CURL_SRC": str(fake_tool(tmp_path)), "KVC_POLL_INTERVAL": "0",
+                  "KVC_TOOLS_DIR": str(tmp_path / "tools")}
+    result = run(stubs)
     assert result.returncode != 0
-    assert "virtctl" not in stubs.tools()  # ssh never ran after the failure
-    assert argvs(stubs, "kind")[-1] == ["delete", "cluster", "--name", "kvc-debian-12"]
-    kubectl = argvs(stubs, "kubectl")
-    assert ["describe", "vm/debian-12-vm", "vmi/debian-12-vm"] in kubectl
-    assert any(a[:2] == ["export", "logs"] for a in argvs(stubs, "kind"))
+    assert "sha256 mismatch for https://github.com/kubernetes-sigs/kind/" in result.stderr
+    assert stubs.tools() == ["curl"]  # nothing ran, not even the runner's kind
+    assert not (tmp_path / "tools" / "kind").exists()
 
 
-def test_oci_archive_is_loaded_and_used_by_tag(stubs: Stubs) -> None:
-    env = stage_env(stubs, "boot", oci=True) | {"GITHUB_RUN_ID": "42"}
-    result = stubs.run("test.sh", env)
+def test_archive_mode_loads_the_archive_and_boots_its_name(stage: Stubs) -> None:
+    staged = stage.root / "artifacts/staged/debian-12"
+    (staged / "image.oci.tar").write_bytes(b"oci")
+    (staged / "archive-ref").write_text("ghcr.io/example/debian:kvc-archive\n")
+    result = run(stage)
     assert result.returncode == 0, result.stderr
-    load = argvs(stubs, "kind")[1]
-    assert load == [
-        "load", "image-archive", "artifacts/staged/debian-12/image.oci.tar",
-        "--name", "kvc-debian-12",
-    ]  # fmt: skip
-    applied = stubs.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml"
-    assert "image: ghcr.io/example/debian:kvc-staging-debian-12-42\n" in applied.read_text()
+    assert ["load", "image-archive", "artifacts/staged/debian-12/image.oci.tar",
+            "--name", "kvc-debian-12"] in argvs(stage, "kind")
+    manifest = (stage.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml").read_text()
+    assert "image: ghcr.io/example/debian:kvc-archive\n" in manifest
 
 
-def test_invalid_input_fails_before_creating_a_cluster(stubs: Stubs) -> None:
-    env = stage_env(stubs, "boot,telepathy")
-    result = stubs.run("test.sh", env)
+def test_arm64_without_kvm_is_never_emulated_by_kubevirt(stage: Stubs) -> None:
+    result = run(stage, "arm64", KVC_TEST_MODE="kubevirt")
     assert result.returncode != 0
-    assert stubs.calls() == []
+    assert "cannot emulate arm64" in result.stderr
+    assert not [a for a in argvs(stage, "kubectl") if any("useEmulation" in x for x in a)]
+    assert "kind" not in stage.tools()
+    auto = run(stage, "arm64")
+    assert "mode: qemu (no KVM" in auto.stderr
+    assert not [a for a in argvs(stage, "kubectl") if any("useEmulation" in x for x in a)]
+
+
+def kvm_fixture(tmp_path: Path, nested: str) -> dict[str, str]:
+    device = tmp_path / "kvm"
+    device.write_bytes(b"")
+    module = tmp_path / "sys/kvm_intel/parameters"
+    module.mkdir(parents=True)
+    (module / "nested").write_text(nested + "\n")
+    return {"KVC_KVM_DEVICE": str(device), "KVC_KVM_SYSFS": str(tmp_path / "sys")}
+
+
+def test_arm64_with_kvm_runs_kubevirt_without_emulation(stage: Stubs, tmp_path: Path) -> None:
+    for qemu in ("qemu-system-x86_64", "qemu-system-aarch64"):
+        stage.add(qemu)  # the KVM boot probe succeeds
+    env = kvm_fixture(tmp_path, "Y") | {"KVC_FORCE_TCG": "false", "KVC_CHECKS": "boot,guest-agent"}
+    result = run(stage, "arm64", **env)
+    assert result.returncode == 0, result.stderr
+    assert "mode: kubevirt (KVM usable" in result.stderr
+    assert not [a for a in argvs(stage, "kubectl") if "patch" in a]
+    assert argvs(stage, "curl")[0][-1].endswith("/kind-linux-arm64")
+
+
+def test_arm64_ssh_fails_closed_without_a_pinned_virtctl(stage: Stubs, tmp_path: Path) -> None:
+    stage.add("qemu-system-x86_64")
+    stage.add("qemu-system-aarch64")
+    result = run(stage, "arm64", **kvm_fixture(tmp_path, "Y"), KVC_FORCE_TCG="false")
+    assert result.returncode != 0
+    assert "no pinned sha256 for virtctl v1.8.2 (arm64)" in result.stderr
+    assert "kind" not in stage.tools()
+
+
+# --- KVM detection in lib.sh ----------------------------------------------------
+
+
+def lib(snippet: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    script = f'set -euo pipefail; . "{STAGES / "lib.sh"}"; {snippet}'
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False,
+                          env=env)
+
+
+def test_unusable_kvm_device_gets_a_udev_rule_before_the_probe(stubs: Stubs,
+                                                               tmp_path: Path) -> None:
+    stubs.add("udevadm")
+    stubs.add("sudo", f'"{sys.executable}" "{STUB}" sudo "$@"; exec "$@"\n')
+    rules = tmp_path / "rules.d"
+    rules.mkdir()
+    granted = tmp_path / "granted"
+    env = stubs.env | kvm_fixture(tmp_path, "N") | {"KVC_UDEV_RULES_DIR": str(rules)}
+    snippet = (f'kvc_kvm_accessible() {{ [ -e "{granted}" ]; }}; '
+               f'udevadm() {{ command udevadm "$@"; [ "$1" != trigger ] || touch "{granted}"; }}; '
+               'kvc_kvm_probe() { echo probe >&2; return 0; }; '
+               'kvc_kvm_usable; echo "$KVC_KVM_REASON"')
+    result = lib(snippet, env)
+    assert result.returncode == 0, result.stderr
+    rule = (rules / "99-kvc-kvm.rules").read_text()
+    assert 'KERNEL=="kvm"' in rule and 'MODE="0666"' in rule
+    udevadm = [c.argv for c in stubs.calls("udevadm")]
+    assert ["trigger", "--name-match=kvm"] in udevadm
+    assert result.stderr.index("udev rule") < result.stderr.index("probe")
+    assert "usable" in result.stdout
+
+
+def test_inaccessible_kvm_without_sudo_is_unusable(stubs: Stubs, tmp_path: Path) -> None:
+    env = stubs.env | kvm_fixture(tmp_path, "Y")
+    snippet = ('kvc_kvm_accessible() { return 1; }; kvc_kvm_grant() { return 1; }; '
+               'if kvc_kvm_usable; then echo yes; else echo "no: $KVC_KVM_REASON"; fi')
+    result = lib(snippet, env)
+    assert result.stdout.startswith("no: ") and "cannot open it" in result.stdout
+
+
+@pytest.mark.parametrize(("nested", "usable"), [("Y", True), ("1", True), ("N", False)])
+def test_nested_parameter_decides_when_the_probe_cannot_run(
+        stubs: Stubs, tmp_path: Path, nested: str, usable: bool) -> None:
+    env = stubs.env | kvm_fixture(tmp_path, nested)
+    snippet = ('kvc_kvm_probe() { return 2; }; '
+               'if kvc_kvm_usable; then echo "yes: $KVC_KVM_REASON"; '
+               'else echo "no: $KVC_KVM_REASON"; fi')
+    result = lib(snippet, env)
+    assert result.stdout.startswith("yes: " if usable else "no: "), result.stderr
+    assert f"nested={nested}" in result.stdout
+
+
+def test_missing_kvm_device_is_unusable(stubs: Stubs, tmp_path: Path) -> None:
+    env = stubs.env | {"KVC_KVM_DEVICE": str(tmp_path / "absent")}
+    result = lib('kvc_kvm_usable || echo "no: $KVC_KVM_REASON"', env)
+    assert "does not exist" in result.stdout
+
+
+def test_kernel_is_made_readable_before_the_kvm_probe(stubs: Stubs) -> None:
+    snippet = ('kvc_readable_kernel() { echo kernel; }; kvc_kvm_usable() { echo probe; '
+               'KVC_KVM_REASON=x; return 1; }; kvc_log() { :; }; kvc_setup_libguestfs')
+    result = lib(snippet, stubs.env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["kernel", "probe"]

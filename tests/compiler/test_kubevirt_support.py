@@ -1,0 +1,61 @@
+"""KubeVirt's support table, the pinned test cluster, and the warning validate prints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kvc.cli import main
+from kvc.compiler import kubevirt_support
+from kvc.compiler.layers import BUILTIN
+
+REPO = Path(__file__).resolve().parents[2]
+MINIMAL = REPO / "examples" / "minimal" / "kvc.yaml"
+
+
+def test_default_kubevirt_supports_the_pinned_node_and_is_pinned() -> None:
+    default = BUILTIN["test.kubevirt"]
+    assert kubevirt_support.supports(default, kubevirt_support.node_kubernetes())
+    assert default in kubevirt_support.pinned_kubevirt()
+
+
+def test_node_kubernetes_matches_the_node_image() -> None:
+    tools = (REPO / "kvc" / "stages" / "tools.sh").read_text()
+    match = re.search(r'^KVC_KIND_NODE_IMAGE="kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}"',
+                      tools, re.M)
+    assert match is not None
+    assert match.group(1) == kubevirt_support.node_kubernetes()
+
+
+def test_support_table() -> None:
+    assert kubevirt_support.supports("v1.8.2", "1.35")
+    assert kubevirt_support.supports("v1.9.0-rc.1", "1.36")
+    assert not kubevirt_support.supports("v1.6.0", "1.35")
+    assert not kubevirt_support.supports("v0.59.0", "1.35")
+
+
+def validate(tmp_path: Path, extra: str) -> tuple[int, str, str]:
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text() + extra)
+    result = CliRunner().invoke(main, ["validate", str(spec)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_warns_when_kubevirt_does_not_support_the_test_cluster(tmp_path: Path) -> None:
+    code, out, err = validate(tmp_path, "        test:\n          kubevirt: v1.6.0\n")
+    assert code == 0, err
+    assert ": ok (" in out
+    lines = err.splitlines()
+    support = [line for line in lines if "[kubevirt-support]" in line]
+    assert len(support) == 1  # once, though two arches use it
+    assert re.match(r".*kvc\.yaml:\d+:\d+: warning: test.kubevirt v1\.6\.0 does not support "
+                    r"Kubernetes 1\.35", support[0])
+    assert any("[kubevirt-pin]" in line for line in lines)
+
+
+def test_validate_is_quiet_for_the_default(tmp_path: Path) -> None:
+    code, _, err = validate(tmp_path, "")
+    assert code == 0
+    assert "warning" not in err
