@@ -46,6 +46,7 @@ BUILTIN: Mapping[str, Any] = {
     "publish.tags": ["{release_version}"],
     "publish.latest": False,
     "publish.sign": False,
+    "publish.refresh": "0",
 }
 
 _BUILTIN_ORIGIN = Origin("built-in default")

@@ -7,6 +7,7 @@ compile; the resolver guarantees their invariants.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -66,11 +67,24 @@ class TestSettings:
     timeout: str
 
 
+_DURATION = re.compile(r"(\d+)([smhdw]?)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
 @dataclass(frozen=True, slots=True)
 class Publish:
     tags: tuple[str, ...]
     latest: bool
     sign: bool
+    refresh: str = "0"  # a duration (7d, 12h, 30m, 90s, 2w); "0" never refreshes
+
+    @property
+    def refresh_seconds(self) -> int | None:
+        """The refresh age in seconds (0: never), or None when it is not a duration."""
+        match = _DURATION.fullmatch(self.refresh.strip())
+        if match is None:
+            return None
+        return int(match[1]) * _UNIT_SECONDS[match[2] or "s"]
 
 
 @dataclass(frozen=True, slots=True)

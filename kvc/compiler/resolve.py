@@ -259,4 +259,5 @@ def _test(v: Mapping[str, Any]) -> TestSettings:
 
 
 def _publish(v: Mapping[str, Any]) -> Publish:
-    return Publish(tuple(v["publish.tags"]), v["publish.latest"], v["publish.sign"])
+    return Publish(tuple(v["publish.tags"]), v["publish.latest"], v["publish.sign"],
+                   v["publish.refresh"])

@@ -24,9 +24,16 @@ SCRIPTS: Final[Mapping[str, frozenset[Stage]]] = {
     "containerize.sh": frozenset({Stage.CONTAINERIZE}),
     "test.sh": frozenset({Stage.TEST}),
     "publish.sh": frozenset({Stage.PUBLISH}),
+    "plan.sh": frozenset(),  # the plan job runs it, before any stage
 }
 # stage -> the script its job runs
 ENTRY: Final[Mapping[Stage, str]] = {stage: f"{stage}.sh" for stage in Stage}
+
+
+# The plan stage (contract 7 of docs/stages.md): its script and its generated input.
+PLAN_SCRIPT: Final = f"{DIR}/plan.sh"
+PLAN_DATA: Final = ".kvc/plan.tsv"
+PLAN_DIR: Final = "artifacts/plan"
 
 
 def entry(stage: Stage) -> str:

@@ -16,9 +16,10 @@ MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
 SHARED = {
     ".kvc/Containerfile",
     ".kvc/docker-bake.json",
+    ".kvc/plan.tsv",
     ".kvc/manifests/debian-12.yaml",
     *(f".kvc/stages/{n}" for n in ("lib.sh", "build.sh", "containerize.sh", "test.sh",
-                                   "publish.sh")),
+                                   "publish.sh", "plan.sh")),
 }
 OWN = {"github": {".github/workflows/kvc.yml"}, "circleci": {".circleci/config.yml"}}
 
