@@ -100,14 +100,16 @@ def plan_data(pipeline: Pipeline, header: str) -> str:
     """The plan stage's input (contract 7): one tab-separated line per image.
 
     slug, image id, repository, image fingerprint, refresh seconds (0: never),
-    then the tag the plan reads. plan.sh reads the fields as data and checks each
+    then the image's moving tags, comma-separated (the plan reads the first and
+    checks that the others name the same image). plan.sh reads the fields as data and checks each
     one's shape; a tab or newline cannot reach it (the display id is flattened,
     the other fields are validated names).
     """
     rows = [comment_header([header])]
     for t in pipeline.targets:
         image = " ".join(t.image.split())
-        fields = (t.slug, image, t.repository, t.fingerprint, str(t.refresh_seconds), t.plan_tag)
+        fields = (t.slug, image, t.repository, t.fingerprint, str(t.refresh_seconds),
+                  ",".join(t.tags))
         rows.append("\t".join(fields) + "\n")
     return "".join(rows)
 
