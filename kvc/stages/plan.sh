@@ -4,7 +4,8 @@
 # Input: the generated .kvc/plan.tsv (one line per image: slug, image id,
 # repository, fingerprint, refresh seconds, tags; read as data, never
 # evaluated), KVC_FORCE (empty, "all", or comma-separated slugs or image ids)
-# and KVC_PLAN_DIR. Output: plan.json, run.txt and a Markdown table appended to
+# KVC_PLAN_DIR, and optionally KVC_PLAN_IMAGES (the slugs this plan covers; default
+# all). Output: plan.json, run.txt and a Markdown table appended to
 # KVC_SUMMARY_FILE. An image runs when it is forced, when nothing is published
 # under its first tag, when the published dev.kvc.fingerprint label differs,
 # when its last publish stopped half way (its tags point at different images),
@@ -189,6 +190,12 @@ forced() {
   return 1
 }
 
+# Whether this plan covers SLUG: every image, or those KVC_PLAN_IMAGES lists
+# (a backend that splits its pipeline plans each part on its own).
+planned() {
+  [ -z "${KVC_PLAN_IMAGES:-}" ] || [[ ",$KVC_PLAN_IMAGES," == *",$1,"* ]]
+}
+
 # Warn about KVC_FORCE entries that name no image (a typo forces nothing).
 check_force() {
   local item known
@@ -284,7 +291,7 @@ main() {
   [ -z "${KVC_FORCE:-}" ] || check_force
   : >"$KVC_PLAN_DIR/run.txt"
   while IFS=$'\t' read -r slug image repo fp refresh tags; do
-    if [ -z "$slug" ] || [[ "$slug" == \#* ]]; then
+    if [ -z "$slug" ] || [[ "$slug" == \#* ]] || ! planned "$slug"; then
       continue
     fi
     valid_row "$slug" "$image" "$repo" "$fp" "$refresh" "$tags" ||
