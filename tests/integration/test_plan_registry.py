@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from ruamel.yaml import YAML
 
 from kvc.cli import main
 from kvc.commands.plan import decide
 from kvc.compiler.driver import load
 from kvc.compiler.graph import build_pipeline
 from kvc.ir import Pipeline
+from tests.backends.expressions import circleci_started, github_started
 
 from .conftest import Registry, free_port, require, run
 
@@ -130,3 +133,124 @@ def test_unreachable_registry_runs_everything(tmp_path: Path) -> None:
     for row in rows:
         assert row["run"] is True
         assert str(row["reason"]).startswith("registry unreadable, running (fail open)")
+
+
+# -- the emitted pipelines, end to end: the plan step as emitted, then the gates --
+
+IMAGES = ("one", "two", "three")
+
+
+def small_spec(registry: str) -> str:
+    releases = "".join(
+        f"  {flavor}:\n    releases:\n      - release_version: \"1\"\n"
+        f"        url: https://example.invalid/{flavor}-{{arch}}.qcow2\n"
+        f"        release_checksum: {{amd64: \"{CHECKSUM}\", arm64: \"{CHECKSUM}\"}}\n"
+        for flavor in IMAGES)
+    return f"kvc: 1\nregistry: {registry}/kvc\nflavors:\n{releases}"
+
+
+def compile_tree(root: Path, registry: str, backend: str) -> Pipeline:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "kvc.yaml").write_text(small_spec(registry), encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(root / "kvc.yaml"), "--backend", backend,
+                                       "--out", str(root)])
+    assert result.exit_code == 0, result.output
+    return build_pipeline(load(root / "kvc.yaml"))
+
+
+def github_run(root: Path, force: str) -> tuple[set[str], str]:
+    """The emitted plan job's step in bash, then which jobs GitHub would start."""
+    doc = parse(root / ".github/workflows/kvc.yml")
+    plan = doc["jobs"]["plan"]
+    env = {k: ("" if v == "${{ inputs.force }}" else v) for k, v in plan["env"].items()}
+    assert plan["env"]["KVC_FORCE"] == "${{ inputs.force }}"
+    env["KVC_FORCE"] = force
+    output, summary = root / "github-output", root / "summary.md"
+    for path in (output, summary):
+        path.write_text("", encoding="utf-8")
+    (step,) = [s for s in plan["steps"] if s.get("id") == "plan"]
+    bash(root, step["run"], {**env, "GITHUB_OUTPUT": str(output),
+                              "GITHUB_STEP_SUMMARY": str(summary)})
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    assert plan["outputs"] == {"images": "${{ steps.plan.outputs.images }}"}
+    started = github_started(doc, {"github.event_name": "push", "github.ref": "refs/heads/main"},
+                             {"plan": outputs})
+    return started, summary.read_text(encoding="utf-8")
+
+
+def circleci_run(root: Path, force: str) -> set[str]:
+    """The setup job's plan step in bash, then which continuation jobs CircleCI would start."""
+    setup = parse(root / ".circleci/config.yml")
+    assert setup["setup"] is True and setup["workflows"] == {"plan": {"jobs": ["plan"]}}
+    job = setup["jobs"]["plan"]
+    assert job["environment"]["KVC_FORCE"] == "<< pipeline.parameters.force >>"
+    env = {**job["environment"], "KVC_FORCE": force}
+    (run_step,) = [s["run"] for s in job["steps"] if isinstance(s, dict) and "run" in s]
+    bash(root, run_step["command"], env)
+    (cont,) = [s["continuation/continue"] for s in job["steps"]
+               if isinstance(s, dict) and "continuation/continue" in s]
+    parameters = json.loads((root / cont["parameters"]).read_text(encoding="utf-8"))
+    continuation = parse(root / cont["configuration_path"])
+    values = {f"pipeline.parameters.{k}": str(v) for k, v in parameters.items()}
+    values["pipeline.trigger_source"] = "webhook"
+    return {"plan"} | circleci_started(continuation, values)
+
+
+def bash(root: Path, command: str, env: dict[str, str]) -> None:
+    import os
+    import subprocess
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=root,
+                            env={**os.environ, **env}, capture_output=True, text=True,
+                            check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
+def parse(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+def jobs_of(pipeline: Pipeline, *flavors: str) -> set[str]:
+    return {job.id for job in pipeline.jobs if job.image.split("/")[0] in flavors}
+
+
+@pytest.mark.parametrize("backend", ["github", "circleci"])
+def test_emitted_pipeline_runs_only_what_changed(registry: Registry, tmp_path: Path,
+                                                 backend: str) -> None:
+    require("buildah", "skopeo")
+    root = tmp_path / "repo"
+    pipeline = compile_tree(root, registry.host, backend)
+    fp = {t.flavor: t.fingerprint for t in pipeline.targets}
+    storage = tmp_path / "buildah"
+    fresh = "2099-01-01T00:00:00Z"
+
+    def started(force: str = "") -> set[str]:
+        if backend == "github":
+            jobs, summary = github_run(root, force)
+            assert "| Image | Decision | Reason | Fingerprint |" in summary
+            return jobs
+        return circleci_run(root, force)
+
+    for flavor in IMAGES:  # all published as they are now, except "two"
+        fingerprint = fp[flavor] if flavor != "two" else "9" * 20
+        push_image(storage, f"{registry.host}/kvc/{flavor}:1", _labels(fingerprint, fresh))
+    # A one-image change runs exactly that image's jobs (and the plan).
+    assert started() == {"plan"} | jobs_of(pipeline, "two")
+    # Forcing runs every image; forcing one runs that one.
+    assert started("all") == {"plan"} | jobs_of(pipeline, *IMAGES)
+    assert started("one/1") == {"plan"} | jobs_of(pipeline, "one", "two")
+    # An unchanged push runs only the plan.
+    push_image(storage, f"{registry.host}/kvc/two:1", _labels(fp["two"], fresh))
+    assert started() == {"plan"}
+
+
+@pytest.mark.parametrize("backend", ["github", "circleci"])
+def test_emitted_pipeline_runs_everything_when_the_registry_is_unreachable(
+        tmp_path: Path, backend: str) -> None:
+    root = tmp_path / "repo"
+    pipeline = compile_tree(root, f"127.0.0.1:{free_port()}", backend)
+    if backend == "github":
+        jobs, summary = github_run(root, "")
+        assert "registry unreadable, running (fail open)" in summary
+    else:
+        jobs = circleci_run(root, "")
+    assert jobs == {"plan"} | jobs_of(pipeline, *IMAGES)
