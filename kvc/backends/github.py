@@ -67,7 +67,8 @@ SHARD_BUDGET: Final = 450_000
 # "Evaluate expressions": contains), so slugs differing only in case are refused.
 PLAN_OUTPUT: Final = "images"
 PLAN_GATE: Final = "contains(needs.plan.outputs.images, ',{slug},')"
-PLAN_WRITE_OUTPUT: Final = 'echo "images=,$(paste -sd, "$KVC_PLAN_DIR/run.txt")," >> "$GITHUB_OUTPUT"'
+PLAN_WRITE_OUTPUT: Final = ('echo "images=,$(paste -sd, "$KVC_PLAN_DIR/run.txt")," '
+                            '>> "$GITHUB_OUTPUT"')
 FORCE_INPUT: Final = {
     "description": "Images to rebuild whatever the registry says: all, or comma-separated "
                    "flavor/release ids or slugs",

@@ -9,6 +9,8 @@ them over HTTP exactly as on CI, through `kvc plan --changed`.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,8 @@ def spec_text(registry: str) -> str:
         + ("        publish: {tags: ['1', moving]}\n" if flavor == "partial" else "")
         + ("        publish: {refresh: 7d}\n" if flavor == "stale" else "")
         for flavor in FLAVORS)
-    return (f"kvc: 1\nregistry: {registry}/kvc\ndefaults: {{arches: [amd64], test: {{enabled: false}}}}\n"
+    return (f"kvc: 1\nregistry: {registry}/kvc\n"
+            "defaults: {arches: [amd64], test: {enabled: false}}\n"
             f"flavors:\n{releases}")
 
 
@@ -197,8 +200,6 @@ def circleci_run(root: Path, force: str) -> set[str]:
 
 
 def bash(root: Path, command: str, env: dict[str, str]) -> None:
-    import os
-    import subprocess
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=root,
                             env={**os.environ, **env}, capture_output=True, text=True,
                             check=False, timeout=300)
