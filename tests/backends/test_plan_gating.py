@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ def thousand() -> Pipeline:
     spec = importlib.util.spec_from_file_location("kvc_bench", ROOT / "benchmarks/compile.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
     spec.loader.exec_module(bench)
     resolved = load_source(bench.generated_spec(1000).encode(), "kvc.yaml")
     return build_pipeline(resolved)
