@@ -129,35 +129,41 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
         """One workflow, or, past GitHub's file size limit, several of whole images each.
 
         Each part has its own plan job over its own images, so every part stays
-        change-scoped and its values stay literal in its jobs' env.
+        change-scoped and its values stay literal in its jobs' env. A job's text
+        does not depend on the document around it (the last key, ``jobs``, is
+        written at the same indent in every part), so parts reuse the whole
+        dump's job blocks instead of emitting everything twice.
         """
         jobs = {job.id: self._job(job) for job in self.source.pipeline.jobs}
         whole = yamlout.dump(self._workflow(name, jobs, None))
         if len(whole.encode()) <= SHARD_BUDGET:
             return {name: whole}
-        parts = self._pack(jobs)
+        blocks = _job_blocks(whole, list(jobs))
+        parts = self._pack(blocks)
         return {f"{name}-{i}": yamlout.dump(self._workflow(
-                    f"{name} ({i}/{len(parts)})", part, self._images_of(part)))
+                    f"{name} ({i}/{len(parts)})", {}, self._images_of(part)))
+                + "".join(blocks[job_id] for job_id in part)
                 for i, part in enumerate(parts, start=1)}
 
-    def _pack(self, jobs: dict[str, Any]) -> list[dict[str, Any]]:
+    def _pack(self, blocks: dict[str, str]) -> list[list[str]]:
         """Whole images, in spec order, into parts of at most SHARD_BUDGET bytes of jobs."""
-        by_image: dict[str, dict[str, Any]] = {}
+        by_image: dict[str, list[str]] = {}
         for job in self.source.pipeline.jobs:
-            by_image.setdefault(job.image, {})[job.id] = jobs[job.id]
-        parts: list[dict[str, Any]] = [{}]
+            by_image.setdefault(job.image, []).append(job.id)
+        parts: list[list[str]] = [[]]
         size = 0
-        for image_jobs in by_image.values():
-            cost = len(yamlout.dump({"jobs": image_jobs}).encode())
+        for ids in by_image.values():
+            cost = sum(len(blocks[job_id].encode()) for job_id in ids)
             if parts[-1] and size + cost > SHARD_BUDGET:
-                parts.append({})
+                parts.append([])
                 size = 0
-            parts[-1].update(image_jobs)
+            parts[-1] += ids
             size += cost
         return parts
 
-    def _images_of(self, jobs: dict[str, Any]) -> list[str]:
-        images = dict.fromkeys(j.image for j in self.source.pipeline.jobs if j.id in jobs)
+    def _images_of(self, job_ids: list[str]) -> list[str]:
+        wanted = set(job_ids)
+        images = dict.fromkeys(j.image for j in self.source.pipeline.jobs if j.id in wanted)
         return [self.slug(image) for image in images]
 
     def _workflow(self, name: str, jobs: dict[str, Any],
@@ -309,6 +315,17 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
                 "steps": steps,
             }},
         }
+
+
+def _job_blocks(text: str, job_ids: list[str]) -> dict[str, str]:
+    """Each job's lines in a dumped workflow (jobs are its last key, at indent 2)."""
+    starts: list[int] = []
+    pos = text.index("\njobs:\n")
+    for job_id in job_ids:
+        pos = text.index(f"\n  {job_id}:\n", pos) + 1
+        starts.append(pos)
+    ends = [*starts[1:], len(text)]
+    return {job_id: text[a:b] for job_id, a, b in zip(job_ids, starts, ends, strict=True)}
 
 
 def _title(job: Job) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from kvc.backends import circleci, github
+from kvc.backends import circleci, github, yamlout
 from kvc.backends.base import EmitInput
 from kvc.backends.walk import Limit
 from kvc.compiler.driver import load_source
@@ -169,6 +169,12 @@ def test_a_thousand_builds_fit_githubs_file_limit(thousand: Pipeline) -> None:
         assert github_started(doc, PUSH, {"plan": {"images": f",{slug_of[one]},"}}) == (
             {"plan"} | own)
     assert sorted(seen) == sorted(job.id for job in thousand.jobs)
+    # A part reuses the whole workflow's job blocks: byte for byte what dumping it gives.
+    emitter = github.GitHub(EmitInput(thousand, "kvc.yaml", Backends()))
+    path, doc = next(iter(workflows.items()))
+    part = {j: emitter._job(job_of[j]) for j in doc["jobs"] if j != "plan"}
+    dumped = yamlout.dump(emitter._workflow(doc["name"], part, emitter._images_of(list(part))))
+    assert files[path].endswith(dumped)
     # Whole images per part: no image's jobs are split between two workflows.
     owners = {(job_of[j].image, p) for p, d in workflows.items() for j in d["jobs"]
               if j != "plan"}

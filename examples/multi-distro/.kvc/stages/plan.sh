@@ -76,15 +76,23 @@ api_base() {
   esac
 }
 
+# The registry host of an API base URL (registry-1.docker.io stands for docker.io).
+registry_host_of() {
+  local host="${1#*://}"
+  [ "$host" != registry-1.docker.io ] || host=docker.io
+  printf '%s\n' "$host"
+}
+
 # curl with bounded time: an unreachable registry must not stall the plan.
 fetch() {
   curl -sS -L --connect-timeout "${KVC_PLAN_CONNECT_TIMEOUT:-10}" --max-time "${KVC_PLAN_MAX_TIME:-30}" \
     --retry 2 --retry-delay 2 "$@"
 }
 
-# An anonymous (or KVC_PULL_*) pull token from the realm named in HEADERS.
+# An anonymous (or KVC_PULL_*) pull token from the realm named in HEADERS,
+# for repository NAME on registry HOST.
 get_token() {
-  local headers="$1" name="$2" line realm="" service=""
+  local headers="$1" name="$2" host="$3" line realm="" service=""
   local -a auth=()
   local user="${KVC_PULL_USER:-}:${KVC_PULL_PASSWORD:-}"
   line="$(grep -i '^www-authenticate:' "$headers" | tail -n1 | tr -d '\r')" || true
@@ -94,7 +102,10 @@ get_token() {
     FAIL="authentication required and no bearer token service offered"
     return 1
   fi
-  if [ -n "${KVC_PULL_USER:-}" ] && [ -n "${KVC_PULL_PASSWORD:-}" ]; then
+  # Pull credentials go only to the registry they are for (KVC_PULL_REGISTRY, when
+  # set), never to every token service a plan over several registries meets.
+  if [ -n "${KVC_PULL_USER:-}" ] && [ -n "${KVC_PULL_PASSWORD:-}" ] &&
+    { [ -z "${KVC_PULL_REGISTRY:-}" ] || [ "$KVC_PULL_REGISTRY" = "$host" ]; }; then
     auth=(--config -)
   fi
   # Credentials go to curl on stdin as a quoted config value, never on its command line.
@@ -132,7 +143,7 @@ registry_get() {
     return 1
   fi
   if [ "$STATUS" = 401 ] && [ -z "$TOKEN" ]; then
-    get_token "$TMP/headers" "$name" || return 1
+    get_token "$TMP/headers" "$name" "$(registry_host_of "$base")" || return 1
     registry_get "$@"
     return
   fi
