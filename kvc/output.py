@@ -81,7 +81,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def check_tree(root: Path, files: Mapping[str, str], scope: Scope) -> int:
+def check_tree(root: Path, files: Mapping[str, str], scope: Scope,
+               fix: str = "kvc compile") -> int:
     problems = 0
     for rel, content in sorted(files.items()):
         current = _read(root / rel)
@@ -96,7 +97,7 @@ def check_tree(root: Path, files: Mapping[str, str], scope: Scope) -> int:
         click.echo(f"left over: {rel} (no image needs it any more)")
         problems += 1
     if problems:
-        click.echo(f"{problems} generated file(s) out of date; run `kvc compile`", err=True)
+        click.echo(f"{problems} generated file(s) out of date; run: {fix}", err=True)
         return 1
     return 0
 

@@ -29,9 +29,12 @@ class EmitInput:
         return f"{MARKER} {__version__} from {spec_name}; do not edit by hand."
 
     def header_lines(self, backend: str) -> list[str]:
+        # Run from the tree's root: a spec below it needs `--out .`, or kvc
+        # would write next to the spec instead of here.
+        out = " --out ." if "/" in self.spec_name else ""
         return [
             self.header_for(self.spec_name),
-            f"Regenerate with: kvc compile {self.spec_name} --backend {backend}",
+            f"Regenerate with: kvc compile {self.spec_name} --backend {backend}{out}",
         ]
 
 

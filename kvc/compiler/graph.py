@@ -6,9 +6,7 @@ never blocks the others.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 from kvc import stages
@@ -125,7 +123,7 @@ def _test_job(names: ImageNames, build: ImageBuild, containerize: Job) -> Job:
         arch=build.arch, runner=build.arch, needs=(containerize.id,),
         script=stages.entry(Stage.TEST), inputs=tuple(stage_env.test_env(build)),
         produces=(logs,), consumes=containerize.produces,
-        timeout_minutes=_minutes(build.test.timeout) + 30,
+        timeout_minutes=build.test.timeout_minutes + 30,
         registry=_registry(build, RegistryAccess.PULL), origin=_origin(build),
     )
 
@@ -147,12 +145,3 @@ def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequenc
 
 def _registry(build: ImageBuild, access: RegistryAccess) -> Registry:
     return Registry(access, registry_host(build.image))
-
-
-@lru_cache(maxsize=256)
-def _minutes(timeout: str) -> int:
-    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", timeout)
-    if parts is None:
-        return 15
-    hours, minutes, seconds = (int(p or 0) for p in parts.groups())
-    return max(1, hours * 60 + minutes + (seconds + 59) // 60)

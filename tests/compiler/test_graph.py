@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import textwrap
 
@@ -12,7 +13,7 @@ from kvc.compiler.graph import build_pipeline
 from kvc.ir import Artifact, Job, Pipeline, Stage
 from tests.conftest import OK_SPECS, resolve_text
 
-SHA = "sha256:" + "cd" * 32
+SHA = "sha256:" + hashlib.sha256(b"graph test image").hexdigest()
 
 SPEC = textwrap.dedent(f"""\
     kvc: 1
