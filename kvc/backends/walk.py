@@ -15,6 +15,7 @@ import fnmatch
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from kvc import stages
@@ -172,8 +173,9 @@ class Emitter:
 
     def slug(self, image: str) -> str:
         """The slug the plan writes to run.txt for ``image``."""
-        return self._slugs()[image]
+        return self._slugs[image]
 
+    @cached_property
     def _slugs(self) -> dict[str, str]:
         return {t.image: t.slug for t in self.source.pipeline.targets}
 
