@@ -18,14 +18,17 @@ from kvc.backends.walk import PLAN_JOB, Emitter, Limit, Step, settings_of
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
 
-# Dynamic configuration (CircleCI docs, "Dynamic configuration overview" and
-# "Using dynamic configuration"): config.yml is a setup configuration
-# (`setup: true`) whose one workflow runs the plan, then continues the pipeline
-# with kvc.yml, passing the images that run as one pipeline parameter. Every
-# image has its own workflow there, whose `when` matches its slug in that
-# parameter, so a skipped image starts no job. The project needs "Enable dynamic
-# config using setup workflows" (Project Settings > Advanced; on by default for
-# projects created after 2023-12-01).
+# Dynamic configuration (circleci/circleci-docs@9734a14:
+# docs/guides/modules/orchestrate/pages/dynamic-config.adoc): config.yml is a
+# setup configuration (`setup: true`) with the one workflow it may run
+# (dynamic-config.adoc:53-55), which plans, then continues the pipeline with
+# kvc.yml, passing the images that run as one pipeline parameter. Every image
+# has its own workflow there, whose `when` matches its slug in that parameter
+# (`matches` takes a Java regex that must match the whole value:
+# docs/reference/modules/ROOT/pages/configuration-reference.adoc:3887-3905),
+# so a skipped image starts no job. The project needs "Enable dynamic config
+# using setup workflows" (dynamic-config.adoc:28; on by default for projects
+# created after 2023-12-01).
 CONFIG: Final = ".circleci/config.yml"
 CONTINUATION: Final = ".circleci/kvc.yml"
 # The continuation orb's `continue` command posts the configuration to the
@@ -116,8 +119,11 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
                 CONTINUATION: header + yamlout.dump(self._config())}
 
     def _parameters(self) -> dict[str, Any]:
-        # `force` is declared in both files: a parameter given when the pipeline is
-        # triggered must be known to the configuration it continues with.
+        # `force` is declared in both files: a parameter passed at trigger time that a
+        # configuration does not declare fails the pipeline with "Unexpected
+        # argument(s)" (docs/guides/modules/orchestrate/pages/pipeline-variables.adoc:119),
+        # and the same name in both files is allowed (dynamic-config.adoc:58). It is
+        # never passed to `continue`, which would conflict (dynamic-config.adoc:60-65).
         return {FORCE_PARAMETER: {"type": "string", "default": ""},
                 RUN_PARAMETER: {"type": "string", "default": ""}}
 
