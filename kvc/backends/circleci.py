@@ -32,7 +32,10 @@ from kvc.spec.models import CircleCIBackend
 CONFIG: Final = ".circleci/config.yml"
 CONTINUATION: Final = ".circleci/kvc.yml"
 # The continuation orb's `continue` command posts the configuration to the
-# pipeline/continue API; pinned to the version CircleCI's own docs use.
+# pipeline/continue API; pinned to the version CircleCI's own docs use
+# (circleci/circleci-docs@9734a14:docs/guides/modules/orchestrate/pages/
+# using-dynamic-configuration.adoc:41). Its `parameters` takes a JSON object or
+# the path of a file holding one (the orb's registry page, circleci/continuation).
 CONTINUATION_ORB: Final = "circleci/continuation@1.1.0"
 RUN_PARAMETER: Final = "kvc-run"
 FORCE_PARAMETER: Final = "force"
