@@ -64,7 +64,12 @@ WORKFLOW_FILE_LIMIT: Final = Limit(
 SHARD_BUDGET: Final = 450_000
 # The plan job's output: ",slug,slug," (commas on both ends, so a slug never
 # matches part of another). contains() compares case-insensitively (GitHub Docs,
-# "Evaluate expressions": contains), so slugs differing only in case are refused.
+# "Evaluate expressions in workflows and actions": contains), so slugs differing
+# only in case are refused. Only an image's first jobs carry the gate: "If a job
+# fails or is skipped, all jobs that need it are skipped unless the jobs use a
+# conditional expression that causes the job to continue" (GitHub Docs, "Workflow
+# syntax", jobs.<job_id>.needs; quoted in github/docs#28762), and the publish
+# job's `if:` has no status function, so it gets the implicit success().
 PLAN_OUTPUT: Final = "images"
 PLAN_GATE: Final = "contains(needs.plan.outputs.images, ',{slug},')"
 PLAN_WRITE_OUTPUT: Final = ('echo "images=,$(paste -sd, "$KVC_PLAN_DIR/run.txt")," '
