@@ -109,10 +109,17 @@ def validate(spec: Path) -> None:
 @main.command()
 @SPEC
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plan(spec: Path, as_json: bool) -> None:
+@click.option("--changed", is_flag=True,
+              help="Ask the registry which images would run now, and why (the CI's plan stage).")
+@click.option("--force", default="", metavar="IMAGES",
+              help="With --changed: 'all' or comma-separated images (flavor/release or slug).")
+def plan(spec: Path, as_json: bool, changed: bool, force: str) -> None:
     """Show every image build: runner, source, checksum, sysprep, tags."""
     from kvc.commands import plan as plan_command
-    _run(lambda: plan_command.run(spec, as_json))
+    if changed:
+        _run(lambda: plan_command.run_changed(spec, as_json, force))
+    else:
+        _run(lambda: plan_command.run(spec, as_json))
 
 
 @main.command()

@@ -149,6 +149,15 @@ class Target:
     context: str  # the directory holding one subdirectory per arch
     upstream: tuple[Upstream, ...]
     checks: tuple[str, ...] = ()  # every test check of the image, in spec order
+    # What the plan stage compares with the published image's dev.kvc.fingerprint
+    # label: a hash over the image's build fingerprints and how it is packaged.
+    fingerprint: str = ""
+    refresh_seconds: int = 0  # rebuild when the published image is older; 0 never
+
+    @property
+    def plan_tag(self) -> str:
+        """The tag the plan reads: the first one publish moves ("" when there is none)."""
+        return self.tags[0] if self.tags else ""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ OWNED_DIR = ".kvc"
 CONTAINERFILE = ".kvc/Containerfile"
 BAKE_FILE = ".kvc/docker-bake.json"
 LABEL_PREFIX = "dev.kvc"
+FINGERPRINT_LABEL = f"{LABEL_PREFIX}.fingerprint"  # what the plan stage reads back
 RUNTIME_VARIABLES = ("KVC_SOURCE", "KVC_REVISION", "KVC_CREATED")
 
 
@@ -28,6 +29,7 @@ def emit(source: EmitInput) -> Files:
         files[f"{stages.DIR}/{name}"] = _script(name, lines)
     files[CONTAINERFILE] = comment_header(lines) + stages.read("Containerfile")
     files[BAKE_FILE] = bake(source.pipeline, lines[0])
+    files[stages.PLAN_DATA] = plan_data(source.pipeline, lines[0])
     for target in source.pipeline.targets:
         files[f".kvc/manifests/{target.slug}.yaml"] = (
             comment_header(lines) + yamlout.dump(manifest(target)))
@@ -78,10 +80,29 @@ def _labels(target: Target) -> dict[str, str]:
     labels["org.opencontainers.image.version"] = target.release_version
     labels[f"{LABEL_PREFIX}.flavor"] = target.flavor
     labels[f"{LABEL_PREFIX}.release-version"] = target.release_version
+    labels[FINGERPRINT_LABEL] = target.fingerprint
     for upstream in target.upstream:
         labels[f"{LABEL_PREFIX}.upstream.{upstream.arch}.url"] = upstream.url
         labels[f"{LABEL_PREFIX}.upstream.{upstream.arch}.checksum"] = upstream.checksum
     return labels
+
+
+def plan_data(pipeline: Pipeline, header: str) -> str:
+    """The plan stage's input (contract 7): one tab-separated line per image.
+
+    slug, image id, repository, image fingerprint, refresh seconds (0: never),
+    then the image's moving tags, comma-separated (the plan reads the first and
+    checks that the others name the same image). plan.sh reads the fields as data and checks each
+    one's shape; a tab or newline cannot reach it (the display id is flattened,
+    the other fields are validated names).
+    """
+    rows = [comment_header([header])]
+    for t in pipeline.targets:
+        image = " ".join(t.image.split())
+        fields = (t.slug, image, t.repository, t.fingerprint, str(t.refresh_seconds),
+                  ",".join(t.tags))
+        rows.append("\t".join(fields) + "\n")
+    return "".join(rows)
 
 
 def vm_name(slug: str) -> str:

@@ -11,13 +11,45 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from kvc import stages
 from kvc.backends import update, yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.backends.walk import Emitter, Step, settings_of
+from kvc.backends.walk import PLAN_JOB, Emitter, Limit, Step, settings_of
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
 
+# Dynamic configuration (circleci/circleci-docs@9734a14:
+# docs/guides/modules/orchestrate/pages/dynamic-config.adoc): config.yml is a
+# setup configuration (`setup: true`) with the one workflow it may run
+# (dynamic-config.adoc:53-55), which plans, then continues the pipeline with
+# kvc.yml, passing the images that run as one pipeline parameter. Every image
+# has its own workflow there, whose `when` matches its slug in that parameter
+# (`matches` takes a Java regex that must match the whole value:
+# docs/reference/modules/ROOT/pages/configuration-reference.adoc:3887-3905),
+# so a skipped image starts no job. The project needs "Enable dynamic config
+# using setup workflows" (dynamic-config.adoc:28; on by default for projects
+# created after 2023-12-01).
 CONFIG: Final = ".circleci/config.yml"
+CONTINUATION: Final = ".circleci/kvc.yml"
+# The continuation orb's `continue` command posts the configuration to the
+# pipeline/continue API; pinned to the version CircleCI's own docs use
+# (circleci/circleci-docs@9734a14:docs/guides/modules/orchestrate/pages/
+# using-dynamic-configuration.adoc:41). Its `parameters` takes a JSON object or
+# the path of a file holding one (the orb's registry page, circleci/continuation).
+CONTINUATION_ORB: Final = "circleci/continuation@1.1.0"
+RUN_PARAMETER: Final = "kvc-run"
+FORCE_PARAMETER: Final = "force"
+PARAMETERS_FILE: Final = f"{stages.PLAN_DIR}/parameters.json"
+# run.txt -> {"kvc-run": ",slug,slug,"}: slugs are [A-Za-z0-9_-], JSON-safe as they are.
+WRITE_PARAMETERS: Final = (f'printf \'{{"{RUN_PARAMETER}": ",%s,"}}\\n\' '
+                           '"$(paste -sd, "$KVC_PLAN_DIR/run.txt")" '
+                           f'> "{PARAMETERS_FILE}"')
+# "A compiled config YAML must be at most 8MB" (CircleCI support, "Maximum Size of
+# a CircleCI Configuration File", support.circleci.com/hc/en-us/articles/360045043634);
+# read as 8,000,000 bytes, the stricter reading.
+CONFIG_LIMIT: Final = Limit(
+    "compiled config size", ".circleci/*", 8_000_000,
+    "support.circleci.com/hc/en-us/articles/360045043634: at most 8MB")
 MACHINE_IMAGE: Final = "ubuntu-2404:current"
 DEFAULT_CONTEXT: Final = ("kvc-publish",)
 # The update job's token may push to the repository: it never shares a context with
@@ -71,6 +103,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     ESCAPES = (("<<", "\\<<"),)
 
     RUNNER_SETTING = "resource_class"
+    LIMITS = (CONFIG_LIMIT,)  # both files: the setup config and the continuation
     settings: CircleCIBackend
 
     def load_settings(self, source: EmitInput) -> CircleCIBackend:
@@ -85,16 +118,61 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
                 f"(Project Settings > Triggers); its context ({', '.join(self._update_contexts())})"
                 " needs GH_TOKEN to push the branch and open pull requests.",
             ])
-        return {CONFIG: header + yamlout.dump(self._config())}
+        return {CONFIG: header + yamlout.dump(self._setup()),
+                CONTINUATION: header + yamlout.dump(self._config())}
+
+    def _parameters(self) -> dict[str, Any]:
+        # `force` is declared in both files: a parameter passed at trigger time that a
+        # configuration does not declare fails the pipeline with "Unexpected
+        # argument(s)" (docs/guides/modules/orchestrate/pages/pipeline-variables.adoc:119),
+        # and the same name in both files is allowed (dynamic-config.adoc:58). It is
+        # never passed to `continue`, which would conflict (dynamic-config.adoc:60-65).
+        return {FORCE_PARAMETER: {"type": "string", "default": ""},
+                RUN_PARAMETER: {"type": "string", "default": ""}}
+
+    def _setup(self) -> dict[str, Any]:
+        """The setup configuration: plan, then continue with only the images that run."""
+        plan = {
+            "executor": "amd64",
+            "environment": {"KVC_PLAN_DIR": stages.PLAN_DIR,
+                            "KVC_FORCE": f"<< pipeline.parameters.{FORCE_PARAMETER} >>"},
+            "steps": [
+                "checkout",
+                {"run": {"name": "Decide which images run",
+                         "command": self.plan_command(WRITE_PARAMETERS)}},
+                {"store_artifacts": {"path": stages.PLAN_DIR, "destination": "plan"}},
+                {"continuation/continue": {"configuration_path": CONTINUATION,
+                                           "parameters": PARAMETERS_FILE}},
+            ],
+        }
+        return {
+            "version": 2.1,
+            "setup": True,
+            "orbs": {"continuation": CONTINUATION_ORB},
+            "parameters": {FORCE_PARAMETER: self._parameters()[FORCE_PARAMETER]},
+            "executors": self._executors(),
+            "jobs": {PLAN_JOB: plan},
+            "workflows": {PLAN_JOB: {"jobs": [PLAN_JOB]}},
+        }
+
+    def _gate(self, slug: str) -> dict[str, Any]:
+        return {"matches": {"pattern": f"^.*,{slug},.*$",
+                            "value": f"<< pipeline.parameters.{RUN_PARAMETER} >>"}}
 
     def _config(self) -> dict[str, Any]:
         pipeline = self.source.pipeline
         jobs = {job.id: self._job(job) for job in pipeline.jobs}
-        workflows: dict[str, Any] = {"kvc": {"jobs": [self._workflow_entry(job)
-                                                      for job in pipeline.jobs]}}
+        workflows: dict[str, Any] = {}
+        for target in pipeline.targets:
+            when = self._gate(target.slug)
+            if self.source.update is not None:
+                when = {"and": [{"not": SCHEDULED}, when]}
+            workflows[f"kvc-{target.slug}"] = {
+                "when": when,
+                "jobs": [self._workflow_entry(job) for job in pipeline.jobs
+                         if job.image == target.image]}
         if self.source.update is not None:
             jobs[UPDATE_JOB] = self._update_job()
-            workflows["kvc"] = {"when": {"not": SCHEDULED}, **workflows["kvc"]}
             workflows[UPDATE_JOB] = {
                 "when": {"and": [SCHEDULED,
                                  {"equal": [UPDATE_JOB, "<< pipeline.schedule.name >>"]}]},
@@ -102,6 +180,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
             }
         return {
             "version": 2.1,
+            "parameters": self._parameters(),
             "executors": self._executors(),
             "jobs": jobs,
             "workflows": workflows,

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from kvc import stages
 from kvc.backends import update, yamlout
 from kvc.backends.actions import ACTIONS
 from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.backends.walk import Capabilities, Emitter, Step, settings_of
+from kvc.backends.walk import PLAN_JOB, Capabilities, Emitter, Limit, Step, settings_of
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime
 from kvc.spec.models import GitHubBackend
 
@@ -51,6 +52,35 @@ UPDATE_TOKEN: Final = (f"${{{{ steps.app.outputs.token || secrets.{UPDATE_PAT} "
                        "|| github.token }}")
 
 
+# GitHub does not start runs of a workflow file over 500 KB ("Actions limits",
+# https://docs.github.com/en/actions/reference/limits: "Workflow file size: 500 KB
+# per file"). Read as 500,000 bytes, the stricter reading. kvc emits no matrix, so
+# the 256-jobs-per-matrix limit on the same page never applies.
+WORKFLOW_FILE_LIMIT: Final = Limit(
+    "workflow file size", ".github/workflows/*", 500_000,
+    "docs.github.com/en/actions/reference/limits: 500 KB per workflow file")
+# Images are packed into workflows of at most this much, leaving room for the
+# header, triggers and plan job of each.
+SHARD_BUDGET: Final = 450_000
+# The plan job's output: ",slug,slug," (commas on both ends, so a slug never
+# matches part of another). contains() compares case-insensitively (GitHub Docs,
+# "Evaluate expressions in workflows and actions": contains), so slugs differing
+# only in case are refused. Only an image's first jobs carry the gate: "If a job
+# fails or is skipped, all jobs that need it are skipped unless the jobs use a
+# conditional expression that causes the job to continue" (GitHub Docs, "Workflow
+# syntax", jobs.<job_id>.needs; quoted in github/docs#28762), and the publish
+# job's `if:` has no status function, so it gets the implicit success().
+PLAN_OUTPUT: Final = "images"
+PLAN_GATE: Final = "contains(needs.plan.outputs.images, ',{slug},')"
+PLAN_WRITE_OUTPUT: Final = ('echo "images=,$(paste -sd, "$KVC_PLAN_DIR/run.txt")," '
+                            '>> "$GITHUB_OUTPUT"')
+FORCE_INPUT: Final = {
+    "description": "Images to rebuild whatever the registry says: all, or comma-separated "
+                   "flavor/release ids or slugs",
+    "type": "string", "required": False, "default": "",
+}
+
+
 def _uses(key: str, with_: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     action = ACTIONS[key]
     step: dict[str, Any] = {**extra, "uses": yamlout.Commented(action.uses(), action.comment())}
@@ -81,6 +111,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     # GitHub evaluates ``${{ }}`` even in env values: spell a literal one as an expression.
     ESCAPES = (("${{", "${{ '${{' }}"),)
     CAPABILITIES = Capabilities(cache_hit_output=True)
+    LIMITS = (WORKFLOW_FILE_LIMIT,)
 
     RUNNER_SETTING = "runs_on"
     settings: GitHubBackend
@@ -91,27 +122,101 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     def files(self) -> Files:
         name = self.settings.workflow or DEFAULT_WORKFLOW
         header = comment_header(self.source.header_lines(self.NAME))
-        files = {f".github/workflows/{name}.yml": header + yamlout.dump(self._workflow(name))}
+        self._refuse_case_collisions()
+        files = {f".github/workflows/{file}.yml": header + text
+                 for file, text in self._workflows(name).items()}
         if self.source.update is not None:
             files[f".github/workflows/{name}-update.yml"] = header + yamlout.dump(
                 self._update_workflow(name))
         return files
 
-    def _workflow(self, name: str) -> dict[str, Any]:
+    def _workflows(self, name: str) -> dict[str, str]:
+        """One workflow, or, past GitHub's file size limit, several of whole images each.
+
+        Each part has its own plan job over its own images, so every part stays
+        change-scoped and its values stay literal in its jobs' env. A job's text
+        does not depend on the document around it (the last key, ``jobs``, is
+        written at the same indent in every part), so parts reuse the whole
+        dump's job blocks instead of emitting everything twice.
+        """
+        jobs = {job.id: self._job(job) for job in self.source.pipeline.jobs}
+        whole = yamlout.dump(self._workflow(name, jobs, None))
+        if len(whole.encode()) <= SHARD_BUDGET:
+            return {name: whole}
+        blocks = _job_blocks(whole, list(jobs))
+        parts = self._pack(blocks)
+        return {f"{name}-{i}": yamlout.dump(self._workflow(
+                    f"{name} ({i}/{len(parts)})", {}, self._images_of(part)))
+                + "".join(blocks[job_id] for job_id in part)
+                for i, part in enumerate(parts, start=1)}
+
+    def _pack(self, blocks: dict[str, str]) -> list[list[str]]:
+        """Whole images, in spec order, into parts of at most SHARD_BUDGET bytes of jobs."""
+        by_image: dict[str, list[str]] = {}
+        for job in self.source.pipeline.jobs:
+            by_image.setdefault(job.image, []).append(job.id)
+        parts: list[list[str]] = [[]]
+        size = 0
+        for ids in by_image.values():
+            cost = sum(len(blocks[job_id].encode()) for job_id in ids)
+            if parts[-1] and size + cost > SHARD_BUDGET:
+                parts.append([])
+                size = 0
+            parts[-1] += ids
+            size += cost
+        return parts
+
+    def _images_of(self, job_ids: list[str]) -> list[str]:
+        wanted = set(job_ids)
+        images = dict.fromkeys(j.image for j in self.source.pipeline.jobs if j.id in wanted)
+        return [self.slug(image) for image in images]
+
+    def _workflow(self, name: str, jobs: dict[str, Any],
+                  slugs: list[str] | None) -> dict[str, Any]:
         return {
             "name": name,
             "on": {
                 "push": {"branches": [self.default_branch(self.settings.default_branch)]},
                 "pull_request": {},
-                "workflow_dispatch": {},
+                "workflow_dispatch": {"inputs": {"force": FORCE_INPUT}},
             },
             "permissions": {"contents": "read"},
             "concurrency": CONCURRENCY,
-            "jobs": {job.id: self._job(job) for job in self.source.pipeline.jobs},
+            "jobs": {PLAN_JOB: self._plan_job(slugs), **jobs},
         }
+
+    def _plan_job(self, slugs: list[str] | None) -> dict[str, Any]:
+        """Decides which images run; its summary is the table of decisions and reasons."""
+        env = {"KVC_PLAN_DIR": stages.PLAN_DIR, "KVC_FORCE": "${{ inputs.force }}"}
+        if slugs is not None:
+            env["KVC_PLAN_IMAGES"] = ",".join(slugs)
+        return {
+            "name": "plan",
+            "runs-on": self.runners()["amd64"],
+            "timeout-minutes": 15,
+            "outputs": {PLAN_OUTPUT: f"${{{{ steps.plan.outputs.{PLAN_OUTPUT} }}}}"},
+            "env": env,
+            "steps": [*self.checkout_plan(),
+                      {"name": "Decide which images run", "id": "plan",
+                       "run": self.plan_command(PLAN_WRITE_OUTPUT)}],
+        }
+
+    def checkout_plan(self) -> list[Step]:
+        return [_uses("checkout", {"persist-credentials": False})]
+
+    def _refuse_case_collisions(self) -> None:
+        seen: dict[str, str] = {}
+        for target in self.source.pipeline.targets:
+            other = seen.setdefault(target.slug.lower(), target.image)
+            if other != target.image:
+                self.unsupported(None, f"{other} and {target.image} differ only in letter case; "
+                                 "GitHub's plan gate (contains) cannot tell them apart")
 
     def _job(self, job: Job) -> dict[str, Any]:
         out: dict[str, Any] = {"name": _title(job)}
+        if self.gated(job):
+            out["needs"] = [PLAN_JOB]
+            out["if"] = PLAN_GATE.format(slug=self.slug(job.image))
         if job.needs:
             out["needs"] = list(job.needs)
         if job.default_branch_only:
@@ -215,6 +320,17 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
                 "steps": steps,
             }},
         }
+
+
+def _job_blocks(text: str, job_ids: list[str]) -> dict[str, str]:
+    """Each job's lines in a dumped workflow (jobs are its last key, at indent 2)."""
+    starts: list[int] = []
+    pos = text.index("\njobs:\n")
+    for job_id in job_ids:
+        pos = text.index(f"\n  {job_id}:\n", pos) + 1
+        starts.append(pos)
+    ends = [*starts[1:], len(text)]
+    return {job_id: text[a:b] for job_id, a, b in zip(job_ids, starts, ends, strict=True)}
 
 
 def _title(job: Job) -> str:

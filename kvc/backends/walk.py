@@ -11,18 +11,34 @@ the skeleton is written once here, and a backend only says how it spells it.
 
 from __future__ import annotations
 
+import fnmatch
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
+from kvc import stages
 from kvc.backends.base import EmitInput, Files
 from kvc.ir import Artifact, Cache, Job, Runtime
 from kvc.spec.diagnostics import Collector, Position
 
 Step = Any  # one entry of a backend's step list (a mapping, or a bare name)
 UNSUPPORTED = "unsupported"
+LIMIT = "limit"
 DEFAULT_BRANCH = "main"
+# The job that runs the plan stage (contract 7) before any image's jobs.
+PLAN_JOB = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A documented platform limit on a file kvc writes: beyond it the CI rejects the file."""
+
+    what: str  # "workflow file size"
+    paths: str  # glob of the files it applies to
+    max_bytes: int
+    source: str  # where the platform documents it
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +65,8 @@ class Emitter:
     CAPABILITIES: ClassVar[Capabilities] = Capabilities()
     # The field of the backend's settings block that overrides RUNNERS per arch.
     RUNNER_SETTING: ClassVar[str] = ""
+    # Documented limits on the files this backend writes; the walk refuses to exceed them.
+    LIMITS: ClassVar[tuple[Limit, ...]] = ()
 
     def __init_subclass__(cls, *, name: str = "", owned: tuple[str, ...] = (),
                           **kwargs: Any) -> None:
@@ -73,7 +91,22 @@ class Emitter:
         for job in source.pipeline.jobs:
             emitter.check(job)
         emitter.errors.raise_if_any()
-        return emitter.files()
+        files = emitter.files()
+        emitter.enforce_limits(files)
+        emitter.errors.raise_if_any()
+        return files
+
+    def enforce_limits(self, files: Files) -> None:
+        """Refuse to write a file the platform would reject, naming the limit and the file."""
+        for path, text in files.items():
+            for limit in self.LIMITS:
+                size = len(text.encode())
+                if fnmatch.fnmatchcase(path, limit.paths) and size > limit.max_bytes:
+                    self.errors.add(
+                        Position(self.source.pipeline.source, 1, 1),
+                        f"{path} would be {size:,} bytes, over {self.NAME}'s {limit.what} "
+                        f"limit of {limit.max_bytes:,} bytes ({limit.source}); "
+                        "split the spec into several", LIMIT)
 
     # -- what each backend provides -------------------------------------------------
 
@@ -135,6 +168,26 @@ class Emitter:
 
     def unsupported(self, pos: Position | None, message: str) -> None:
         self.errors.add(pos or Position(self.source.pipeline.source, 1, 1), message, UNSUPPORTED)
+
+    # -- the plan stage ---------------------------------------------------------------
+
+    def slug(self, image: str) -> str:
+        """The slug the plan writes to run.txt for ``image``."""
+        return self._slugs[image]
+
+    @cached_property
+    def _slugs(self) -> dict[str, str]:
+        return {t.image: t.slug for t in self.source.pipeline.targets}
+
+    def gated(self, job: Job) -> bool:
+        """An image's first jobs wait for the plan; the rest follow through ``needs``."""
+        return not job.needs
+
+    def plan_command(self, extra: str = "") -> str:
+        """The plan job's shell: the summary file, then plan.sh, then ``extra``."""
+        lines = [f'export {value}="{self.RUNTIME[value]}"'
+                 for value in (Runtime.SUMMARY_FILE,) if value in self.RUNTIME]
+        return "\n".join([*lines, f"bash {stages.PLAN_SCRIPT}", *([extra] if extra else [])]) + "\n"
 
     # -- shared rendering ---------------------------------------------------------------
 

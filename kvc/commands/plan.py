@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from kvc import stages
+from kvc.backends import buildfiles
 from kvc.compiler.driver import load
 from kvc.compiler.graph import build_pipeline
 from kvc.compiler.model import ImageBuild
+from kvc.errors import FatalError
 from kvc.ir import Pipeline, Stage
 
 COLUMNS = ("IMAGE BUILD", "RUNNER", "SOURCE", "CHECKSUM", "SYSPREP", "IMAGE", "SIGNED", "TAGS",
@@ -108,3 +114,52 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"warning: {row['build']} is downloaded WITHOUT checksum verification "
                          "(insecure_skip_checksum: true)")
     return notes
+
+
+CHANGED_COLUMNS = ("IMAGE", "DECISION", "REASON", "FINGERPRINT")
+
+
+def run_changed(spec: Path, as_json: bool, force: str) -> int:
+    """What the CI's plan job would decide now: the same plan.sh on the same data.
+
+    The script and its input are written to a scratch directory exactly as
+    ``kvc compile`` writes them, so a local answer and the CI's cannot drift.
+    """
+    pipeline = build_pipeline(load(spec))
+    rows = decide(pipeline, force)
+    if as_json:
+        click.echo(json.dumps([{k: row[k] for k in ("image", "run", "reason", "fingerprint")}
+                               for row in rows], indent=2))
+    else:
+        cells = [CHANGED_COLUMNS, *((r["image"], "run" if r["run"] else "skip", r["reason"],
+                                     r["fingerprint"]) for r in rows)]
+        widths = [max(len(line[i]) for line in cells) for i in range(len(CHANGED_COLUMNS))]
+        for line in cells:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def decide(pipeline: Pipeline, force: str = "") -> list[dict[str, Any]]:
+    """Run plan.sh over ``pipeline``'s images; its decisions, in plan.json's shape."""
+    with tempfile.TemporaryDirectory(prefix="kvc-plan-") as tmp:
+        root = Path(tmp)
+        script_dir = root / stages.DIR
+        script_dir.mkdir(parents=True)
+        for name in ("lib.sh", "plan.sh"):
+            (script_dir / name).write_text(stages.read(name), encoding="utf-8")
+        (root / stages.PLAN_DATA).write_text(buildfiles.plan_data(pipeline, "kvc plan"),
+                                             encoding="utf-8")
+        out = root / "out"
+        env = {**os.environ, "KVC_FORCE": force, "KVC_PLAN_DIR": str(out)}
+        env.pop("KVC_SUMMARY_FILE", None)
+        env.pop("KVC_PLAN_DATA", None)
+        result = subprocess.run(["bash", str(root / stages.PLAN_SCRIPT)], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, check=False)
+        for line in result.stderr.splitlines():
+            if "warning:" in line:  # fail-open reasons: the user must see them
+                click.echo(line, err=True)
+        if result.returncode != 0:
+            raise FatalError(f"the plan stage failed:\n{result.stderr.strip()}")
+        rows: list[dict[str, Any]] = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+        return rows

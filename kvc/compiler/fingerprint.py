@@ -43,3 +43,23 @@ def _hash_tree(digest: hashlib._Hash, root: Path) -> None:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
+
+
+def image_fingerprint(builds: Iterable[tuple[str, str]], tags: Iterable[str]) -> str:
+    """One image's fingerprint: its builds' (arch, fingerprint) pairs and its packaging.
+
+    It is what the published image's ``dev.kvc.fingerprint`` label records, so
+    it changes whenever the image would differ: a build's output (whose
+    fingerprint already covers kvc's version and the build scripts), the
+    Containerfile and containerize script that package it, or its tags.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"builds": sorted(builds), "tags": list(tags)}).encode())
+    digest.update(_packaging())
+    return digest.hexdigest()[:20]
+
+
+@lru_cache(maxsize=1)
+def _packaging() -> bytes:
+    return b"".join(stages.read(name).encode()
+                    for name in ("Containerfile", *stages.used_by(Stage.CONTAINERIZE)))

@@ -12,7 +12,7 @@ from pathlib import Path
 from kvc import stages
 from kvc.compiler import env as stage_env
 from kvc.compiler.driver import Resolved
-from kvc.compiler.fingerprint import fingerprint
+from kvc.compiler.fingerprint import fingerprint, image_fingerprint
 from kvc.compiler.model import ImageBuild
 from kvc.compiler.naming import ImageNames, names_for
 from kvc.ir import (
@@ -32,10 +32,14 @@ from kvc.spec.diagnostics import Position
 def build_pipeline(resolved: Resolved) -> Pipeline:
     spec_dir = Path(resolved.path).parent
     images = resolved.images()
-    jobs = [job for builds in images.values() for job in image_jobs(builds, spec_dir)]
-    targets = tuple(target(builds) for builds in images.values())
+    jobs: list[Job] = []
+    targets: list[Target] = []
+    for builds in images.values():
+        chain = image_jobs(builds, spec_dir)
+        jobs += chain
+        targets.append(target(builds, chain))
     return Pipeline(source=resolved.path, jobs=tuple(jobs), images=tuple(images),
-                    targets=targets)
+                    targets=tuple(targets))
 
 
 def image_jobs(builds: Sequence[ImageBuild], spec_dir: Path) -> list[Job]:
@@ -47,19 +51,22 @@ def image_jobs(builds: Sequence[ImageBuild], spec_dir: Path) -> list[Job]:
     return [*build_jobs, containerize, *tests, publish]
 
 
-def target(builds: Sequence[ImageBuild]) -> Target:
-    """What the bake file and publish need of one image, typed (never read back from env)."""
+def target(builds: Sequence[ImageBuild], jobs: Sequence[Job]) -> Target:
+    """What the bake file, publish and the plan need of one image, typed (never read back)."""
     first = builds[0]
     names = names_for(first.flavor, first.release_version)
     publish = first.publish
+    tags = (*publish.tags, *(("latest",) if publish.latest else ()))
+    built = [(j.arch or "", j.fingerprint or "") for j in jobs if j.stage is Stage.BUILD]
     return Target(
         image=first.image_id, slug=names.slug, flavor=first.flavor,
         release_version=first.release_version, repository=first.image,
         arches=tuple(b.arch for b in builds),
-        tags=(*publish.tags, *(("latest",) if publish.latest else ())),
-        context=names.context_dir,
+        tags=tags, context=names.context_dir,
         upstream=tuple(Upstream(b.arch, b.url, b.checksum or "") for b in builds),
         checks=tuple(dict.fromkeys(c for b in builds if b.test.enabled for c in b.test.checks)),
+        fingerprint=image_fingerprint(built, tags),
+        refresh_seconds=publish.refresh_seconds or 0,
     )
 
 

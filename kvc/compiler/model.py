@@ -11,6 +11,7 @@ these by name (``layers.BUILTIN``). See docs/spec.md, "Adding a spec key".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -80,11 +81,29 @@ class TestSettings:
         return max(1, -(-(parse_duration(self.timeout) or 0) // 60))
 
 
+_REFRESH = re.compile(r"(\d+)([smhdw]?)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
 @dataclass(frozen=True, slots=True)
 class Publish:
     tags: tuple[str, ...] = ("{release_version}",)
     latest: bool = False
     sign: bool = False
+    # Rebuild when the published image is older: 7d, 12h, 30m, 90s, 2w; "0" never.
+    refresh: str = "0"
+
+    @property
+    def refresh_seconds(self) -> int | None:
+        """The refresh age in seconds (0: never), or None when it is not a duration.
+
+        Days and weeks are its natural units, which test timeouts
+        (kvc.compiler.durations) do not take, hence its own small grammar.
+        """
+        match = _REFRESH.fullmatch(self.refresh.strip())
+        if match is None:
+            return None
+        return int(match[1]) * _UNIT_SECONDS[match[2] or "s"]
 
 
 # The spec's section keys and the resolved types they become.

@@ -216,7 +216,8 @@ def _test(t: TestLayer) -> TestSettings:
 
 
 def _publish(p: PublishLayer) -> Publish:
-    return Publish(tags=tuple(_set(p.tags)), latest=_set(p.latest), sign=_set(p.sign))
+    return Publish(tags=tuple(_set(p.tags)), latest=_set(p.latest), sign=_set(p.sign),
+                   refresh=_set(p.refresh))
 
 
 def _packages(install: str | Sequence[str]) -> tuple[str, ...]:

@@ -144,6 +144,9 @@ def check_publish(build: ImageBuild) -> Iterable[Problem]:
             yield Problem("publish.tags", f"'{tag}' is not a valid image tag (letters, digits, "
                           "'_', '.', '-'; at most 128; not starting with '.' or '-')", "tag",
                           index)
+    if build.publish.refresh_seconds is None:
+        yield Problem("publish.refresh", f"refresh '{build.publish.refresh}' must look like 7d, "
+                      "12h, 30m, 2w or 0 (never)", "value")
     if not REPOSITORY.match(build.image):
         yield Problem("@image", f"'{build.image}' is not a valid image repository "
                       "(registry host, then lowercase path components)", "image")

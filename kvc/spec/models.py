@@ -99,6 +99,9 @@ class PublishLayer(Model):
     tags: list[str] | None = Field(None, description="moving tags; a dated tag is always added")
     latest: bool | None = Field(None, description="also tag :latest")
     sign: bool | None = Field(None, description="cosign keyless signing")
+    refresh: str | None = Field(
+        None, description="rebuild when the published image is older than this (7d, 12h); "
+        "'0' never")
 
 
 class ArchLayer(Model):

@@ -27,9 +27,16 @@ SCRIPTS: Final[Mapping[str, frozenset[Stage]]] = {
     "test-kubevirt.sh": frozenset({Stage.TEST}),
     "test-qemu.sh": frozenset({Stage.TEST}),
     "publish.sh": frozenset({Stage.PUBLISH}),
+    "plan.sh": frozenset(),  # the plan job runs it, before any stage
 }
 # stage -> the script its job runs
 ENTRY: Final[Mapping[Stage, str]] = {stage: f"{stage}.sh" for stage in Stage}
+
+
+# The plan stage (contract 7 of docs/stages.md): its script and its generated input.
+PLAN_SCRIPT: Final = f"{DIR}/plan.sh"
+PLAN_DATA: Final = ".kvc/plan.tsv"
+PLAN_DIR: Final = "artifacts/plan"
 
 
 def entry(stage: Stage) -> str:

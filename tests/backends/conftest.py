@@ -60,7 +60,7 @@ class Emitted:
             settings = self.resolved.spec.backends and self.resolved.spec.backends.github
             name = (settings and settings.workflow) or github.DEFAULT_WORKFLOW
             return f".github/workflows/{name}.yml"
-        return circleci.CONFIG
+        return circleci.CONTINUATION
 
     @property
     def text(self) -> str:
@@ -68,6 +68,12 @@ class Emitted:
 
     def document(self) -> Any:
         return parse_yaml(self.text)
+
+
+def image_workflow_jobs(document: dict[str, Any]) -> list[Any]:
+    """CircleCI: every image workflow's job entries, in order (not the scheduled update's)."""
+    return [entry for name, workflow in document["workflows"].items()
+            if name != circleci.UPDATE_JOB for entry in workflow["jobs"]]
 
 
 @functools.cache

@@ -13,7 +13,14 @@ import pytest
 
 from kvc.ir import RegistryAccess, Stage
 from kvc.spec.models import CircleCIBackend
-from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, Emitted, cases, emitted
+from tests.backends.conftest import (
+    EXAMPLES,
+    FIXTURE_SPECS,
+    Emitted,
+    cases,
+    emitted,
+    image_workflow_jobs,
+)
 
 CIRCLECI = cases("circleci")
 DEFAULT_RESOURCE_CLASS = {"amd64": "medium", "arm64": "arm.medium"}
@@ -31,7 +38,7 @@ def settings(out: Emitted) -> CircleCIBackend:
 def workflow_entries(out: Emitted) -> dict[str, dict[str, Any]]:
     """The ``kvc`` workflow's entries by job name, bare names as empty settings."""
     entries: dict[str, dict[str, Any]] = {}
-    for entry in out.document()["workflows"]["kvc"]["jobs"]:
+    for entry in image_workflow_jobs(out.document()):
         if isinstance(entry, str):
             entries[entry] = {}
         else:
@@ -246,7 +253,7 @@ def test_publish_has_branch_filter_and_context(spec: Path, backend: str) -> None
 @pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
 def test_jobs_are_defined_once_and_used_once(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
-    raw = out.document()["workflows"]["kvc"]["jobs"]
+    raw = image_workflow_jobs(out.document())
     used = Counter(e if isinstance(e, str) else next(iter(e)) for e in raw)
     assert set(used) == {job.id for job in out.pipeline.jobs}
     assert set(used) <= set(out.document()["jobs"])

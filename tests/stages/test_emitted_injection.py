@@ -75,7 +75,7 @@ def _github_env(root: Path) -> dict[str, str]:
 
 
 def _circleci_env(root: Path) -> dict[str, str]:
-    config = YAML(typ="safe").load((root / ".circleci/config.yml").read_text())
+    config = YAML(typ="safe").load((root / ".circleci/kvc.yml").read_text())
     env = config["jobs"]["build-debian-12-amd64"]["environment"]
     return {k: str(v).replace("\\<<", "<<") for k, v in env.items()}
 
@@ -130,6 +130,6 @@ def test_emitted_files_never_splice_spec_values_into_run_scripts(
         for step in job["steps"]:
             assert "${{" not in step.get("run", ""), step
             assert str(canary) not in step.get("run", "")
-    config = (stubs.root / ".circleci/config.yml").read_text()
+    config = (stubs.root / ".circleci/kvc.yml").read_text()
     commands = re.findall(r"command: (.*)", config)
     assert commands and all(str(canary) not in c for c in commands)

@@ -1,0 +1,184 @@
+"""Change scoping through the emitted files: the plan's list of images decides which jobs start.
+
+The plan stage itself runs against a real registry in
+tests/integration/test_plan_registry.py; here every example and backend is
+checked for what a given plan output starts, with the evaluators of
+tests/backends/expressions.py (themselves checked first, on conditions whose
+answer is known). Also here: the platform limits and the split of a
+1,000-build GitHub pipeline into workflows under GitHub's file size limit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from kvc.backends import circleci, github, yamlout
+from kvc.backends.base import EmitInput
+from kvc.backends.walk import Limit
+from kvc.compiler.driver import resolve_document
+from kvc.compiler.graph import build_pipeline
+from kvc.ir import Pipeline
+from kvc.spec.diagnostics import SpecError
+from kvc.spec.loader import load_bytes
+from kvc.spec.models import Backends
+from tests.backends.conftest import Emitted, cases, emitted, parse_yaml
+from tests.backends.expressions import (
+    circleci_started,
+    circleci_when,
+    github_if,
+    github_started,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PUSH = {"github.event_name": "push", "github.ref": "refs/heads/main"}
+
+
+def test_github_evaluator_follows_githubs_rules() -> None:
+    scope = {"needs.plan.outputs.images": ",a-1,B-2,", **PUSH}
+    assert github_if("contains(needs.plan.outputs.images, ',a-1,')", scope)
+    assert github_if("contains(needs.plan.outputs.images, ',b-2,')", scope)  # ignores case
+    assert not github_if("contains(needs.plan.outputs.images, ',a-,')", scope)
+    assert not github_if("github.event_name != 'push' || !(github.ref == 'refs/heads/main')",
+                         scope)
+    doc = {"jobs": {"p": {}, "a": {"needs": ["p"], "if": "contains(needs.p.outputs.x, 'y')"},
+                    "b": {"needs": "a"}, "c": {"needs": ["p"]}}}
+    assert github_started(doc, PUSH, {"p": {"x": "y"}}) == {"p", "a", "b", "c"}
+    assert github_started(doc, PUSH, {"p": {"x": "n"}}) == {"p", "c"}  # b: its need skipped
+
+
+def test_circleci_evaluator_follows_logic_statements() -> None:
+    values = {"pipeline.parameters.kvc-run": ",a-1,b-2,", "pipeline.trigger_source": "webhook"}
+    gate = {"matches": {"pattern": "^.*,b-2,.*$", "value": "<< pipeline.parameters.kvc-run >>"}}
+    assert circleci_when(gate, values)
+    assert not circleci_when({"matches": {**gate["matches"], "pattern": "^.*,b-,.*$"}}, values)
+    assert circleci_when({"and": [{"not": {"equal": ["scheduled_pipeline",
+                                                     "<< pipeline.trigger_source >>"]}},
+                                  gate]}, values)
+
+
+def github_jobs(out: Emitted, images: str) -> set[str]:
+    doc = out.document()
+    push = {**PUSH, "github.ref": f"refs/heads/{doc['on']['push']['branches'][0]}"}
+    return github_started(doc, push, {"plan": {"images": images}})
+
+
+def circleci_jobs(out: Emitted, images: str) -> set[str]:
+    values = {"pipeline.parameters.kvc-run": images, "pipeline.parameters.force": "",
+              "pipeline.trigger_source": "webhook"}
+    return {"plan"} | circleci_started(out.document(), values)
+
+
+STARTED = {"github": github_jobs, "circleci": circleci_jobs}
+
+
+@pytest.mark.parametrize(("spec", "backend"), cases())
+def test_the_plan_output_decides_which_jobs_start(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    every = {"plan"} | {job.id for job in out.pipeline.jobs}
+    started = STARTED[backend]
+    assert started(out, ",,") == {"plan"}  # nothing changed: only the plan runs
+    slugs = [t.slug for t in out.pipeline.targets]
+    assert started(out, "," + ",".join(slugs) + ",") == every
+    for target in out.pipeline.targets:
+        own = {job.id for job in out.pipeline.jobs if job.image == target.image}
+        assert started(out, f",{target.slug},") == {"plan"} | own
+
+
+def test_circleci_setup_config_plans_then_continues() -> None:
+    out = emitted(ROOT / "examples/minimal/kvc.yaml", "circleci")
+    setup = parse_yaml(out.files[circleci.CONFIG])
+    assert setup["setup"] is True
+    assert setup["orbs"] == {"continuation": "circleci/continuation@1.1.0"}
+    steps = setup["jobs"]["plan"]["steps"]
+    assert steps[-1] == {"continuation/continue": {
+        "configuration_path": circleci.CONTINUATION,
+        "parameters": circleci.PARAMETERS_FILE}}
+    # A parameter given at trigger time must be declared where the pipeline continues.
+    assert set(setup["parameters"]) <= set(out.document()["parameters"])
+
+
+def test_github_force_input_reaches_the_plan_only_through_env() -> None:
+    doc = emitted(ROOT / "examples/minimal/kvc.yaml", "github").document()
+    assert doc["on"]["workflow_dispatch"]["inputs"]["force"]["type"] == "string"
+    plan = doc["jobs"]["plan"]
+    assert plan["env"]["KVC_FORCE"] == "${{ inputs.force }}"
+    assert all("inputs." not in step.get("run", "") for step in plan["steps"])
+
+
+@pytest.mark.parametrize(("backend", "path"), [(github.GitHub, ".github/workflows/kvc.yml"),
+                                               (circleci.CircleCI, ".circleci/kvc.yml")])
+def test_a_file_over_a_platform_limit_is_refused(backend: Any, path: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (limit,) = backend.LIMITS
+    monkeypatch.setattr(backend, "LIMITS", (Limit(limit.what, limit.paths, 2_000,
+                                                  limit.source),))
+    out = emitted(ROOT / "examples/minimal/kvc.yaml", backend.NAME)
+    source = EmitInput(out.pipeline, "kvc.yaml", Backends())
+    with pytest.raises(SpecError) as caught:
+        backend.emit(source)
+    messages = [d.message for d in caught.value.diagnostics]
+    assert any(path in m and limit.what in m and "2,000 bytes" in m and limit.source in m
+               for m in messages), messages
+    assert {d.kind for d in caught.value.diagnostics} == {"limit"}
+
+
+@pytest.fixture(scope="module")
+def thousand() -> Pipeline:
+    # benchmarks/compile.py's 1,000-build spec (benchmarks/ is not a package).
+    spec = importlib.util.spec_from_file_location("kvc_bench", ROOT / "benchmarks/compile.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    # Its digests are placeholders: only what `kvc lock` fixes is tolerated.
+    resolved = resolve_document(load_bytes(bench.generated_spec(1000).encode(), "kvc.yaml"),
+                                allow_unpinned=True)
+    return build_pipeline(resolved)
+
+
+def fast_load(text: str) -> Any:
+    """libyaml through PyYAML when present (5 MB of YAML), else ruamel's pure parser."""
+    try:
+        yaml = importlib.import_module("yaml")
+    except ImportError:  # pragma: no cover - PyYAML comes with pre-commit
+        return YAML(typ="safe").load(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def test_a_thousand_builds_fit_githubs_file_limit(thousand: Pipeline) -> None:
+    files = github.emit(EmitInput(thousand, "kvc.yaml", Backends()))
+    workflows = {p: fast_load(t) for p, t in files.items()}
+    job_of = {job.id: job for job in thousand.jobs}
+    assert len(workflows) > 1
+    assert all(len(text.encode()) < 500_000 for text in files.values())
+    seen: list[str] = []
+    slug_of = {t.image: t.slug for t in thousand.targets}
+    for doc in workflows.values():
+        jobs = [j for j in doc["jobs"] if j != "plan"]
+        seen += jobs
+        images = {job_of[j].image for j in jobs}
+        # Each part plans exactly its own images, and its jobs follow that plan.
+        assert set(doc["jobs"]["plan"]["env"]["KVC_PLAN_IMAGES"].split(",")) == {
+            slug_of[i] for i in images}
+        one = next(iter(images))
+        own = {j for j in jobs if job_of[j].image == one}
+        assert github_started(doc, PUSH, {"plan": {"images": f",{slug_of[one]},"}}) == (
+            {"plan"} | own)
+    assert sorted(seen) == sorted(job.id for job in thousand.jobs)
+    # A part reuses the whole workflow's job blocks: byte for byte what dumping it gives.
+    emitter = github.GitHub(EmitInput(thousand, "kvc.yaml", Backends()))
+    path, doc = next(iter(workflows.items()))
+    part = {j: emitter._job(job_of[j]) for j in doc["jobs"] if j != "plan"}
+    dumped = yamlout.dump(emitter._workflow(doc["name"], part, emitter._images_of(list(part))))
+    assert files[path].endswith(dumped)
+    # Whole images per part: no image's jobs are split between two workflows.
+    owners = {(job_of[j].image, p) for p, d in workflows.items() for j in d["jobs"]
+              if j != "plan"}
+    assert len(owners) == len(thousand.targets)

@@ -1,0 +1,148 @@
+"""plan.sh's registry token flow, against a small registry that demands bearer tokens.
+
+Debian's docker-registry (tests/integration/test_plan_registry.py) serves
+without auth; public ghcr.io and Docker Hub answer 401 and name a token
+service instead. This stand-in does the same, so the anonymous token flow,
+the credential scoping and the fail-open path are exercised for real by
+bash, curl and jq.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvc import stages
+
+STAGES = Path(stages.__file__).parent
+FINGERPRINT = "0123456789abcdef0123"
+CONFIG = json.dumps({"config": {"Labels": {"dev.kvc.fingerprint": FINGERPRINT}}}).encode()
+CONFIG_DIGEST = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
+MANIFEST = json.dumps({"schemaVersion": 2,
+                       "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "config": {"digest": CONFIG_DIGEST}}).encode()
+
+pytestmark = pytest.mark.skipif(shutil.which("jq") is None or shutil.which("curl") is None,
+                                reason="plan.sh needs curl and jq")
+
+
+@dataclass
+class TokenRegistry:
+    host: str
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    refuse_tokens: bool = False
+
+
+def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/token"):
+                state.token_requests.append({"path": self.path,
+                                             "auth": self.headers.get("Authorization", "")})
+                if state.refuse_tokens:
+                    self.send(401, b"{}")
+                else:
+                    self.send(200, json.dumps({"token": "tok"}).encode())
+                return
+            if self.headers.get("Authorization") != "Bearer tok":
+                realm = f"http://{state.host}/token"
+                self.send(401, b"{}", {"WWW-Authenticate":
+                                       f'Bearer realm="{realm}",service="test-registry",'
+                                       'scope="repository:kvc/img:pull"'})
+                return
+            if self.path == "/v2/kvc/img/manifests/1":
+                self.send(200, MANIFEST)
+            elif self.path == f"/v2/kvc/img/blobs/{CONFIG_DIGEST}":
+                self.send(200, CONFIG)
+            else:
+                self.send(404, b"{}")
+    return Handler
+
+
+@pytest.fixture
+def token_registry() -> Iterator[TokenRegistry]:
+    state = TokenRegistry(host="")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def plan(tmp_path: Path, registry: TokenRegistry, **env: str) -> list[dict[str, Any]]:
+    data = tmp_path / "plan.tsv"
+    data.write_text(f"# header\nimg-1\timg/1\t{registry.host}/kvc/img\t{FINGERPRINT}\t0\t1\n",
+                    encoding="utf-8")
+    out = tmp_path / "out"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KVC_")}
+    result = subprocess.run(
+        ["bash", str(STAGES / "plan.sh")], capture_output=True, text=True, check=False,
+        env={**clean, "KVC_PLAN_DATA": str(data), "KVC_PLAN_DIR": str(out), **env},
+        timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    return rows
+
+
+def test_public_images_are_read_with_an_anonymous_token(tmp_path: Path,
+                                                        token_registry: TokenRegistry) -> None:
+    (row,) = plan(tmp_path, token_registry)
+    assert row == {"image": "img/1", "slug": "img-1", "run": False,
+                   "reason": "unchanged: published fingerprint matches",
+                   "fingerprint": FINGERPRINT}
+    (request,) = token_registry.token_requests
+    assert request["auth"] == ""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(request["path"]).query)
+    assert query == {"scope": ["repository:kvc/img:pull"], "service": ["test-registry"]}
+
+
+def test_pull_credentials_go_only_to_their_registry(tmp_path: Path,
+                                                    token_registry: TokenRegistry) -> None:
+    secret = 'us"er\\:pa ss'
+    plan(tmp_path, token_registry, KVC_PULL_USER="bot", KVC_PULL_PASSWORD=secret)
+    expected = "Basic " + base64.b64encode(f"bot:{secret}".encode()).decode()
+    assert token_registry.token_requests[-1]["auth"] == expected
+    plan(tmp_path, token_registry, KVC_PULL_USER="bot", KVC_PULL_PASSWORD=secret,
+         KVC_PULL_REGISTRY="ghcr.io")
+    assert token_registry.token_requests[-1]["auth"] == ""
+    plan(tmp_path, token_registry, KVC_PULL_USER="bot", KVC_PULL_PASSWORD=secret,
+         KVC_PULL_REGISTRY=token_registry.host)
+    assert token_registry.token_requests[-1]["auth"] == expected
+
+
+def test_a_refused_token_runs_the_image(tmp_path: Path, token_registry: TokenRegistry) -> None:
+    token_registry.refuse_tokens = True
+    (row,) = plan(tmp_path, token_registry, KVC_SUMMARY_FILE=str(tmp_path / "summary.md"))
+    assert row["run"] is True
+    assert row["reason"].startswith("registry unreadable, running (fail open): token service")
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "| img/1 | run | registry unreadable" in summary
+    assert (tmp_path / "out" / "run.txt").read_text(encoding="utf-8") == "img-1\n"
