@@ -98,6 +98,7 @@ def stage_env(stubs: Stubs, checks: str, oci: bool = False) -> dict[str, str]:
     (staged / "ref").write_text(REF + "\n")
     if oci:
         (staged / "image.oci.tar").write_bytes(b"oci")
+        (staged / "archive-ref").write_text("ghcr.io/example/debian:kvc-staged-debian-12\n")
     manifest = stubs.root / ".kvc/manifests/debian-12.yaml"
     manifest.parent.mkdir(parents=True)
     manifest.write_text(MANIFEST)
@@ -168,8 +169,9 @@ def test_failed_check_still_collects_logs_and_deletes_cluster(stubs: Stubs) -> N
     assert any(a[:2] == ["export", "logs"] for a in argvs(stubs, "kind"))
 
 
-def test_oci_archive_is_loaded_and_used_by_tag(stubs: Stubs) -> None:
-    env = stage_env(stubs, "boot", oci=True) | {"GITHUB_RUN_ID": "42"}
+def test_oci_archive_is_loaded_and_used_by_its_archive_ref(stubs: Stubs) -> None:
+    # A run id in the environment must not matter: the name comes from archive-ref.
+    env = stage_env(stubs, "boot", oci=True) | {"KVC_RUN_ID": "42"}
     result = stubs.run("test.sh", env)
     assert result.returncode == 0, result.stderr
     load = argvs(stubs, "kind")[1]
@@ -178,7 +180,7 @@ def test_oci_archive_is_loaded_and_used_by_tag(stubs: Stubs) -> None:
         "--name", "kvc-debian-12",
     ]  # fmt: skip
     applied = stubs.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml"
-    assert "image: ghcr.io/example/debian:kvc-staging-debian-12-42\n" in applied.read_text()
+    assert "image: ghcr.io/example/debian:kvc-staged-debian-12\n" in applied.read_text()
 
 
 def test_invalid_input_fails_before_creating_a_cluster(stubs: Stubs) -> None:
