@@ -15,7 +15,7 @@ from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import Job, Pipeline, Stage
 
 OWNED_DIR = ".kvc"
-STAGE_SCRIPTS = ("lib.sh", "build.sh", "containerize.sh", "test.sh", "publish.sh")
+STAGE_SCRIPTS = ("lib.sh", "build.sh", "containerize.sh", "test.sh", "test-qemu.sh", "publish.sh")
 CONTAINERFILE = ".kvc/Containerfile"
 BAKE_FILE = ".kvc/docker-bake.json"
 LABEL_PREFIX = "dev.kvc"

@@ -133,19 +133,21 @@ kvc_apt_known() {
   apt-cache policy "$1" 2>/dev/null | grep -Eq '^ *Candidate: [^(]'
 }
 
-# kvc_login TOOL HOST USER_VAR PASSWORD_VAR: log TOOL (docker, skopeo: both
-# take the same flags) in to HOST with the credentials held in the two named
-# variables, the password on stdin, never on a command line. Without both
-# values nothing happens: the registry may be public, or a CI step may have
-# logged in already.
+# kvc_login TOOL HOST USER_VAR PASSWORD_VAR [OPTION...]: log TOOL (docker,
+# skopeo: both take these flags) in to HOST with the credentials held in the
+# two named variables, the password on stdin, never on a command line. OPTIONs
+# go before the host (e.g. skopeo's --tls-verify=false). Without both values
+# nothing happens: the registry may be public, or a CI step may have logged
+# in already.
 kvc_login() {
-  local tool="$1" host="$2" user="${!3:-}" password="${!4:-}"
+  local tool="$1" host="$2" names="$3/$4" user="${!3:-}" password="${!4:-}"
+  shift 4
   if [ -z "$user" ] || [ -z "$password" ]; then
-    kvc_log "no credentials in $3/$4: not logging in to $host"
+    kvc_log "no credentials in $names: not logging in to $host"
     return 0
   fi
   kvc_log "logging in to $host as $user"
-  printf '%s' "$password" | "$tool" login --username "$user" --password-stdin "$host"
+  printf '%s' "$password" | "$tool" login "$@" --username "$user" --password-stdin "$host"
 }
 
 # The qemu system emulator for this machine's architecture.
