@@ -181,8 +181,10 @@ qemu_machine_args() {
       printf '%s\n' qemu-system-x86_64 -machine "q35,accel=$QEMU_ACCEL" -cpu "$cpu"
       ;;
     arm64)
-      # KubeVirt itself boots arm64 guests only with UEFI and host-passthrough.
-      printf '%s\n' qemu-system-aarch64 -machine "virt,accel=$QEMU_ACCEL" -cpu "$cpu"
+      # UEFI as KubeVirt boots arm64 guests. gic-version=max: the newest GIC
+      # the accelerator offers (KVM hosts without GICv2 emulation need v3).
+      printf '%s\n' qemu-system-aarch64 -machine "virt,accel=$QEMU_ACCEL,gic-version=max" \
+        -cpu "$cpu"
       if [ -f "$AAVMF_CODE" ]; then
         cp "$AAVMF_VARS" "$WORK/efivars.fd"
         printf '%s\n' -drive "if=pflash,format=raw,readonly=on,file=$AAVMF_CODE" \

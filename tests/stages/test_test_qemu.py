@@ -131,7 +131,7 @@ def test_arm64_boots_with_uefi_cpu_max_and_runs_every_check(
         assert f"shim: check {check} passed" in result.stderr
 
     argv = qemu_call(stubs).argv
-    assert argv[:4] == ["-machine", "virt,accel=tcg", "-cpu", "max"]
+    assert argv[:4] == ["-machine", "virt,accel=tcg,gic-version=max", "-cpu", "max"]
     drives = option_values(argv, "-drive")
     code = qemu_env["KVC_QEMU_EFI_CODE"]
     assert drives[0] == f"if=pflash,format=raw,readonly=on,file={code}"
