@@ -18,7 +18,7 @@ SHARED = {
     ".kvc/docker-bake.json",
     ".kvc/manifests/debian-12.yaml",
     *(f".kvc/stages/{n}" for n in ("lib.sh", "build.sh", "containerize.sh", "test.sh",
-                                   "publish.sh")),
+                                   "test-qemu.sh", "publish.sh")),
 }
 OWN = {"github": {".github/workflows/kvc.yml"}, "circleci": {".circleci/config.yml"}}
 

@@ -159,13 +159,13 @@ install_kubevirt() {
 }
 
 # The image reference the VM uses: by digest from the registry, or the
-# staging tag of an OCI archive loaded into the kind node.
+# name an OCI archive carries (archive-ref), loaded into the kind node.
 staged_image() {
   local ref
   ref="$(head -n1 "$KVC_STAGED_DIR/ref")"
   if [ -f "$KVC_STAGED_DIR/image.oci.tar" ]; then
     kind load image-archive "$KVC_STAGED_DIR/image.oci.tar" --name "$CLUSTER" >&2
-    ref="${ref%@*}:$(kvc_staging_tag)"
+    ref="$(head -n1 "$KVC_STAGED_DIR/archive-ref")"
   fi
   printf '%s\n' "$ref"
 }
