@@ -83,7 +83,8 @@ def staged_archive(debian_fixture: Path, module_scratch: Path) -> Iterator[Path]
 
 
 def run_mode(
-    staged: Path, logs: Path, arch: str, checks: str, seconds: int, extra: dict[str, str] | None = None
+    staged: Path, logs: Path, arch: str, checks: str, seconds: int, *,
+    extra: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     require("genisoimage", "socat", "ssh-keygen", "qemu-img", "skopeo")
     user_data = logs.parent / "user-data"
@@ -150,7 +151,7 @@ def test_amd64_zero_disk_from_registry_fails_the_boot_check_in_time(
     (staged / "ref").write_text(f"{repo}@{digest}\n")
     logs = scratch / "logs"
     result, elapsed = run_mode(staged, logs, "amd64", "boot", 25,
-                               {"KVC_REGISTRY_INSECURE": "true"})
+                               extra={"KVC_REGISTRY_INSECURE": "true"})
     assert result.returncode != 0, result.stderr
     assert "disk from the registry" in result.stderr
     assert "no kvc-boot-ok on the console before the deadline" in result.stderr

@@ -159,7 +159,8 @@ def test_build_installs_what_the_appliance_needs(
 ) -> None:
     add_dpkg(stubs, "")
     candidate = "4.4.3-P1" if has_dhclient else "(none)"
-    stubs.add("apt-cache", f"printf '%s:\\n  Installed: (none)\\n  Candidate: {candidate}\\n' \"$2\"\n")
+    policy = f"printf '%s:\\n  Installed: (none)\\n  Candidate: {candidate}\\n' \"$2\"\n"
+    stubs.add("apt-cache", policy)
     result = stubs.run("build.sh", build_env(stubs))
     assert result.returncode == 0, result.stderr
     installs = [c.argv for c in stubs.calls("apt-get") if c.argv[0] == "install"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 import io
 import shlex
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import STAGES, Call, Stubs
+from .conftest import STAGES, STUB, Call, Stubs
 
 DRIVER = Path(__file__).resolve().parent / "data" / "qemu-mode-driver.sh"
 REF = "ghcr.io/example/debian@sha256:" + "ab" * 32
@@ -54,10 +55,6 @@ printf '{"manifests":[]}' >"$dest/index.json"
 
 def record_stub(stubs: Stubs) -> str:
     """A recorder other custom stubs call first: same JSON log as stub.py."""
-    import sys
-
-    from .conftest import STUB
-
     path = stubs.bin / "kvc-fake-record"
     path.write_text(f'#!/bin/bash\nexec "{sys.executable}" "{STUB}" "$@"\n')
     path.chmod(0o755)
@@ -136,7 +133,8 @@ def test_arm64_boots_with_uefi_cpu_max_and_runs_every_check(
     code = qemu_env["KVC_QEMU_EFI_CODE"]
     assert drives[0] == f"if=pflash,format=raw,readonly=on,file={code}"
     assert drives[1].startswith("if=pflash,format=raw,file=") and "efivars.fd" in drives[1]
-    assert drives[2].startswith("file=") and drives[2].endswith("/disk.qcow2,if=virtio,format=qcow2")
+    assert drives[2].startswith("file=")
+    assert drives[2].endswith("/disk.qcow2,if=virtio,format=qcow2")
     assert drives[3].endswith("/seed.iso,if=virtio,format=raw,readonly=on")
     devices = option_values(argv, "-device")
     assert "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0" in devices
