@@ -79,7 +79,8 @@ metadata_digest() {
 # the exporter's name, docker/buildx@v0.36.1:build/opt.go:409-421) and the
 # image exporter pushes it by digest without any tag
 # (moby/buildkit@v0.32.2:README.md:284 push-by-digest, :290 name-canonical;
-# exporter/containerimage/exptypes/keys.go:19,42).
+# exporter/containerimage/exptypes/keys.go:19,42). Each --set value stays one
+# output entry, commas and all (docker/buildx@v0.36.1:bake/bake.go:683-686).
 bake_settings() {
   if has_credentials; then
     printf '%s\n' "$KVC_BAKE_TARGET.tags=$KVC_IMAGE" \
