@@ -289,3 +289,21 @@ def test_unsupported_arch_is_refused(stubs: Stubs, qemu_env: dict[str, str]) -> 
     result = run_mode(stubs, qemu_env | {"KVC_ARCH": "riscv64"})
     assert result.returncode != 0
     assert "unsupported KVC_ARCH 'riscv64'" in result.stderr
+
+
+def test_kvm_only_for_the_hosts_own_arch(stubs: Stubs, qemu_env: dict[str, str]) -> None:
+    """The driver says KVM works, but KVM cannot run a foreign-arch guest."""
+    host = subprocess.run(["uname", "-m"], capture_output=True, text=True, check=True).stdout
+    own, foreign = ("amd64", "arm64") if host.strip() == "x86_64" else ("arm64", "amd64")
+    qemu = {"amd64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
+    env = qemu_env | {"KVC_FORCE_TCG": "false"}
+    shim = DRIVER.read_text().replace("mode_up\n", "KVM=true\nmode_up\n", 1)
+    driver = stubs.root.parent / "driver-kvm.sh"
+    driver.write_text(shim)
+    for arch in (own, foreign):
+        result = subprocess.run(["bash", str(driver), str(STAGES)],
+                                env={**stubs.env, **env, "KVC_ARCH": arch}, cwd=stubs.root,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        machine = qemu_call(stubs, qemu[arch]).argv[1]
+        assert ("accel=kvm" in machine) == (arch == own), (arch, machine)

@@ -50,6 +50,13 @@ AAVMF_CODE="${KVC_QEMU_EFI_CODE:-/usr/share/AAVMF/AAVMF_CODE.fd}"
 AAVMF_VARS="${KVC_QEMU_EFI_VARS:-/usr/share/AAVMF/AAVMF_VARS.fd}"
 QEMU_EFI_BIOS="/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 
+guest_is_host_arch() {
+  case "$(uname -m):$KVC_ARCH" in
+    x86_64:amd64 | aarch64:arm64 | arm64:arm64) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
 mode_up() {
   local list
   local -a tools
@@ -61,7 +68,8 @@ mode_up() {
     kvc_apt_install qemu-efi-aarch64
   fi
   QEMU_ACCEL=tcg
-  if [ "${KVM:-}" = true ] || { [ -z "${KVM:-}" ] && kvc_kvm_usable; }; then
+  # KVM runs guests of the host's own architecture only.
+  if guest_is_host_arch && { [ "${KVM:-}" = true ] || { [ -z "${KVM:-}" ] && kvc_kvm_usable; }; }; then
     QEMU_ACCEL=kvm
   fi
   kvc_log "qemu mode: $KVC_ARCH guest with ${QEMU_ACCEL^^}"
