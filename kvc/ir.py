@@ -3,13 +3,17 @@
 Emitters only translate this structure; every decision (what runs where, what
 each job needs, which names things get) is made by the compiler so that all
 backends produce the same pipeline. Capabilities a job needs are stated in
-neutral terms (``needs_identity_token``, not "id-token: write").
+neutral terms (``needs_identity_token``, not "id-token: write"), and every
+value a backend or build file needs is a typed field here: nothing downstream
+reads a ``KVC_*`` string back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from kvc.spec.diagnostics import Position
 
 
 class Stage(StrEnum):
@@ -19,21 +23,74 @@ class Stage(StrEnum):
     PUBLISH = "publish"
 
 
+class Runtime(StrEnum):
+    """Values only the CI system knows at run time (contract 1 of docs/stages.md).
+
+    Each backend maps every member it can to its own variables in one table;
+    stage scripts read the neutral name and fall back when it is unset.
+    """
+
+    RUN_ID = "KVC_RUN_ID"  # stable across re-runs of failed jobs
+    REVISION = "KVC_REVISION"  # the commit being built
+    SOURCE = "KVC_SOURCE"  # the repository URL
+    SUMMARY_FILE = "KVC_SUMMARY_FILE"  # a Markdown file shown as the job's summary
+
+
+class RegistryAccess(StrEnum):
+    """What a job does with the image registry, so credentials reach only those jobs."""
+
+    NONE = "none"
+    PULL = "pull"  # optional: public images need no credentials
+    PUSH = "push"
+
+
+# The variables each access level receives (contract 2), in (user, password) order.
+CREDENTIALS: dict[RegistryAccess, tuple[str, str]] = {
+    RegistryAccess.PUSH: ("KVC_REGISTRY_USER", "KVC_REGISTRY_PASSWORD"),
+    RegistryAccess.PULL: ("KVC_PULL_USER", "KVC_PULL_PASSWORD"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    access: RegistryAccess
+    host: str  # what `docker login` is given: docker.io when the image names no host
+
+    @property
+    def credentials(self) -> tuple[str, ...]:
+        return CREDENTIALS.get(self.access, ())
+
+
+NO_REGISTRY = Registry(RegistryAccess.NONE, "")
+
+
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    """Files moved between jobs: a run-unique name and a directory."""
+    """Files a job keeps: a run-unique name and a directory.
+
+    ``handoff`` files are read by a later job; the others are for people (test
+    logs). ``keep_on_failure`` files are kept even when the job fails, which is
+    when they matter most.
+    """
 
     name: str
     path: str
+    handoff: bool = True
+    keep_on_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Cache:
-    """A build output keyed by its fingerprint: same key, same bytes."""
+    """A build output keyed by its fingerprint: same key, same bytes.
+
+    ``output`` is the file whose presence proves a hit; with
+    ``skip_run_on_hit`` the job's run step is skipped when it was restored.
+    """
 
     key: str
     path: str
     output: str
+    skip_run_on_hit: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +102,52 @@ class Job:
     runner: str
     needs: tuple[str, ...]
     script: str
-    env: tuple[tuple[str, str], ...]
+    # The stage contract: literal values, rendered to a backend's env syntax only
+    # by the backend (kvc/backends/walk.py), together with runtime and credentials.
+    inputs: tuple[tuple[str, str], ...]
     produces: tuple[Artifact, ...] = ()
     consumes: tuple[Artifact, ...] = ()
     cache: Cache | None = None
+    fingerprint: str | None = None
     timeout_minutes: int = 60
-    secrets: tuple[str, ...] = ()
+    registry: Registry = NO_REGISTRY
+    runtime: tuple[Runtime, ...] = tuple(Runtime)
     needs_identity_token: bool = False
     default_branch_only: bool = False
     tools: tuple[str, ...] = ()
+    origin: Position | None = None  # where the spec asked for this job (for errors)
 
     def env_dict(self) -> dict[str, str]:
-        return dict(self.env)
+        """The stage script's environment: its inputs, then the fingerprint (for its logs).
+
+        Backends render this (escaped) at their edge, and ``kvc run`` uses it as is.
+        """
+        env = dict(self.inputs)
+        if self.fingerprint is not None:
+            env["KVC_FINGERPRINT"] = self.fingerprint
+        return env
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    arch: str
+    url: str
+    checksum: str
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One image's container: what containerize bakes and publish tags."""
+
+    image: str  # flavor/release_version
+    slug: str
+    flavor: str
+    release_version: str
+    repository: str  # registry/name, no tag
+    arches: tuple[str, ...]
+    tags: tuple[str, ...]  # every final tag, "latest" included when asked for
+    context: str  # the directory holding one subdirectory per arch
+    upstream: tuple[Upstream, ...]
 
 
 @dataclass(frozen=True)
@@ -64,6 +155,7 @@ class Pipeline:
     source: str
     jobs: tuple[Job, ...]
     images: tuple[str, ...]
+    targets: tuple[Target, ...] = ()
 
     def job(self, job_id: str) -> Job:
         for job in self.jobs:

@@ -22,9 +22,13 @@ EXECUTABLE = (".sh",)
 
 @dataclass(frozen=True)
 class Scope:
-    """Where left-overs are looked for, and whose: files from this spec only."""
+    """Where left-overs are looked for, and whose: files from this spec only.
 
-    dirs: tuple[str, ...]
+    ``paths`` are directories (searched recursively) or single files, such as a
+    CI system's root-level config (``.gitlab-ci.yml``): both are owned alike.
+    """
+
+    paths: tuple[str, ...]
     spec_name: str
 
     def owns(self, text: str) -> bool:
@@ -54,15 +58,20 @@ def _refuse_foreign(root: Path, on_disk: Mapping[str, str | None]) -> None:
 
 def leftovers(root: Path, files: Mapping[str, str], scope: Scope) -> Iterator[str]:
     """Files this spec generated earlier that it no longer produces."""
-    for directory in scope.dirs:
-        base = root / directory
-        if not base.is_dir():
-            continue
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+    for owned in scope.paths:
+        for path in _files_under(root / owned):
             rel = path.relative_to(root).as_posix()
             text = _read(path)
             if rel not in files and text is not None and scope.owns(text):
                 yield rel
+
+
+def _files_under(base: Path) -> list[Path]:
+    if base.is_file():
+        return [base]
+    if base.is_dir():
+        return sorted(p for p in base.rglob("*") if p.is_file())
+    return []
 
 
 def _read(path: Path) -> str | None:
@@ -72,7 +81,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def check_tree(root: Path, files: Mapping[str, str], scope: Scope) -> int:
+def check_tree(root: Path, files: Mapping[str, str], scope: Scope,
+               fix: str = "kvc compile") -> int:
     problems = 0
     for rel, content in sorted(files.items()):
         current = _read(root / rel)
@@ -87,7 +97,7 @@ def check_tree(root: Path, files: Mapping[str, str], scope: Scope) -> int:
         click.echo(f"left over: {rel} (no image needs it any more)")
         problems += 1
     if problems:
-        click.echo(f"{problems} generated file(s) out of date; run `kvc compile`", err=True)
+        click.echo(f"{problems} generated file(s) out of date; run: {fix}", err=True)
         return 1
     return 0
 

@@ -38,7 +38,7 @@ def test_plan_table(runner: CliRunner) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["IMAGE", "BUILD", "RUNNER", "SOURCE", "CHECKSUM", "SYSPREP",
-                                "TAGS", "FINGERPRINT"]
+                                "IMAGE", "SIGNED", "TAGS", "FINGERPRINT"]
     row = next(line for line in lines if line.startswith("fedora-coreos/41.20241215.3.0/arm64"))
     assert row.split()[1:2] == ["amd64"]
     assert ("note: fedora-coreos/41.20241215.3.0/arm64 builds on amd64: no guest code runs "

@@ -15,7 +15,7 @@ EXAMPLE = ROOT / "examples/multi-distro/kvc.yaml"
 
 def _fingerprints(spec: Path) -> dict[str, str]:
     pipeline = build_pipeline(load(spec))
-    return {job.id: job.env_dict()["KVC_FINGERPRINT"]
+    return {job.id: job.fingerprint
             for job in pipeline.jobs if job.stage is Stage.BUILD}
 
 

@@ -83,3 +83,16 @@ def test_check_reports_missing_stale_and_left_over_without_writing(
     assert "stale: .kvc/f1.txt" in out and "-v1 1" in out and "+v2 1" in out
     assert "left over: .kvc/f4.txt" in out
     assert _tree(tmp_path) == before
+
+
+def test_root_level_files_are_owned_checked_and_cleaned_up_like_directories(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A backend whose whole output is one root file (``.gitlab-ci.yml``) owns that file."""
+    scope = Scope((".kvc", ".gitlab-ci.yml", "README.md"), "kvc.yaml")
+    write_tree(tmp_path, {**_files("v1"), ".gitlab-ci.yml": f"{HEADER}stages: []\n"}, scope)
+    (tmp_path / "README.md").write_text("# hand-written, never touched\n")
+    assert check_tree(tmp_path, _files("v1"), scope) == 1
+    assert "left over: .gitlab-ci.yml" in capsys.readouterr().out
+    write_tree(tmp_path, _files("v1"), scope)
+    assert not (tmp_path / ".gitlab-ci.yml").exists()
+    assert (tmp_path / "README.md").read_text() == "# hand-written, never touched\n"

@@ -62,8 +62,10 @@ def test_circleci_update_workflow_is_separate_from_the_pipeline(tmp_path: Path) 
     scheduled = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
     assert config["workflows"]["kvc"]["when"] == {"not": scheduled}
     assert scheduled in config["workflows"]["kvc-update"]["when"]["and"]
+    # GH_TOKEN lives in its own context: the registry jobs never see it, nor it theirs.
     assert config["workflows"]["kvc-update"]["jobs"] == [{"kvc-update": {
-        "context": ["kvc-publish"]}}]
+        "context": ["kvc-update"]}}]
+    assert "context (kvc-update) needs GH_TOKEN" in text.split("version:")[0]
 
 
 def _stub(bindir: Path, name: str, body: str) -> None:
@@ -130,3 +132,37 @@ def test_update_script_does_nothing_when_nothing_changed(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "gh.log").exists()
     assert update.BRANCH not in _git(tmp_path / "remote.git", "branch")
+
+
+def test_update_script_pushes_over_https_when_the_checkout_used_ssh(tmp_path: Path) -> None:
+    """CircleCI checks out with a read-only deploy key (git@host:owner/repo): the branch
+    must go over HTTPS with the job's token, which reaches git only through a helper."""
+    work, env = _script_env(tmp_path, lock_status=0)
+    _git(work, "remote", "set-url", "origin", "git@example.invalid:owner/repo.git")
+    # Only the HTTPS form is routed to the local remote; an SSH push would fail.
+    env.update({"GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": f"url.{tmp_path / 'remote.git'}.insteadOf",
+                "GIT_CONFIG_VALUE_0": "https://example.invalid/owner/repo.git",
+                "GH_TOKEN": "s3cret-token"})
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c",
+                             update.script("kvc.yaml", "circleci")], cwd=work, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "# pinned" in _git(tmp_path / "remote.git", "show", f"{update.BRANCH}:kvc.yaml")
+    assert "s3cret-token" not in result.stdout + result.stderr
+    assert "s3cret-token" not in update.script("kvc.yaml", "circleci")
+
+
+def test_github_update_pull_request_uses_an_app_or_pat_token_before_github_token(
+        tmp_path: Path) -> None:
+    """A PR opened with GITHUB_TOKEN triggers no workflow, so the update PR would get no CI."""
+    job = _load(_compile(tmp_path, "github") / ".github/workflows/kvc-update.yml")["jobs"]["lock"]
+    steps = job["steps"]
+    app = next(s for s in steps if s.get("id") == "app")
+    assert app["uses"] == ACTIONS["create-github-app-token"].uses()
+    assert app["if"] == "vars.KVC_UPDATE_APP_CLIENT_ID != ''"  # optional: skipped without an App
+    assert app["with"]["private-key"] == "${{ secrets.KVC_UPDATE_APP_PRIVATE_KEY }}"
+    pr = next(s for s in steps if s.get("uses") == ACTIONS["create-pull-request"].uses())
+    assert steps.index(app) < steps.index(pr)
+    assert pr["with"]["token"] == ("${{ steps.app.outputs.token || secrets.KVC_UPDATE_TOKEN "
+                                   "|| github.token }}")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from kvc.backends.yamlout import Commented, dump
+from kvc.backends import BACKENDS, yamlout
+from kvc.backends.yamlout import Commented, _fast, _ruamel_dump, dump
+from kvc.commands.compile import generate
+from kvc.compiler.driver import load
 
 values = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
                  max_size=60)
@@ -36,3 +44,60 @@ def test_version_comment_and_no_anchors() -> None:
     text = dump({"one": shared, "two": shared, "uses": Commented("a/b@" + "0" * 40, "v1.2.3")})
     assert "&" not in text and "*" not in text
     assert "uses: a/b@" + "0" * 40 + "  # v1.2.3" in text
+
+
+# The fast writer must produce exactly ruamel's bytes for every shape emitters build.
+_texts = st.one_of(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30),
+    st.text(alphabet="ab :#-'\"{}[]&*!|>%@`$,?\n\t yesnotrue0123456789.", max_size=20),
+    st.sampled_from(["yes", "No", "12", "1.5", "", "~", "null", "a: b", "a #b", "x\ny\n",
+                     "<<", "=", "- x", "${{ a }}", "\\", "é", "x" * 2100]),
+)
+_scalars = st.one_of(_texts, st.integers(), st.booleans(),
+                     st.builds(Commented, st.from_regex(r"[a-z][a-z0-9@/]{0,12}", fullmatch=True),
+                               st.from_regex(r"v[0-9.]{1,6}", fullmatch=True)))
+_keys = st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,8}", fullmatch=True), _texts)
+_trees = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(_keys, inner, max_size=4)),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_keys, _trees, min_size=1, max_size=5))
+def test_fast_writer_matches_ruamel_byte_for_byte(data: dict[str, object]) -> None:
+    assert dump(data) == _ruamel_dump(data)
+
+
+def test_fast_writer_takes_the_fast_path_for_emitter_shapes() -> None:
+    """Guards the speed-up itself: ordinary emitter output never needs ruamel."""
+    data = {"jobs": {"build-a": {"runs-on": "ubuntu-24.04", "env": {"KVC_X": "12", "B": ""},
+                                 "steps": [{"uses": Commented("a/b@" + "0" * 40, "v1"),
+                                            "with": {"k": 1}}, {"run": "set -e\nx\n"}]}}}
+    assert _fast.document(data) == _ruamel_dump(data)
+
+
+def _compiled_specs() -> list[Path]:
+    root = Path(__file__).resolve().parents[1]
+    return [*sorted(root.glob("examples/*/kvc.yaml")),
+            *sorted((root / "tests" / "backends" / "specs").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("spec", _compiled_specs(), ids=lambda p: p.parent.name + "/" + p.stem)
+def test_every_emitted_document_is_written_as_ruamel_would(
+        spec: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    documents: list[Mapping[str, Any]] = []
+    real = yamlout.dump
+
+    def recording(data: Mapping[str, Any]) -> str:
+        documents.append(data)
+        return real(data)
+
+    monkeypatch.setattr(yamlout, "dump", recording)
+    generate(load(spec), backend, spec.parent)
+    assert documents
+    for data in documents:
+        assert _fast.document(data) == _ruamel_dump(data)

@@ -1,19 +1,20 @@
 """Backends: one module per CI system, each turning the IR into files.
 
-Adding a backend means writing one module with ``NAME``, ``OWNED_DIRS`` and
-``emit`` and adding one line to ``BACKENDS``; the IR and the compiler never
-change.
+Adding a backend means writing one module with an ``Emitter`` subclass (tables,
+step renderers, capability flags; see kvc/backends/walk.py and
+docs/backends/adding-a-backend.md) and adding one line to ``BACKENDS``; the IR
+and the compiler never change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from kvc.backends.circleci import CircleCI
+from kvc.backends.github import GitHub
+from kvc.backends.walk import Emitter
 
-from kvc.backends import circleci, github
-from kvc.backends.base import Backend
+Backend = type[Emitter]
 
-BACKENDS: Final[Mapping[str, Backend]] = {
-    circleci.NAME: circleci,
-    github.NAME: github,
+BACKENDS: dict[str, Backend] = {
+    CircleCI.NAME: CircleCI,
+    GitHub.NAME: GitHub,
 }

@@ -89,22 +89,21 @@ ACTIONS: Final[Mapping[str, Action]] = MappingProxyType(
             "actions/download-artifact", "3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"
         ),
         "cache": Action("actions/cache", "27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
-        "setup-qemu": Action(
-            "docker/setup-qemu-action", "96fe6ef7f33517b61c61be40b68a1882f3264fb8", "v4.2.0"
-        ),
         "setup-buildx": Action(
             "docker/setup-buildx-action", "37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"
         ),
-        "login": Action(
-            "docker/login-action", "4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"
-        ),
-        "bake": Action("docker/bake-action", "a66e1c87e2eca0503c343edf1d208c716d54b8a8", "v7.1.0"),
-        "kind": Action("helm/kind-action", "ef37e7f390d99f746eb8b610417061a60e82a6cc", "v1.14.0"),
         "cosign-installer": Action(
             "sigstore/cosign-installer", "6f9f17788090df1f26f669e9d70d6ae9567deba6", "v4.1.2"
         ),
         "create-pull-request": Action(
             "peter-evans/create-pull-request", "5f6978faf089d4d20b00c7766989d076bb2fc7f1", "v8.1.1"
+        ),
+        # Mints a short-lived GitHub App token, so the update pull request triggers CI
+        # (a pull request opened with GITHUB_TOKEN starts no workflow). Resolved with
+        # git rev-parse 'v3.1.1^{commit}' in actions/create-github-app-token.
+        "create-github-app-token": Action(
+            "actions/create-github-app-token", "1b10c78c7865c340bc4f6099eb2f838309f1e8c3",
+            "v3.1.1"
         ),
         "setup-python": Action(
             "actions/setup-python", "5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"

@@ -7,7 +7,6 @@ replaces or deletes a file that carries it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from kvc import __version__
 from kvc.ir import Pipeline
@@ -30,25 +29,16 @@ class EmitInput:
         return f"{MARKER} {__version__} from {spec_name}; do not edit by hand."
 
     def header_lines(self, backend: str) -> list[str]:
+        # Run from the tree's root: a spec below it needs `--out .`, or kvc
+        # would write next to the spec instead of here.
+        out = " --out ." if "/" in self.spec_name else ""
         return [
             self.header_for(self.spec_name),
-            f"Regenerate with: kvc compile {self.spec_name} --backend {backend}",
+            f"Regenerate with: kvc compile {self.spec_name} --backend {backend}{out}",
         ]
 
 
 Files = dict[str, str]
-
-
-class Backend(Protocol):
-    """What a backend module provides (modules satisfy this structurally)."""
-
-    @property
-    def NAME(self) -> str: ...
-
-    @property
-    def OWNED_DIRS(self) -> tuple[str, ...]: ...
-
-    def emit(self, source: EmitInput) -> Files: ...
 
 
 def comment_header(lines: list[str], prefix: str = "# ") -> str:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import posixpath
-from importlib import resources
 from typing import Any
 
+from kvc import stages
 from kvc.backends import yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.ir import Job, Pipeline, Stage
+from kvc.ir import Job, Pipeline, Stage, Target
 
 OWNED_DIR = ".kvc"
-STAGE_SCRIPTS = ("lib.sh", "build.sh", "containerize.sh", "test.sh", "test-qemu.sh", "publish.sh")
 CONTAINERFILE = ".kvc/Containerfile"
 BAKE_FILE = ".kvc/docker-bake.json"
 LABEL_PREFIX = "dev.kvc"
@@ -25,22 +24,20 @@ RUNTIME_VARIABLES = ("KVC_SOURCE", "KVC_REVISION", "KVC_CREATED")
 def emit(source: EmitInput) -> Files:
     lines = [EmitInput.header_for(source.spec_name)]  # the same whatever the backend
     files: Files = {}
-    for name in STAGE_SCRIPTS:
-        files[f".kvc/stages/{name}"] = _script(name, lines)
-    files[CONTAINERFILE] = comment_header(lines) + _packaged("Containerfile")
+    for name in stages.SCRIPTS:
+        files[f"{stages.DIR}/{name}"] = _script(name, lines)
+    files[CONTAINERFILE] = comment_header(lines) + stages.read("Containerfile")
     files[BAKE_FILE] = bake(source.pipeline, lines[0])
-    for job in _jobs(source.pipeline, Stage.CONTAINERIZE):
-        files[_manifest_path(job)] = (comment_header(lines)
-                                      + yamlout.dump(manifest(source.pipeline, job)))
+    for target in source.pipeline.targets:
+        job = source.pipeline.find(target.image, Stage.CONTAINERIZE)
+        assert job is not None, target.image  # every image has a containerize job
+        files[f".kvc/manifests/{target.slug}.yaml"] = (
+            comment_header(lines) + yamlout.dump(manifest(source.pipeline, job)))
     return files
 
 
-def _packaged(name: str) -> str:
-    return resources.files("kvc.stages").joinpath(name).read_text(encoding="utf-8")
-
-
 def _script(name: str, header: list[str]) -> str:
-    text = _packaged(name)
+    text = stages.read(name)
     shebang, _, rest = text.partition("\n")
     if not shebang.startswith("#!"):
         return comment_header(header) + text
@@ -55,16 +52,8 @@ def _env(job: Job) -> dict[str, str]:
     return job.env_dict()
 
 
-def _manifest_path(containerize: Job) -> str:
-    slug = _env(containerize)["KVC_IMAGE_SLUG"]
-    return f".kvc/manifests/{slug}.yaml"
-
-
 def bake(pipeline: Pipeline, header: str) -> str:
-    targets = {}
-    for job in _jobs(pipeline, Stage.CONTAINERIZE):
-        env = _env(job)
-        targets[env["KVC_BAKE_TARGET"]] = _target(pipeline, job, env)
+    targets = {t.slug: _target(t) for t in pipeline.targets}
     document = {
         "//": header,
         "variable": {name: {"default": ""} for name in RUNTIME_VARIABLES},
@@ -74,17 +63,13 @@ def bake(pipeline: Pipeline, header: str) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def _target(pipeline: Pipeline, job: Job, env: dict[str, str]) -> dict[str, Any]:
-    builds = _jobs(pipeline, Stage.BUILD, job.image)
-    publish = _env(_jobs(pipeline, Stage.PUBLISH, job.image)[0])
-    context = posixpath.dirname(builds[0].produces[0].path)  # the image's build directory
-    tags = publish["KVC_TAGS"].split(",") + (["latest"] if publish["KVC_LATEST"] == "true" else [])
+def _target(target: Target) -> dict[str, Any]:
     return {
-        "context": context,
-        "dockerfile": posixpath.relpath(CONTAINERFILE, context),
-        "platforms": [f"linux/{arch}" for arch in env["KVC_ARCHES"].split(",")],
-        "tags": [f"{env['KVC_IMAGE']}:{tag}" for tag in tags],
-        "labels": _labels(env, builds),
+        "context": target.context,
+        "dockerfile": posixpath.relpath(CONTAINERFILE, target.context),
+        "platforms": [f"linux/{arch}" for arch in target.arches],
+        "tags": [f"{target.repository}:{tag}" for tag in target.tags],
+        "labels": _labels(target),
         "annotations": [f"index,manifest:{key}=${{{var}}}" for key, var in _OCI_RUNTIME],
     }
 
@@ -96,16 +81,15 @@ _OCI_RUNTIME = (
 )
 
 
-def _labels(env: dict[str, str], builds: list[Job]) -> dict[str, str]:
+def _labels(target: Target) -> dict[str, str]:
     labels = {key: f"${{{var}}}" for key, var in _OCI_RUNTIME}
-    labels["org.opencontainers.image.title"] = f"{env['KVC_FLAVOR']} {env['KVC_RELEASE_VERSION']}"
-    labels["org.opencontainers.image.version"] = env["KVC_RELEASE_VERSION"]
-    labels[f"{LABEL_PREFIX}.flavor"] = env["KVC_FLAVOR"]
-    labels[f"{LABEL_PREFIX}.release-version"] = env["KVC_RELEASE_VERSION"]
-    for build in builds:
-        benv = _env(build)
-        labels[f"{LABEL_PREFIX}.upstream.{benv['KVC_ARCH']}.url"] = benv["KVC_URL"]
-        labels[f"{LABEL_PREFIX}.upstream.{benv['KVC_ARCH']}.checksum"] = benv["KVC_CHECKSUM"]
+    labels["org.opencontainers.image.title"] = f"{target.flavor} {target.release_version}"
+    labels["org.opencontainers.image.version"] = target.release_version
+    labels[f"{LABEL_PREFIX}.flavor"] = target.flavor
+    labels[f"{LABEL_PREFIX}.release-version"] = target.release_version
+    for upstream in target.upstream:
+        labels[f"{LABEL_PREFIX}.upstream.{upstream.arch}.url"] = upstream.url
+        labels[f"{LABEL_PREFIX}.upstream.{upstream.arch}.checksum"] = upstream.checksum
     return labels
 
 

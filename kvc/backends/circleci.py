@@ -1,8 +1,9 @@
 """CircleCI: config 2.1 with machine executors per arch and workspaces.
 
 Each IR job becomes one explicitly named job (so ``requires`` can name exactly
-the jobs of one image); the build steps, identical for every build job, are a
-reusable command parameterised by cache key and path.
+the jobs of one image). The skeleton of every job comes from
+kvc/backends/walk.py; this module holds CircleCI's tables and its spelling of
+each step.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ from typing import Any, Final
 
 from kvc.backends import update, yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.ir import Job, Stage
+from kvc.backends.walk import Emitter, Step, settings_of
+from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
 
-NAME: Final = "circleci"
 CONFIG: Final = ".circleci/config.yml"
-OWNED_DIRS: Final = (".circleci",)
-
 MACHINE_IMAGE: Final = "ubuntu-2404:current"
-RESOURCE_CLASS: Final[Mapping[str, str]] = {"amd64": "medium", "arm64": "arm.medium"}
 DEFAULT_CONTEXT: Final = ("kvc-publish",)
-DEFAULT_BRANCH: Final = "main"
+# The update job's token may push to the repository: it never shares a context with
+# the registry credentials, so neither reaches the other's jobs.
+DEFAULT_UPDATE_CONTEXT: Final = ("kvc-update",)
 # Customization can be silent for long stretches (package updates under emulation).
 NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, str]] = {
     Stage.BUILD: "60m", Stage.CONTAINERIZE: "30m", Stage.TEST: "30m", Stage.PUBLISH: "20m",
@@ -42,140 +42,146 @@ SIGSTORE_TOKEN: Final = """\
 token="$(circleci run oidc get --claims '{"aud": "sigstore"}')"
 echo "export SIGSTORE_ID_TOKEN='$token'" >> "$BASH_ENV"
 """
-# Tools a job declares in the IR -> setup steps (the machine image has docker + buildx).
-TOOL_STEPS: Final[Mapping[str, tuple[dict[str, Any], ...]]] = {
-    "cosign": ({"run": {"name": "Install cosign", "command": INSTALL_COSIGN}},),
-    "buildx": (),
-    "kind": (),
-    "libguestfs": (),
-}
-BUILD_COMMAND: Final = "kvc-build"
 UPDATE_JOB: Final = "kvc-update"
 SCHEDULED: Final = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
-# The cache holds the finished qcow2 for this fingerprint: restore it instead of rebuilding.
-BUILD_SCRIPT: Final = """\
-if [ -f "$KVC_OUTPUT" ]; then
-  echo "kvc: $KVC_OUTPUT restored from cache (fingerprint $KVC_FINGERPRINT); not rebuilding"
-else
-  bash .kvc/stages/build.sh
-fi
-"""
 
 
-def emit(source: EmitInput) -> Files:
-    settings = (source.backends.circleci if source.backends else None) or CircleCIBackend()
-    header = comment_header(source.header_lines(NAME))
-    if source.update is not None:
-        header += comment_header([
-            f"Checksum updates: create a scheduled pipeline named '{UPDATE_JOB}' with cron "
-            f"'{source.update.schedule}'",
-            "(Project Settings > Triggers); its context needs GH_TOKEN to open pull requests.",
-        ])
-    return {CONFIG: header + yamlout.dump(_config(source, settings))}
+# Built-in variables (https://circleci.com/docs/variables/). The run id is the
+# workspace id: "Rerun workflow from failed" makes a new CIRCLE_WORKFLOW_ID but
+# reuses the workspace, so the staged files and their id stay together. Job
+# `environment:` values are literal (a built-in variable cannot define another;
+# same page), so the walk exports these in the run command.
+BUILT_IN_VARIABLES: Final[Mapping[Runtime, str]] = {
+    Runtime.RUN_ID: "$CIRCLE_WORKFLOW_WORKSPACE_ID",
+    Runtime.REVISION: "$CIRCLE_SHA1",
+    Runtime.SOURCE: "$CIRCLE_REPOSITORY_URL",
+}
+RESOURCE_CLASS: Final[Mapping[str, str]] = {"amd64": "medium", "arm64": "arm.medium"}
+SETUP_STEPS: Final[Mapping[str, tuple[Step, ...]]] = {
+    "buildx": (),  # the machine image ships docker with buildx
+    "cosign": ({"run": {"name": "Install cosign", "command": INSTALL_COSIGN}},),
+}
 
 
-def _config(source: EmitInput, settings: CircleCIBackend) -> dict[str, Any]:
-    pipeline = source.pipeline
-    jobs = {job.id: _job(job) for job in pipeline.jobs}
-    workflows: dict[str, Any] = {"kvc": {"jobs": [_workflow_entry(job, settings)
-                                                  for job in pipeline.jobs]}}
-    if source.update is not None:
-        jobs[UPDATE_JOB] = _update_job(source)
-        workflows["kvc"] = {"when": {"not": SCHEDULED}, **workflows["kvc"]}
-        workflows[UPDATE_JOB] = {
-            "when": {"and": [SCHEDULED, {"equal": [UPDATE_JOB, "<< pipeline.schedule.name >>"]}]},
-            "jobs": [{UPDATE_JOB: {"context": _contexts(settings)}}],
+class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
+    RUNNERS = RESOURCE_CLASS
+    RUNTIME = BUILT_IN_VARIABLES
+    TOOLS = SETUP_STEPS
+    # CircleCI substitutes ``<< >>`` parameters anywhere in config; ``\\<<`` escapes it.
+    ESCAPES = (("<<", "\\<<"),)
+
+    RUNNER_SETTING = "resource_class"
+    settings: CircleCIBackend
+
+    def load_settings(self, source: EmitInput) -> CircleCIBackend:
+        return settings_of(source, lambda b: b.circleci, CircleCIBackend())
+
+    def files(self) -> Files:
+        header = comment_header(self.source.header_lines(self.NAME))
+        if self.source.update is not None:
+            header += comment_header([
+                f"Checksum updates: create a scheduled pipeline named '{UPDATE_JOB}' with cron "
+                f"'{self.source.update.schedule}'",
+                f"(Project Settings > Triggers); its context ({', '.join(self._update_contexts())})"
+                " needs GH_TOKEN to push the branch and open pull requests.",
+            ])
+        return {CONFIG: header + yamlout.dump(self._config())}
+
+    def _config(self) -> dict[str, Any]:
+        pipeline = self.source.pipeline
+        jobs = {job.id: self._job(job) for job in pipeline.jobs}
+        workflows: dict[str, Any] = {"kvc": {"jobs": [self._workflow_entry(job)
+                                                      for job in pipeline.jobs]}}
+        if self.source.update is not None:
+            jobs[UPDATE_JOB] = self._update_job()
+            workflows["kvc"] = {"when": {"not": SCHEDULED}, **workflows["kvc"]}
+            workflows[UPDATE_JOB] = {
+                "when": {"and": [SCHEDULED,
+                                 {"equal": [UPDATE_JOB, "<< pipeline.schedule.name >>"]}]},
+                "jobs": [{UPDATE_JOB: {"context": self._update_contexts()}}],
+            }
+        return {
+            "version": 2.1,
+            "executors": self._executors(),
+            "jobs": jobs,
+            "workflows": workflows,
         }
-    return {
-        "version": 2.1,
-        "executors": _executors(settings),
-        "commands": {BUILD_COMMAND: _build_command()},
-        "jobs": jobs,
-        "workflows": workflows,
-    }
+
+    def _update_job(self) -> dict[str, Any]:
+        return {
+            "executor": "amd64",
+            "steps": ["checkout", {"run": {
+                "name": "Pin upstream checksums, recompile, open or update the pull request",
+                "command": update.script(self.source.spec_name, self.NAME)}}],
+        }
+
+    def _push_contexts(self) -> list[str]:
+        context = self.settings.context
+        return list(context if context is not None else DEFAULT_CONTEXT)
+
+    def _update_contexts(self) -> list[str]:
+        context = self.settings.update_context
+        return list(context if context is not None else DEFAULT_UPDATE_CONTEXT)
+
+    def _contexts(self, job: Job) -> list[str]:
+        """Push credentials only where images are pushed; tests get the pull context."""
+        if job.registry.access is RegistryAccess.PUSH or job.needs_identity_token:
+            return self._push_contexts()
+        if job.registry.access is RegistryAccess.PULL:
+            return list(self.settings.pull_context or ())
+        return []
+
+    def _executors(self) -> dict[str, Any]:
+        image = self.settings.machine_image or MACHINE_IMAGE
+        return {arch: {"machine": {"image": image}, "resource_class": resource}
+                for arch, resource in self.runners().items()}
+
+    def _job(self, job: Job) -> dict[str, Any]:
+        return {"executor": job.runner, "environment": self.env(job), "steps": self.steps(job)}
+
+    def _workflow_entry(self, job: Job) -> Any:
+        entry: dict[str, Any] = {}
+        if job.needs:
+            entry["requires"] = list(job.needs)
+        contexts = self._contexts(job)
+        if contexts:
+            entry["context"] = contexts
+        if job.default_branch_only:
+            entry["filters"] = {"branches": {"only": [
+                self.default_branch(self.settings.default_branch)]}}
+        return {job.id: entry} if entry else job.id
+
+    # -- step renderers -----------------------------------------------------------------
+
+    def checkout(self, job: Job) -> list[Step]:
+        return ["checkout"]
+
+    def fetch(self, job: Job, artifact: Artifact) -> list[Step]:
+        # One workspace holds every handed-off file: attach it once.
+        return [{"attach_workspace": {"at": "."}}] if artifact == job.consumes[0] else []
+
+    def restore(self, job: Job, cache: Cache) -> list[Step]:
+        return [{"restore_cache": {"keys": [cache.key]}}]
+
+    def identity(self, job: Job) -> list[Step]:
+        return [{"run": {"name": "Get a Sigstore identity token", "command": SIGSTORE_TOKEN}}]
+
+    def run(self, job: Job, command: str) -> list[Step]:
+        return [{"run": {"name": f"Run the {job.stage} stage",
+                         "no_output_timeout": NO_OUTPUT_TIMEOUT[job.stage],
+                         "command": command}}]
+
+    def save(self, job: Job, cache: Cache) -> list[Step]:
+        return [{"save_cache": {"key": cache.key, "paths": [cache.path]}}]
+
+    def keep(self, job: Job, artifact: Artifact) -> list[Step]:
+        if artifact.handoff:
+            return [{"persist_to_workspace": {"root": ".", "paths": [artifact.path]}}]
+        step: dict[str, Any] = {"path": artifact.path, "destination": artifact.name}
+        if artifact.keep_on_failure:
+            step["when"] = "always"  # the default, on_success, loses the logs of a failure
+        return [{"store_artifacts": step}]
 
 
-def _update_job(source: EmitInput) -> dict[str, Any]:
-    return {
-        "executor": "amd64",
-        "steps": ["checkout", {"run": {
-            "name": "Pin upstream checksums, recompile, open or update the pull request",
-            "command": update.script(source.spec_name, NAME)}}],
-    }
-
-
-def _contexts(settings: CircleCIBackend) -> list[str]:
-    return list(settings.context if settings.context is not None else DEFAULT_CONTEXT)
-
-
-def _executors(settings: CircleCIBackend) -> dict[str, Any]:
-    classes: dict[str, str] = dict(RESOURCE_CLASS)
-    classes.update((settings.resource_class or {}).items())
-    image = settings.machine_image or MACHINE_IMAGE
-    return {arch: {"machine": {"image": image}, "resource_class": resource}
-            for arch, resource in classes.items()}
-
-
-def _build_command() -> dict[str, Any]:
-    return {
-        "description": "Build one image build, or restore it from the cache by fingerprint",
-        "parameters": {
-            "cache-key": {"type": "string"},
-            "path": {"type": "string"},
-        },
-        "steps": [
-            "checkout",
-            {"restore_cache": {"keys": ["<< parameters.cache-key >>"]}},
-            {"run": {"name": "Run the build stage", "no_output_timeout":
-                     NO_OUTPUT_TIMEOUT[Stage.BUILD], "command": BUILD_SCRIPT}},
-            {"save_cache": {"key": "<< parameters.cache-key >>",
-                            "paths": ["<< parameters.path >>"]}},
-            {"persist_to_workspace": {"root": ".", "paths": ["<< parameters.path >>"]}},
-        ],
-    }
-
-
-def _job(job: Job) -> dict[str, Any]:
-    return {
-        "executor": job.runner,
-        "environment": {name: literal(value) for name, value in job.env},
-        "steps": _steps(job),
-    }
-
-
-def literal(value: str) -> str:
-    """CircleCI substitutes ``<< >>`` parameters anywhere in config; ``\\<<`` escapes it."""
-    return value.replace("<<", "\\<<")
-
-
-def _steps(job: Job) -> list[Any]:
-    if job.stage is Stage.BUILD and job.cache is not None:
-        return [{BUILD_COMMAND: {"cache-key": job.cache.key, "path": job.cache.path}}]
-    steps: list[Any] = ["checkout"]
-    if job.consumes:
-        steps.append({"attach_workspace": {"at": "."}})
-    steps += [step for tool in job.tools for step in TOOL_STEPS[tool]]
-    if job.needs_identity_token:
-        steps.append({"run": {"name": "Get a Sigstore identity token",
-                              "command": SIGSTORE_TOKEN}})
-    steps.append({"run": {"name": f"Run the {job.stage} stage",
-                          "no_output_timeout": NO_OUTPUT_TIMEOUT[job.stage],
-                          "command": f"bash {job.script}"}})
-    for artifact in job.produces:
-        if job.stage is Stage.TEST:
-            steps.append({"store_artifacts": {"path": artifact.path,
-                                              "destination": artifact.name}})
-        else:
-            steps.append({"persist_to_workspace": {"root": ".", "paths": [artifact.path]}})
-    return steps
-
-
-def _workflow_entry(job: Job, settings: CircleCIBackend) -> Any:
-    entry: dict[str, Any] = {}
-    if job.needs:
-        entry["requires"] = list(job.needs)
-    if job.secrets or job.needs_identity_token:
-        entry["context"] = _contexts(settings)
-    if job.default_branch_only:
-        entry["filters"] = {"branches": {"only": [settings.default_branch or DEFAULT_BRANCH]}}
-    return {job.id: entry} if entry else job.id
+NAME: Final = CircleCI.NAME
+emit = CircleCI.emit

@@ -1,7 +1,9 @@
 """``kvc lock``: pin release_checksum (and locked_url for wildcards) from checksum_url.
 
-The only command that uses the network. A failure for one image build never
-touches its existing pin; the exit status says whether everything was pinned.
+The only command that uses the network, and only without ``--from``. A
+failure for one image build never touches its existing pin; the exit status
+says whether everything was pinned. Each checksum URL is downloaded once per
+run however many arches and releases share it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,13 @@ import click
 
 from kvc.compiler.driver import load
 from kvc.compiler.model import ImageBuild
-from kvc.lock import HttpFetcher, LockTarget, lock_text
+from kvc.errors import FatalError
+from kvc.lock import Fetcher, HttpFetcher, LockError, LockTarget, lock_text
+from kvc.lock.local import LocalResolver, read_files
 from kvc.writer import write_atomic
+
+#: From this many distinct downloads on, each is announced (CI logs look alive).
+PROGRESS_FROM = 3
 
 
 def targets(builds: tuple[ImageBuild, ...]) -> list[LockTarget]:
@@ -27,14 +34,36 @@ def targets(builds: tuple[ImageBuild, ...]) -> list[LockTarget]:
     ]
 
 
-def run(spec: Path, dry_run: bool, fetcher: HttpFetcher | None = None) -> int:
+class Progress:
+    """Say which checksum file is being downloaded when there are many."""
+
+    def __init__(self, fetcher: Fetcher, urls: list[str]) -> None:
+        self._fetcher = fetcher
+        self._total = len(set(urls))
+        self._seen: list[str] = []
+
+    def get_text(self, url: str) -> str:
+        if url not in self._seen:
+            self._seen.append(url)
+            if self._total >= PROGRESS_FROM:
+                click.echo(f"kvc: fetching {len(self._seen)}/{self._total} {url}", err=True)
+        return self._fetcher.get_text(url)
+
+
+def run(spec: Path, dry_run: bool, fetcher: Fetcher | None = None,
+        from_files: tuple[Path, ...] = ()) -> int:
     resolved = load(spec, allow_unpinned=True)
     wanted = targets(resolved.builds)
     if not wanted:
         click.echo(f"{spec}: nothing to lock (no release sets checksum_url)")
         return 0
-    new_text, report = lock_text(resolved.doc.text, wanted, fetcher or HttpFetcher(),
-                                 dry_run=dry_run)
+    try:
+        local = LocalResolver(read_files(list(from_files))) if from_files else None
+    except LockError as err:
+        raise FatalError(str(err)) from None
+    network = Progress(fetcher or HttpFetcher(), [t.checksum_url for t in wanted])
+    new_text, report = lock_text(resolved.doc.text, wanted, network, dry_run=dry_run,
+                                 resolve_one=local)
     if not dry_run and new_text != resolved.doc.text:
         write_atomic(spec, new_text)
     click.echo(report.render(), nl=False)

@@ -13,7 +13,8 @@ from kvc.compiler.graph import build_pipeline
 from kvc.compiler.model import ImageBuild
 from kvc.ir import Pipeline, Stage
 
-COLUMNS = ("IMAGE BUILD", "RUNNER", "SOURCE", "CHECKSUM", "SYSPREP", "TAGS", "FINGERPRINT")
+COLUMNS = ("IMAGE BUILD", "RUNNER", "SOURCE", "CHECKSUM", "SYSPREP", "IMAGE", "SIGNED", "TAGS",
+           "FINGERPRINT")
 
 
 def run(spec: Path, as_json: bool) -> int:
@@ -42,13 +43,15 @@ def _row(build: ImageBuild, pipeline: Pipeline) -> dict[str, Any]:
         "checksum_algo": algo,
         "checksum": build.checksum,
         "insecure_skip_checksum": build.insecure_skip_checksum,
+        "verify_at_build": build.verifies_at_build,
+        "checksum_url": build.checksum_url,
         "sysprep": _sysprep_summary(build),
         "image_ref": build.image,
         "tags": list(build.publish.tags),
         "latest": build.publish.latest,
         "sign": build.publish.sign,
         "test": list(build.test.checks) if build.test.enabled else [],
-        "fingerprint": job.env_dict()["KVC_FINGERPRINT"],
+        "fingerprint": job.fingerprint,
     }
 
 
@@ -72,11 +75,17 @@ def _sysprep_summary(build: ImageBuild) -> str:
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
-    checksum = row["checksum_algo"] or ("NONE (insecure)" if row["insecure_skip_checksum"]
-                                        else "-")
     tags = ", ".join(row["tags"] + (["latest"] if row["latest"] else []))
-    return (row["build"], row["runner"], row["url"], checksum, row["sysprep"], tags,
-            row["fingerprint"][:12])
+    return (row["build"], row["runner"], row["url"], _checksum_cell(row), row["sysprep"],
+            row["image_ref"], "yes" if row["sign"] else "no", tags, row["fingerprint"][:12])
+
+
+def _checksum_cell(row: dict[str, Any]) -> str:
+    if row["checksum_algo"]:
+        return str(row["checksum_algo"])
+    if row["verify_at_build"]:
+        return "at build"
+    return "NONE (insecure)" if row["insecure_skip_checksum"] else "-"
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -92,6 +101,9 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
         if row["runner"] != row["arch"]:
             notes.append(f"note: {row['build']} builds on {row['runner']}: no guest code runs "
                          "during customization")
+        if row["verify_at_build"]:
+            notes.append(f"note: {row['build']} has no pin; its build verifies the download "
+                         f"against {row['checksum_url']} (verify_at_build: true)")
         if row["insecure_skip_checksum"]:
             notes.append(f"warning: {row['build']} is downloaded WITHOUT checksum verification "
                          "(insecure_skip_checksum: true)")

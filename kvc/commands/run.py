@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
 from kvc.backends import buildfiles
 from kvc.backends.base import EmitInput
 from kvc.commands.common import select_builds
-from kvc.commands.compile import relative_name
+from kvc.commands.compile import default_root, relative_name
 from kvc.compiler import dag
 from kvc.compiler.driver import Resolved, load
 from kvc.compiler.graph import build_pipeline
@@ -47,8 +49,27 @@ def _job(resolved: Resolved, selector: str, stage: Stage) -> tuple[Pipeline, Job
                               builds[0].arch if per_arch else None)
 
 
+def check_hosts_resolve(job: Job) -> None:
+    """Fail in a second, not after minutes of retries, when a host cannot be resolved.
+
+    The stage scripts retry downloads generously, which is right for a flaky
+    mirror and wrong for a laptop that is offline: a name that does not
+    resolve now will not resolve on the fifth attempt either.
+    """
+    for name, value in job.inputs:
+        host = urlsplit(value).hostname if value.startswith(("http://", "https://")) else None
+        if host is None:
+            continue
+        try:
+            socket.getaddrinfo(host, None)
+        except (socket.gaierror, UnicodeError) as error:
+            raise FatalError(f"cannot resolve {host} ({name}): {error.args[-1]}; kvc run needs "
+                             "network access for this stage (offline? see "
+                             "docs/troubleshooting.md)") from None
+
+
 def command_line(job: Job) -> str:
-    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in job.env)
+    env = " ".join(f"{name}={shlex.quote(value)}" for name, value in job.env_dict().items())
     return f"env {env} bash {shlex.quote(job.script)}"
 
 
@@ -57,13 +78,21 @@ def run(spec: Path, selector: str, stage: str, workdir: Path | None, dry_run: bo
     pipeline, job = _job(resolved, selector, Stage(stage))
     if dry_run:
         click.echo(f"# job {job.id} (runner: {job.runner})")
+        secrets = job.registry.credentials
+        if secrets:
+            missing = [name for name in secrets if name not in os.environ]
+            click.echo(f"# secrets this job reads from the environment: {', '.join(secrets)}"
+                       + (f" (not set here: {', '.join(missing)})" if missing else ""))
         click.echo(command_line(job))
         return 0
-    root = workdir if workdir is not None else spec.parent
+    check_hosts_resolve(job)
+    # The tree `kvc compile` wrote for this spec (at the repository root for a
+    # spec below it), so run never starts a second .kvc/ beside the spec.
+    root = workdir if workdir is not None else default_root(spec)
     # Named exactly as `kvc compile` names it, so the files stay byte-identical.
     name = relative_name(spec, root)
     source = EmitInput(pipeline=pipeline, spec_name=name, backends=Backends())
     write_tree(root, buildfiles.emit(source), Scope((), name))
-    env = {**os.environ, **dict(job.env)}
+    env = {**os.environ, **job.env_dict()}
     click.echo(f"kvc: running {job.id} in {root}", err=True)
     return subprocess.run(["bash", job.script], cwd=root, env=env, check=False).returncode

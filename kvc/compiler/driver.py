@@ -1,7 +1,9 @@
 """The compile pipeline's front half: file -> validated spec -> resolved builds.
 
-Each phase collects every error it can find before stopping, so one run shows
-the user everything that is wrong at that level.
+One run reports every independent problem: schema errors, then (on what is
+left after dropping the parts that failed, see ``schema_errors.salvage``) shape
+rules, templates, value rules and unpinned checksums, all sorted by position.
+Only problems that depend on an earlier failure are withheld.
 """
 
 from __future__ import annotations
@@ -53,30 +55,43 @@ def load_source(raw: bytes, name: str) -> Resolved:
 def resolve_document(doc: Document, *, allow_unpinned: bool = False) -> Resolved:
     errors = Collector(ignore=UNPINNED if allow_unpinned else frozenset())
     spec = _validate(doc, errors)
+    if spec is None:
+        errors.raise_if_any()
+        raise AssertionError("validation failed without a diagnostic")  # pragma: no cover
+    before = len(errors.items)
     structure.check(doc, spec, errors)
-    errors.raise_if_any()
+    # A bad registry, flavor or release name already explains a bad image name or tag.
+    names_broken = any(d.kind in {"registry", "name"} for d in errors.items[before:])
+    skip = frozenset({"@image", "publish.tags"} if names_broken else ())
     builds = resolve.resolve(doc, spec, errors)
-    errors.raise_if_any()
     for build in builds:
-        _apply_rules(doc, build, errors)
+        _apply_rules(doc, build, errors, skip)
     _image_consistency(doc, builds, errors)
     errors.raise_if_any()
     return Resolved(doc, spec, tuple(builds))
 
 
-def _validate(doc: Document, errors: Collector) -> Spec:
+def _validate(doc: Document, errors: Collector) -> Spec | None:
+    """The spec, or what of it is independent of its schema errors (then reported)."""
     try:
         return Spec.model_validate(doc.data)
     except ValidationError as exc:
         errors.items.extend(schema_errors.diagnostics(doc, Spec, exc))
-        errors.raise_if_any()
-        raise
+        rest = schema_errors.salvage(doc.data, Spec, exc)
+    if rest is None:
+        return None
+    try:
+        return Spec.model_validate(rest)
+    except ValidationError:
+        return None
 
 
-def _apply_rules(doc: Document, build: ImageBuild, errors: Collector) -> None:
+def _apply_rules(doc: Document, build: ImageBuild, errors: Collector,
+                 skip: frozenset[str]) -> None:
     for rule in rules.RULES:
         for problem in rule(build):
-            errors.add(_problem_pos(doc, build, problem), problem.message, problem.kind)
+            if problem.key not in skip and problem.key.removeprefix("@") not in build.unresolved:
+                errors.add(_problem_pos(doc, build, problem), problem.message, problem.kind)
 
 
 def _problem_pos(doc: Document, build: ImageBuild, problem: rules.Problem) -> Position:

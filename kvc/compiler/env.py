@@ -33,6 +33,8 @@ def build_env(build: ImageBuild) -> Env:
     env = [*common(build), ("KVC_ARCH", build.arch), ("KVC_UNAME_ARCH", build.uname_arch),
            ("KVC_URL", build.url), ("KVC_CHECKSUM", build.checksum or ""),
            ("KVC_INSECURE_SKIP_CHECKSUM", _flag(build.insecure_skip_checksum)),
+           *([("KVC_CHECKSUM_URL", build.checksum_url or "")] if build.verifies_at_build
+             else []),
            *_download(build), *_sysprep(build), ("KVC_OUTPUT", names.build_output(build.arch))]
     return env
 
@@ -58,12 +60,29 @@ def _sysprep(build: ImageBuild) -> Env:
             ("KVC_SELINUX_RELABEL", _flag(sysprep.selinux_relabel)),
             ("KVC_POST_COMMANDS_COUNT", str(len(sysprep.post_commands))),
             *((f"KVC_POST_COMMAND_{i}", cmd) for i, cmd in enumerate(sysprep.post_commands, 1)),
+            *_commands(build),
         ]
     env.append(("KVC_MAKEFILE", _flag(sysprep.makefile)))
     if sysprep.makefile:
         env += [("KVC_MAKEFILE_DIR", sysprep.makefile_dir),
                 ("KVC_MAKEFILE_TARGET", sysprep.makefile_target),
                 *((f"KVC_VAR_{name}", value) for name, value in sorted(build.vars.items()))]
+    return env
+
+
+def _commands(build: ImageBuild) -> Env:
+    """sysprep.commands: _OP is the command, _ARG (absent for flags) its argument.
+
+    Nothing at all when the list is empty (build.sh reads a missing count as 0),
+    so specs without commands compile exactly as before.
+    """
+    if not build.sysprep.commands:
+        return []
+    env = [("KVC_COMMANDS_COUNT", str(len(build.sysprep.commands)))]
+    for i, (name, argument) in enumerate(build.sysprep.commands, 1):
+        env.append((f"KVC_COMMAND_{i}_OP", name))
+        if argument is not None:
+            env.append((f"KVC_COMMAND_{i}_ARG", argument))
     return env
 
 

@@ -12,12 +12,10 @@ import hashlib
 import json
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
-from kvc import __version__
-
-BUILD_SCRIPTS = ("lib.sh", "build.sh")
+from kvc import __version__, stages
+from kvc.ir import Stage
 
 
 def fingerprint(env: Iterable[tuple[str, str]], spec_dir: Path, makefile_dir: str | None) -> str:
@@ -31,14 +29,11 @@ def fingerprint(env: Iterable[tuple[str, str]], spec_dir: Path, makefile_dir: st
 
 @lru_cache(maxsize=1)
 def _build_scripts() -> bytes:
-    """The scripts ship inside the package: read them once per process, not per build
-    (hashing the concatenation equals hashing them one after the other)."""
-    return b"".join(_stage_script(name) for name in BUILD_SCRIPTS)
+    """Every script the build stage runs (kvc.stages.SCRIPTS), read once per process.
 
-
-def _stage_script(name: str) -> bytes:
-    resource = resources.files("kvc.stages").joinpath(name)
-    return resource.read_bytes() if resource.is_file() else b""
+    Hashing the concatenation equals hashing them one after the other.
+    """
+    return b"".join(stages.read(name).encode() for name in stages.used_by(Stage.BUILD))
 
 
 def _hash_tree(digest: hashlib._Hash, root: Path) -> None:

@@ -6,27 +6,36 @@ never blocks the others.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
+from kvc import stages
 from kvc.compiler import env as stage_env
 from kvc.compiler.driver import Resolved
 from kvc.compiler.fingerprint import fingerprint
 from kvc.compiler.model import ImageBuild
 from kvc.compiler.naming import ImageNames, names_for
-from kvc.ir import Artifact, Cache, Job, Pipeline, Stage
-
-REGISTRY_SECRETS = ("KVC_REGISTRY_USER", "KVC_REGISTRY_PASSWORD")
-STAGES_DIR = ".kvc/stages"
+from kvc.ir import (
+    Artifact,
+    Cache,
+    Job,
+    Pipeline,
+    Registry,
+    RegistryAccess,
+    Stage,
+    Target,
+    Upstream,
+)
+from kvc.spec.diagnostics import Position
 
 
 def build_pipeline(resolved: Resolved) -> Pipeline:
     spec_dir = Path(resolved.path).parent
     images = resolved.images()
     jobs = [job for builds in images.values() for job in image_jobs(builds, spec_dir)]
-    return Pipeline(source=resolved.path, jobs=tuple(jobs), images=tuple(images))
+    targets = tuple(target(builds) for builds in images.values())
+    return Pipeline(source=resolved.path, jobs=tuple(jobs), images=tuple(images),
+                    targets=targets)
 
 
 def image_jobs(builds: Sequence[ImageBuild], spec_dir: Path) -> list[Job]:
@@ -38,24 +47,50 @@ def image_jobs(builds: Sequence[ImageBuild], spec_dir: Path) -> list[Job]:
     return [*build_jobs, containerize, *tests, publish]
 
 
+def target(builds: Sequence[ImageBuild]) -> Target:
+    """What the bake file and publish need of one image, typed (never read back from env)."""
+    first = builds[0]
+    names = names_for(first.flavor, first.release_version)
+    publish = first.publish
+    return Target(
+        image=first.image_id, slug=names.slug, flavor=first.flavor,
+        release_version=first.release_version, repository=first.image,
+        arches=tuple(b.arch for b in builds),
+        tags=(*publish.tags, *(("latest",) if publish.latest else ())),
+        context=names.context_dir,
+        upstream=tuple(Upstream(b.arch, b.url, b.checksum or "") for b in builds),
+    )
+
+
+def registry_host(image: str) -> str:
+    """The host `docker login` needs: Docker Hub when the first component is no host."""
+    first = image.split("/", 1)[0]
+    return first if ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
 def build_runner(build: ImageBuild) -> str:
     """Guest code must run on its own arch; pure disk surgery runs anywhere (amd64)."""
     return build.arch if build.sysprep.runs_guest_code else "amd64"
+
+
+def _origin(build: ImageBuild, key: str | None = None) -> Position:
+    """Where the spec asked for what a job does: the key's value, else the release."""
+    origin = build.origins.get(key) if key else None
+    return origin.pos if origin is not None and origin.pos is not None else build.release_pos
 
 
 def _build_job(names: ImageNames, build: ImageBuild, spec_dir: Path) -> Job:
     env = stage_env.build_env(build)
     makefile_dir = build.sysprep.makefile_dir if build.sysprep.makefile else None
     digest = fingerprint(env, spec_dir, makefile_dir)[:20]
-    env.append(("KVC_FINGERPRINT", digest))
     artifact = Artifact(names.build_artifact(build.arch), names.build_dir(build.arch))
     return Job(
         id=names.job(Stage.BUILD, build.arch), stage=Stage.BUILD, image=build.image_id,
         arch=build.arch, runner=build_runner(build), needs=(),
-        script=f"{STAGES_DIR}/build.sh", env=tuple(env), produces=(artifact,),
+        script=stages.entry(Stage.BUILD), inputs=tuple(env), produces=(artifact,),
         cache=Cache(names.cache_key(build.arch, digest), artifact.path,
                     names.build_output(build.arch)),
-        timeout_minutes=120, tools=("libguestfs",),
+        fingerprint=digest, timeout_minutes=120, origin=_origin(build),
     )
 
 
@@ -65,21 +100,24 @@ def _containerize_job(names: ImageNames, builds: Sequence[ImageBuild],
     return Job(
         id=names.job(Stage.CONTAINERIZE), stage=Stage.CONTAINERIZE, image=builds[0].image_id,
         arch=None, runner="amd64", needs=tuple(j.id for j in build_jobs),
-        script=f"{STAGES_DIR}/containerize.sh", env=tuple(stage_env.containerize_env(builds)),
+        script=stages.entry(Stage.CONTAINERIZE),
+        inputs=tuple(stage_env.containerize_env(builds)),
         produces=(staged,), consumes=tuple(a for j in build_jobs for a in j.produces),
-        timeout_minutes=60, secrets=REGISTRY_SECRETS, tools=("buildx",),
+        timeout_minutes=60, registry=_registry(builds[0], RegistryAccess.PUSH),
+        tools=("buildx",), origin=_origin(builds[0]),
     )
 
 
 def _test_job(names: ImageNames, build: ImageBuild, containerize: Job) -> Job:
-    logs = Artifact(names.log_artifact(build.arch), names.log_dir(build.arch))
+    logs = Artifact(names.log_artifact(build.arch), names.log_dir(build.arch),
+                    handoff=False, keep_on_failure=True)
     return Job(
         id=names.job(Stage.TEST, build.arch), stage=Stage.TEST, image=build.image_id,
         arch=build.arch, runner=build.arch, needs=(containerize.id,),
-        script=f"{STAGES_DIR}/test.sh", env=tuple(stage_env.test_env(build)),
+        script=stages.entry(Stage.TEST), inputs=tuple(stage_env.test_env(build)),
         produces=(logs,), consumes=containerize.produces,
-        timeout_minutes=_minutes(build.test.timeout) + 30, secrets=REGISTRY_SECRETS,
-        tools=("kind",),
+        timeout_minutes=build.test.timeout_minutes + 30,
+        registry=_registry(build, RegistryAccess.PULL), origin=_origin(build),
     )
 
 
@@ -89,17 +127,14 @@ def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequenc
     return Job(
         id=names.job(Stage.PUBLISH), stage=Stage.PUBLISH, image=builds[0].image_id,
         arch=None, runner="amd64", needs=tuple(j.id for j in needs),
-        script=f"{STAGES_DIR}/publish.sh", env=tuple(stage_env.publish_env(builds)),
-        consumes=containerize.produces, timeout_minutes=30, secrets=REGISTRY_SECRETS,
+        script=stages.entry(Stage.PUBLISH), inputs=tuple(stage_env.publish_env(builds)),
+        consumes=containerize.produces, timeout_minutes=30,
+        registry=_registry(builds[0], RegistryAccess.PUSH),
         needs_identity_token=sign, default_branch_only=True,
         tools=("buildx", "cosign") if sign else ("buildx",),
+        origin=_origin(builds[0], "publish.sign" if sign else None),
     )
 
 
-@lru_cache(maxsize=256)
-def _minutes(timeout: str) -> int:
-    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", timeout)
-    if parts is None:
-        return 15
-    hours, minutes, seconds = (int(p or 0) for p in parts.groups())
-    return max(1, hours * 60 + minutes + (seconds + 59) // 60)
+def _registry(build: ImageBuild, access: RegistryAccess) -> Registry:
+    return Registry(access, registry_host(build.image))

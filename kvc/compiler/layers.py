@@ -8,10 +8,11 @@ Each layer is flattened once and shared by every build that inherits it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any
 
-from kvc.compiler.model import Origin
+from kvc.compiler.model import DEFAULT_ARCHES, SECTIONS, Origin
 from kvc.spec.loader import Document, PathKey
 from kvc.spec.models import ArchLayer
 
@@ -19,35 +20,29 @@ Flat = dict[str, tuple[Any, Origin]]
 
 # Keys that describe a layer's place in the tree rather than image settings.
 _STRUCTURAL = {"per_arch", "releases", "release_version", "release_name",
-               "insecure_skip_checksum", "locked_url"}
-# Keys whose explicit null is meaningful ("no resize"); elsewhere null inherits.
-_NULLABLE = {"sysprep.disk_size"}
+               "insecure_skip_checksum", "locked_url", "verify_at_build"}
 
-BUILTIN: Mapping[str, Any] = {
-    "arches": ["amd64", "arm64"],
-    "download.in": "host",
-    "download.container": "quay.io/kubevirt/libguestfs-tools:latest",
-    "download.decompress": "auto",
-    "download.convert": False,
-    "sysprep.enabled": True,
-    "sysprep.operations": ["defaults"],
-    "sysprep.update": False,
-    "sysprep.install": "qemu-guest-agent,cloud-init",
-    "sysprep.post_commands": [],
-    "sysprep.selinux_relabel": False,
-    "sysprep.makefile": False,
-    "sysprep.makefile_dir": "images/{flavor}",
-    "sysprep.makefile_target": "customize",
-    "sysprep.disk_size": None,
-    "test.enabled": True,
-    "test.kubevirt": "v1.6.0",
-    "test.checks": ["boot", "guest-agent"],
-    "test.timeout": "15m",
-    "publish.tags": ["{release_version}"],
-    "publish.latest": False,
-    "publish.sign": False,
-}
 
+def spec_key(field_name: str) -> str:
+    """A resolved field's key in the spec (``in_`` is ``in``, a Python keyword)."""
+    return field_name.rstrip("_")
+
+
+def _builtin() -> dict[str, Any]:
+    """The built-in layer, read by name from the resolved model's field defaults."""
+    flat: dict[str, Any] = {"arches": list(DEFAULT_ARCHES)}
+    for section, cls in SECTIONS.items():
+        for item in fields(cls):
+            value = item.default
+            flat[f"{section}.{spec_key(item.name)}"] = (
+                list(value) if isinstance(value, tuple) else value)
+    return flat
+
+
+BUILTIN: Mapping[str, Any] = MappingProxyType(_builtin())
+# Keys whose explicit null is meaningful (disk_size: null is "no resize"): those
+# whose built-in default is None. Elsewhere a null inherits.
+_NULLABLE = frozenset(key for key, value in BUILTIN.items() if value is None)
 _BUILTIN_ORIGIN = Origin("built-in default")
 
 

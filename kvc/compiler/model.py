@@ -3,6 +3,10 @@
 These are plain frozen dataclasses rather than pydantic models because they
 are built from values pydantic already validated, thousands of times per
 compile; the resolver guarantees their invariants.
+
+A section's fields carry kvc's built-in defaults, so one line here states a
+key's resolved type and its default; the flat built-in layer is derived from
+these by name (``layers.BUILTIN``). See docs/spec.md, "Adding a spec key".
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kvc.compiler.durations import parse_duration
 from kvc.spec.diagnostics import Position
 from kvc.spec.loader import PathKey
 
 UNAME_ARCH: Mapping[str, str] = {"amd64": "x86_64", "arm64": "aarch64"}
+DEFAULT_ARCHES: tuple[str, ...] = ("amd64", "arm64")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,45 +38,57 @@ class Origin:
 
 @dataclass(frozen=True, slots=True)
 class Download:
-    in_: str
-    container: str
-    decompress: str
-    convert: bool
+    in_: str = "host"
+    container: str = "quay.io/kubevirt/libguestfs-tools:latest"
+    decompress: str = "auto"
+    convert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Sysprep:
-    enabled: bool
-    operations: tuple[str, ...]
-    update: bool
-    install: tuple[str, ...]
-    post_commands: tuple[str, ...]
-    selinux_relabel: bool
-    makefile: bool
-    makefile_dir: str
-    makefile_target: str
-    disk_size: str | None
+    enabled: bool = True
+    operations: tuple[str, ...] = ("defaults",)
+    update: bool = False
+    install: tuple[str, ...] = ("qemu-guest-agent", "cloud-init")
+    post_commands: tuple[str, ...] = ()
+    selinux_relabel: bool = False
+    makefile: bool = False
+    makefile_dir: str = "images/{flavor}"
+    makefile_target: str = "customize"
+    disk_size: str | None = None
+    # Ordered virt-customize commands: (name, argument), argument None for flags.
+    commands: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def runs_guest_code(self) -> bool:
         """Whether customization executes guest binaries (so needs a same-arch runner)."""
         return self.enabled and (self.update or bool(self.install) or bool(self.post_commands)
-                                 or self.selinux_relabel)
+                                 or self.selinux_relabel or bool(self.commands))
 
 
 @dataclass(frozen=True, slots=True)
 class TestSettings:
-    enabled: bool
-    kubevirt: str
-    checks: tuple[str, ...]
-    timeout: str
+    enabled: bool = True
+    kubevirt: str = "v1.6.0"
+    checks: tuple[str, ...] = ("boot", "guest-agent")
+    timeout: str = "15m"
+
+    @property
+    def timeout_minutes(self) -> int:
+        """The timeout rounded up to whole minutes (rules.py has refused bad ones)."""
+        return max(1, -(-(parse_duration(self.timeout) or 0) // 60))
 
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    tags: tuple[str, ...]
-    latest: bool
-    sign: bool
+    tags: tuple[str, ...] = ("{release_version}",)
+    latest: bool = False
+    sign: bool = False
+
+
+# The spec's section keys and the resolved types they become.
+SECTIONS: Mapping[str, type] = {"download": Download, "sysprep": Sysprep, "test": TestSettings,
+                                "publish": Publish}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +116,16 @@ class ImageBuild:
     vars: Mapping[str, str]
     origins: Mapping[str, Origin]
     release_pos: Position
+    # Keys whose template failed to expand (already reported): they hold their raw
+    # text, so rules skip them instead of reporting a second, dependent problem.
+    unresolved: frozenset[str] = frozenset()
+    # The release's `verify_at_build: true` (see verifies_at_build).
+    verify_at_build: bool = False
+
+    @property
+    def verifies_at_build(self) -> bool:
+        """No pin, so the build job checks the download against checksum_url itself."""
+        return self.verify_at_build and self.checksum is None and self.checksum_url is not None
 
     @property
     def uname_arch(self) -> str:

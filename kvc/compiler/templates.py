@@ -3,18 +3,24 @@
 Templates are parsed once per distinct string (a spec with a thousand image
 builds repeats the same few URL templates) and expanded per build. Errors carry
 the character offset so the diagnostic can point at the placeholder itself.
+
+Shell-style placeholders (``$arch``, ``${release_version}``) are not templates:
+kvc would emit them literally (``$24.04`` after ``{release_version}`` expands).
+``shell_style`` finds them so the resolver can refuse them in every key whose
+value is not itself a guest shell command (docs/spec.md, "Templates").
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SHELL = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,8 @@ def parse(template: str) -> tuple[Part, ...]:
     return tuple(part for part in parts if part != "")
 
 
-def expand(template: str, names: Mapping[str, str]) -> str:
+def expand(template: str, names: Mapping[str, str], where: str = "this image") -> str:
+    """Fill every placeholder; ``where`` names the image in an "is empty" error."""
     if "{" not in template and "}" not in template:
         return template
     out: list[str] = []
@@ -64,8 +71,7 @@ def expand(template: str, names: Mapping[str, str]) -> str:
         if value is None:
             raise TemplateError(offset, _unknown(name, names), "template")
         if value == "":
-            raise TemplateError(offset, f"placeholder '{{{name}}}' is empty for this image",
-                                "template")
+            raise TemplateError(offset, _empty(name, where), "template")
         out.append(value)
     return "".join(out)
 
@@ -74,7 +80,36 @@ def placeholders(template: str) -> tuple[str, ...]:
     return tuple(part[0] for part in parse(template) if isinstance(part, tuple))
 
 
-def _unknown(name: str, names: Mapping[str, str]) -> str:
+def shell_style(template: str, names: Collection[str]) -> TemplateError | None:
+    """The first ``$name`` or ``${name}`` in ``template``, as an error with a suggestion."""
+    if "$" not in template:
+        return None
+    match = _SHELL.search(template)
+    if match is None:
+        return None
+    name = match.group(1) or match.group(2)
+    close = _closest(name, names)
+    fix = (f"did you mean '{{{close}}}'?" if close else
+           "write a {placeholder} (a built-in name or a vars entry)")
+    return TemplateError(match.start(), f"'{match.group(0)}' is shell syntax, which kvc does "
+                         f"not expand here; {fix}", "template")
+
+
+def _empty(name: str, where: str) -> str:
+    hint = "; give that release a release_name" if name == "release_name" else ""
+    return f"'{{{name}}}' is empty for {where}{hint}"
+
+
+def _closest(name: str, names: Collection[str]) -> str | None:
+    """A known name differing only in case ({ARCH}), else the nearest spelling."""
+    folded = {known.lower(): known for known in names}
+    if name.lower() in folded:
+        return folded[name.lower()]
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    hint = f"; did you mean '{{{close[0]}}}'?" if close else ""
+    return close[0] if close else None
+
+
+def _unknown(name: str, names: Mapping[str, str]) -> str:
+    close = _closest(name, names)
+    hint = f"; did you mean '{{{close}}}'?" if close else ""
     return f"unknown placeholder '{{{name}}}'{hint}"

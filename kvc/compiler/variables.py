@@ -23,32 +23,33 @@ class VarProblem:
     offset: int
 
 
-def expand_vars(builtins: Mapping[str, str],
-                raw: Mapping[str, str]) -> tuple[dict[str, str], list[VarProblem]]:
+def expand_vars(builtins: Mapping[str, str], raw: Mapping[str, str],
+                where: str = "this image") -> tuple[dict[str, str], list[VarProblem]]:
+    """Every var expanded, or the problems of those that cannot be (``where`` names
+    the image in messages)."""
     names = dict(builtins)
     pending = dict(raw)
     while pending:
-        unknown_yet = {k: "" for k in pending}  # "empty" until expanded: try again later
         done = {}
         for name, value in pending.items():
-            try:
-                done[name] = expand(value, {**names, **unknown_yet})
+            try:  # a var still pending is unknown to `names`: try again next round
+                done[name] = expand(value, names)
             except TemplateError:
                 continue
         if not done:
             break
         names.update(done)
         pending = {k: v for k, v in pending.items() if k not in done}
-    return names, [_problem(name, raw, names, pending) for name in pending]
+    return names, [_problem(name, raw, names, pending, where) for name in pending]
 
 
 def _problem(name: str, raw: Mapping[str, str], names: Mapping[str, str],
-             pending: Mapping[str, str]) -> VarProblem:
+             pending: Mapping[str, str], where: str) -> VarProblem:
     chain = _chain(name, raw, pending)
     if chain is not None:
         return VarProblem(name, _cycle_message(name, chain), "vars", chain[0][1])
     try:
-        expand(raw[name], {**names, **raw})
+        expand(raw[name], {**names, **raw}, where)
     except TemplateError as exc:
         return VarProblem(name, exc.message, exc.kind, exc.offset)
     raise AssertionError(f"var {name!r} expands yet was left pending")  # pragma: no cover

@@ -10,7 +10,7 @@ or missing one is not.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kvc.lock.errors import LockError
@@ -41,6 +41,7 @@ class Status(enum.Enum):
     PINNED = "pinned"
     UNCHANGED = "unchanged"
     FAILED = "failed"
+    SKIPPED = "skipped"  # `--from FILE` and no given file lists the target
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class Outcome:
         if self.status is Status.FAILED:
             kept = f"kept {t.current_checksum}" if t.current_checksum else "no pin yet"
             return f"failed    {t.name}: {self.reason} ({kept})"
+        if self.status is Status.SKIPPED:
+            kept = f"kept {t.current_checksum}" if t.current_checksum else "no pin yet"
+            return f"skipped   {t.name}: {self.reason} ({kept})"
         if self.status is Status.UNCHANGED:
             return f"unchanged {t.name} {self.checksum}"
         verb = "would pin" if dry_run else "pinned   "
@@ -95,6 +99,8 @@ class LockReport:
             f"{self.count(Status.PINNED)} {changed}, {self.count(Status.UNCHANGED)} unchanged, "
             f"{self.count(Status.FAILED)} failed"
         )
+        if self.count(Status.SKIPPED):
+            summary += f", {self.count(Status.SKIPPED)} skipped"
         return [*body, summary]
 
     def render(self) -> str:
@@ -102,14 +108,17 @@ class LockReport:
 
 
 def lock_text(
-    text: str, targets: Sequence[LockTarget], fetcher: Fetcher, *, dry_run: bool = False
+    text: str, targets: Sequence[LockTarget], fetcher: Fetcher, *, dry_run: bool = False,
+    resolve_one: Callable[[LockTarget], Outcome] | None = None,
 ) -> tuple[str, LockReport]:
     """Resolve every target and return the new spec text and the report.
 
     With ``dry_run`` the text is returned unchanged and the report says what
-    would change. Raises LockError only when the spec text itself is unusable.
+    would change. ``resolve_one`` replaces the download (``--from FILE``).
+    Raises LockError only when the spec text itself is unusable.
     """
-    outcomes = [resolve(target, fetcher) for target in targets]
+    one = resolve_one or (lambda target: resolve(target, fetcher))
+    outcomes = [one(target) for target in targets]
     result = rewrite(text, [pin for o in outcomes if (pin := o.pin()) is not None])
     refused = {(r.pin.flavor, r.pin.release_version, r.pin.arch): r.reason for r in result.rejected}
     final = tuple(_refuse(o, refused) for o in outcomes)

@@ -151,6 +151,9 @@ def _parse(text: str, name: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        indent = _indentation_message(exc, text, line, col)
+        if indent is not None:
+            _fail(name, line, col, *indent)
         _fail(name, line, col, f"YAML syntax error: {_syntax_message(exc)}", "syntax")
     except RecursionError:
         _fail(name, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
@@ -169,6 +172,43 @@ def _syntax_message(exc: MarkedYAMLError) -> str:
             f"column {mark.column + 1})")
 
 
+def _indentation_message(exc: MarkedYAMLError, text: str, line: int,
+                         col: int) -> tuple[str, str] | None:
+    """Say what to do for the indentation mistakes ruamel words as parser states:
+    (message, kind), or None for other syntax errors."""
+    problem = exc.problem or ""
+    if "'\\t'" in problem:
+        if text.splitlines()[line - 1][:col - 1].strip():
+            return "a tab character, which YAML does not allow here; use spaces", "syntax"
+        return "a tab in the indentation, which YAML does not allow; indent with spaces", "indent"
+    if problem.startswith("expected <block end>") and line > 1:
+        columns = ", ".join(str(c) for c in _columns_above(text, line))
+        return (f"bad indentation: this line starts at column {col}, where no key above it "
+                f"starts (keys above start at columns {columns}); indent it with spaces to "
+                "line up with the keys it belongs with", "indent")
+    return None
+
+
+def _columns_above(text: str, line: int) -> list[int]:
+    """1-based columns where the keys enclosing ``line`` start (its indentation stack)."""
+    columns: set[int] = set()
+    limit = None
+    for source in reversed(text.splitlines()[:line - 1]):
+        stripped = source.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(source) - len(stripped)
+        if limit is not None and indent >= limit:
+            continue
+        columns.add(indent + 1)
+        if stripped.startswith("- "):
+            columns.add(indent + 1 + len(stripped) - len(stripped[1:].lstrip(" ")))
+        limit = indent
+        if indent == 0:
+            break
+    return sorted(columns)
+
+
 def _duplicate_key_name(exc: DuplicateKeyError) -> str:
     found = re.search(r'key ("[^"]*"|\S+)', exc.problem or "")
     return found.group(1).replace('"', "'") if found else "key"
@@ -184,8 +224,7 @@ class _Copier:
     def copy(self, node: Any, path: PathKey) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            _fail(self.doc.file, 1, 1, f"the document expands to more than {MAX_NODES} nodes "
-                  "(alias bomb?)", "too-large")
+            self._too_many(path)
         if len(path) > MAX_DEPTH:
             pos = self.doc.pos(path)
             _fail(pos.file, pos.line, pos.col, f"nesting is deeper than {MAX_DEPTH} levels",
@@ -195,6 +234,25 @@ class _Copier:
         if isinstance(node, CommentedSeq):
             return self._sequence(node, path)
         return self._scalar(node, path)
+
+    def _too_many(self, path: PathKey) -> None:
+        """Point at the value whose aliases passed the limit, not at 1:1.
+
+        An alias refers back to an anchor defined earlier, so the first node on
+        the path that sits before its parent is an alias target: its parent is
+        the value that repeats it.
+        """
+        for depth in range(1, len(path)):
+            parent, child = self.doc.values.get(path[:depth]), self.doc.values.get(
+                path[:depth + 1])
+            if parent is not None and child is not None and child < parent:
+                pos = self.doc.value_pos(path[:depth])
+                name = next(str(p) for p in reversed(path[:depth]) if isinstance(p, str))
+                _fail(pos.file, pos.line, pos.col, f"'{name}' expands to more than "
+                      f"{MAX_NODES} nodes through aliases (alias bomb?)", "too-large")
+        pos = self.doc.value_pos(path)
+        _fail(pos.file, pos.line, pos.col, f"the document has more than {MAX_NODES} nodes",
+              "too-large")
 
     def _mapping(self, node: CommentedMap, path: PathKey) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 Arch = Literal["amd64", "arm64"]
 ARCHES: tuple[Arch, ...] = ("amd64", "arm64")
@@ -25,6 +26,19 @@ def _join_packages(value: Any) -> Any:
         return ",".join(value)
     return value
 
+
+def _one_command_each(items: list[Any]) -> list[Any]:
+    """A mapping item is one command and its argument; the list gives the order."""
+    for number, item in enumerate(items, 1):
+        if isinstance(item, dict) and len(item) != 1:
+            raise PydanticCustomError(
+                "command", "item {number} holds {count} commands; write one item per "
+                "command, e.g. {example}", {"number": number, "count": len(item),
+                                             "example": "{run-command: '...'}"})
+    return items
+
+
+Commands = Annotated[list[str | dict[str, str]], AfterValidator(_one_command_each)]
 
 # The schema shows what users may write (either form), not the joined string.
 PackageList = Annotated[str, BeforeValidator(_join_packages,
@@ -57,6 +71,9 @@ class SysprepLayer(Model):
         None, description="comma-delimited package list (a YAML list is accepted)")
     post_commands: list[str] | None = Field(
         None, description="commands run in the guest, in order")
+    commands: Commands | None = Field(
+        None, description="ordered virt-customize commands: {run-command: '...'}, "
+        "{edit: 'FILE:EXPR'}, {write: 'FILE:CONTENT'}, ... or a bare flag such as update")
     selinux_relabel: bool | None = Field(None, description="virt-customize --selinux-relabel")
     makefile: bool | None = Field(None, description="also run make -C makefile_dir target")
     makefile_dir: str | None = Field(None, description="directory of the Makefile (a template)")
@@ -106,6 +123,9 @@ class Release(Layer):
     release_name: str | None = Field(None, description="e.g. noble; usable as {release_name}")
     insecure_skip_checksum: bool = Field(
         False, description="build without verifying the download (shown in the plan)")
+    verify_at_build: bool = Field(
+        False, description="arches without a release_checksum verify against checksum_url "
+        "when the build runs (for specs written offline; a pin is stronger)")
     locked_url: dict[Arch, str] | None = Field(
         None, description="written by `kvc lock` when url has a '*'")
 
@@ -119,7 +139,14 @@ class CircleCIBackend(Model):
     resource_class: dict[Arch, str] | None = Field(
         None, description="default {amd64: medium, arm64: arm.medium}")
     context: list[str] | None = Field(
-        None, description="contexts holding registry/signing secrets, default [kvc-publish]")
+        None, description="contexts holding push credentials for containerize and publish, "
+        "default [kvc-publish]")
+    update_context: list[str] | None = Field(
+        None, description="contexts of the scheduled update job, holding GH_TOKEN, default "
+        "[kvc-update]")
+    pull_context: list[str] | None = Field(
+        None, description="contexts holding pull-only credentials for test jobs (private "
+        "images), default none")
     default_branch: str | None = Field(None, description="the only branch that publishes, "
                                        "default main")
 
@@ -129,6 +156,9 @@ class GitHubBackend(Model):
         None, description="default {amd64: ubuntu-24.04, arm64: ubuntu-24.04-arm}")
     workflow: str | None = Field(None, description="file name under .github/workflows/")
     environment: str | None = Field(None, description="GitHub environment for publish")
+    artifact_retention_days: int | None = Field(
+        None, ge=1, le=90, description="days artifacts are kept, default 3, or 31 with an "
+        "environment (longer than an approval may wait)")
     default_branch: str | None = Field(None, description="the only branch that publishes, "
                                        "default main")
 

@@ -42,18 +42,27 @@ download() {
     --continue-at - --output "$dest" -- "$KVC_URL"
 }
 
-# Verify the downloaded file against KVC_CHECKSUM ("sha256:<hex>" or
-# "sha512:<hex>"). On mismatch the file is deleted at once so nothing
-# unverified can be used, and both hashes are shown for diagnosis.
+# Verify the downloaded file. A pinned KVC_CHECKSUM ("sha256:<hex>" or
+# "sha512:<hex>") always wins; without one, KVC_CHECKSUM_URL (the spec's
+# `verify_at_build: true`) names the upstream checksum file to check against
+# now. On mismatch the file is deleted at once so nothing unverified can be
+# used, and both hashes are shown for diagnosis.
 verify() {
-  local file="$1" algo expected actual
+  local file="$1"
   if kvc_bool KVC_INSECURE_SKIP_CHECKSUM; then
     kvc_log "WARNING: checksum verification disabled by the spec"
     return 0
   fi
+  if [ -z "${KVC_CHECKSUM:-}" ] && [ -n "${KVC_CHECKSUM_URL:-}" ]; then
+    KVC_CHECKSUM="$(checksum_at_build "$file")" || { rm -f "$file"; exit 1; }
+  fi
   kvc_require KVC_CHECKSUM
-  algo="${KVC_CHECKSUM%%:*}"
-  expected="${KVC_CHECKSUM#*:}"
+  compare_digest "$file" "$KVC_CHECKSUM"
+}
+
+# compare_digest FILE ALGO:HEX: the full digest of FILE must equal HEX.
+compare_digest() {
+  local file="$1" algo="${2%%:*}" expected="${2#*:}" actual
   expected="${expected,,}"
   case "$algo" in
     sha256 | sha512) ;;
@@ -67,6 +76,63 @@ verify() {
     kvc_die "checksum mismatch for $KVC_URL: expected $algo:$expected, got $algo:$actual"
   fi
   kvc_log "checksum ok ($algo:$actual)"
+}
+
+# Download KVC_CHECKSUM_URL (small, so fetched whole, with retries) and print
+# the one digest it publishes for the downloaded file as ALGO:HEX. Refuses a
+# file with no entry for it, or with two different digests for it.
+checksum_at_build() {
+  local file="$1" sums name
+  name="$(source_name)"
+  sums="$WORK/upstream-checksums"
+  kvc_log "verifying at build time against $KVC_CHECKSUM_URL (verify_at_build: no pin in the spec)"
+  kvc_retry "${KVC_DOWNLOAD_ATTEMPTS:-5}" "${KVC_RETRY_DELAY:-5}" \
+    curl --fail --location --silent --show-error --max-filesize 4194304 \
+    --retry 5 --retry-delay "${KVC_RETRY_DELAY:-5}" --retry-connrefused \
+    --output "$sums" -- "$KVC_CHECKSUM_URL" ||
+    kvc_die "cannot download the checksum file $KVC_CHECKSUM_URL"
+  checksum_entry "$sums" "$name" "${KVC_CHECKSUM_URL%%[?#]*}"
+}
+
+# checksum_entry FILE NAME CHECKSUM_URL: print ALGO:HEX of NAME's entry in a
+# GNU (`HEX  NAME`, `HEX *NAME`) or BSD (`SHA256 (NAME) = HEX`) checksum file;
+# PGP armour and comments are skipped. A one-entry file named NAME.<ext>
+# (openSUSE's per-file .sha256, which lists the dated file the alias points
+# to) and a bare digest stand for NAME itself.
+checksum_entry() {
+  local sums="$1" name="$2" url="$3" line hex entry algo found="" count=0 only="" base
+  base="${url##*/}"
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line%$'\r'}"
+    entry=""
+    if [[ "$line" =~ ^(SHA256|SHA512)\ ?\((.+)\)\ ?=\ ?([0-9A-Fa-f]+)$ ]]; then
+      algo="${BASH_REMATCH[1],,}" entry="${BASH_REMATCH[2]}" hex="${BASH_REMATCH[3]}"
+    elif [[ "$line" =~ ^([0-9A-Fa-f]+)\ [\ *]?(.+)$ ]]; then
+      hex="${BASH_REMATCH[1]}" entry="${BASH_REMATCH[2]}" algo=""
+    elif [[ "$line" =~ ^([0-9A-Fa-f]+)$ ]]; then
+      hex="${BASH_REMATCH[1]}" entry="$name" algo=""
+    else
+      continue
+    fi
+    case "${#hex}" in
+      64) [ -n "$algo" ] || algo=sha256 ;;
+      128) [ -n "$algo" ] || algo=sha512 ;;
+      *) continue ;;
+    esac
+    entry="${entry##*/}"
+    count=$((count + 1))
+    only="$algo:${hex,,}"
+    [ "$entry" = "$name" ] || continue
+    if [ -n "$found" ] && [ "$found" != "$algo:${hex,,}" ]; then
+      kvc_die "the checksum file $url lists $name twice with different digests ($found, $algo:${hex,,}); refusing to guess"
+    fi
+    found="$algo:${hex,,}"
+  done < "$sums"
+  if [ -z "$found" ] && [ "$count" -eq 1 ] && [[ "$base" == "$name".* ]]; then
+    found="$only"
+  fi
+  [ -n "$found" ] || kvc_die "the checksum file $url has no entry for $name"
+  printf '%s\n' "$found"
 }
 
 # Which decompressor applies: forced by KVC_DECOMPRESS or guessed by suffix.
@@ -164,10 +230,10 @@ guestfs_network_args() {
 #   appliance runs dhclient if present, else dhcpcd
 #   (libguestfs/libguestfs@v1.52.0:appliance/init:115-123). libguestfs 1.52,
 #   the version Ubuntu 24.04 ships, lists only isc-dhcp-client for Debian and
-#   Ubuntu (v1.52.0:appliance/packagelist.in:77), which 24.04 no longer
-#   installs by default; dhcpcd-base joined the list in v1.55.5 (commit
-#   91fab3f49), the one Debian 13 hosts need (libguestfs issue #211). Both are
-#   installed where the archive still has them.
+#   Ubuntu (v1.52.0:appliance/packagelist.in:77), which a runner need not
+#   have installed; dhcpcd-base joined the list in v1.55.5 (commit 91fab3f49),
+#   the one Debian 13 hosts need (libguestfs issue #211). Both are installed
+#   where the archive still has them.
 appliance_packages() {
   printf '%s\n' libguestfs-xfs dhcpcd-base
   if command -v apt-cache >/dev/null 2>&1 && kvc_apt_known isc-dhcp-client; then
@@ -196,6 +262,25 @@ guestfs_network_backend() {
   kvc_log "libguestfs appliance network: SLIRP (passt hidden; KVC_GUESTFS_PASST=true to allow it)"
 }
 
+# sysprep.commands, in order, appended to the args array of customize():
+# each command is one argv element "--<op>" and its argument another. The op
+# was checked against virt-customize's command table at compile time; here it
+# only has to look like a command name, so no value can become another option.
+customize_commands() {
+  local i op arg
+  for ((i = 1; i <= ${KVC_COMMANDS_COUNT:-0}; i++)); do
+    op="KVC_COMMAND_${i}_OP"
+    arg="KVC_COMMAND_${i}_ARG"
+    [ -n "${!op:-}" ] || kvc_die "$op is not set (KVC_COMMANDS_COUNT=$KVC_COMMANDS_COUNT)"
+    [[ "${!op}" =~ ^[a-z][a-z0-9-]*$ ]] || kvc_die "$op='${!op}' is not a virt-customize command"
+    if [ -n "${!arg+set}" ]; then
+      args+=("--${!op}" "${!arg}")
+    else
+      args+=("--${!op}")
+    fi
+  done
+}
+
 # One virt-customize call for everything: each libguestfs launch costs many
 # seconds (minutes under emulation). Every value is one argv element, so post
 # commands reach the guest shell verbatim and are never interpreted here.
@@ -211,6 +296,7 @@ customize() {
     [ -n "${!name+set}" ] || kvc_die "$name is not set (KVC_POST_COMMANDS_COUNT=$KVC_POST_COMMANDS_COUNT)"
     args+=(--run-command "${!name}")
   done
+  customize_commands
   kvc_bool KVC_SELINUX_RELABEL && args+=(--selinux-relabel)
   if [ "${#args[@]}" -eq "$before" ]; then
     kvc_log "nothing to customize"

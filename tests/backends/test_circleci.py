@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kvc.ir import Stage
+from kvc.ir import RegistryAccess, Stage
 from kvc.spec.models import CircleCIBackend
 from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, Emitted, cases, emitted
 
@@ -124,7 +124,9 @@ def test_job_environment_is_the_irs_without_secrets(spec: Path, backend: str) ->
     out = emitted(spec, backend)
     for job in out.pipeline.jobs:
         environment = out.document()["jobs"][job.id]["environment"]
-        assert environment == job.env_dict(), job.id
+        expected = {**job.env_dict(), **({"KVC_FINGERPRINT": job.fingerprint}
+                                          if job.fingerprint else {})}
+        assert environment == expected, job.id
         assert not SECRET_NAMES & set(environment), job.id
     assert not any(name in out.text for name in SECRET_NAMES), "secrets come from contexts"
 
@@ -154,11 +156,13 @@ def test_builds_are_cached_by_fingerprint(spec: Path, backend: str) -> None:
             continue
         assert restores == [{"keys": [job.cache.key]}], job.id
         assert saves == [{"key": job.cache.key, "paths": [job.cache.path]}], job.id
-        assert job.env_dict()["KVC_FINGERPRINT"] in job.cache.key
+        assert job.fingerprint and job.fingerprint in job.cache.key
         (run,) = step_args(steps, "run")
-        # a restored output is not rebuilt: the script checks for it first
-        assert run["command"].index('[ -f "$KVC_OUTPUT" ]') < run["command"].index("bash ")
-        assert job.env_dict()["KVC_OUTPUT"].startswith(job.cache.path + "/")
+        # a restored output is not rebuilt: the command checks for the IR's output first
+        assert run["command"].index(f"[ -f {job.cache.output} ]") < run["command"].index(
+            f"bash {job.script}")
+        assert job.cache.output.startswith(job.cache.path + "/")
+        assert job.cache.output == job.env_dict()["KVC_OUTPUT"]
 
 
 def persisted(out: Emitted) -> dict[str, list[str]]:
@@ -210,13 +214,18 @@ def contexts(out: Emitted) -> list[str]:
 
 
 @pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
-def test_jobs_with_secrets_get_the_context_and_no_other_job_does(spec: Path,
-                                                                 backend: str) -> None:
+def test_push_context_reaches_only_jobs_that_push_or_sign(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     entries = workflow_entries(out)
+    pull = settings(out).pull_context
     for job in out.pipeline.jobs:
-        needs_context = bool(job.secrets) or job.needs_identity_token
-        assert entries[job.id].get("context") == (contexts(out) if needs_context else None)
+        pushes = job.registry.access is RegistryAccess.PUSH or job.needs_identity_token
+        expected = contexts(out) if pushes else None
+        if job.registry.access is RegistryAccess.PULL and pull:
+            expected = list(pull)
+        assert entries[job.id].get("context") == expected, job.id
+        if job.stage is Stage.TEST:
+            assert not set(contexts(out)) & set(entries[job.id].get("context", [])), job.id
 
 
 @pytest.mark.parametrize(("spec", "backend"), CIRCLECI)

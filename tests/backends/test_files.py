@@ -12,7 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 from ruamel.yaml.events import AliasEvent, NodeEvent
 
-from kvc import __version__
+from kvc import __version__, stages
 from kvc.backends import buildfiles
 from tests.backends.conftest import (
     BACKEND_NAMES,
@@ -58,7 +58,7 @@ def test_header_check_sees_a_missing_header() -> None:
 @pytest.mark.parametrize(("spec", "backend"), cases())
 def test_stage_files_are_the_packaged_ones_plus_the_header(spec: Path, backend: str) -> None:
     files = generated(spec, backend)
-    for name in (*buildfiles.STAGE_SCRIPTS, "Containerfile"):
+    for name in (*stages.SCRIPTS, "Containerfile"):
         path = f".kvc/stages/{name}" if name.endswith(".sh") else buildfiles.CONTAINERFILE
         packaged = (ROOT / "kvc" / "stages" / name).read_text(encoding="utf-8").splitlines()
         lines = files[path].splitlines()

@@ -135,10 +135,21 @@ def test_job_env_and_timeout_are_the_irs_literally(spec: Path, backend: str) -> 
     out = emitted(spec, backend)
     for job in out.pipeline.jobs:
         emitted_job = jobs(out)[job.id]
-        assert emitted_job["env"] == job.env_dict(), job.id  # strings stay strings ('12')
+        expected = {**job.env_dict(), **({"KVC_FINGERPRINT": job.fingerprint}
+                                          if job.fingerprint else {})}
+        assert emitted_job["env"] == expected, job.id  # strings stay strings ('12')
         assert emitted_job["timeout-minutes"] == job.timeout_minutes, job.id
         runs = [s for s in emitted_job["steps"] if "run" in s]
-        assert [s["run"] for s in runs] == [f"bash {job.script}"], job.id
+        assert [s["run"] for s in runs] == [RUNTIME_EXPORTS + f"bash {job.script}\n"], job.id
+
+
+# Contract 1: neutral names from GitHub's default variables, in the run step's shell.
+RUNTIME_EXPORTS = """\
+export KVC_RUN_ID="$GITHUB_RUN_ID"
+export KVC_REVISION="$GITHUB_SHA"
+export KVC_SOURCE="$GITHUB_SERVER_URL/$GITHUB_REPOSITORY"
+export KVC_SUMMARY_FILE="$GITHUB_STEP_SUMMARY"
+"""
 
 
 @pytest.mark.parametrize(("spec", "backend"), GITHUB)
@@ -152,7 +163,7 @@ def test_builds_are_cached_by_fingerprint_and_skipped_on_a_hit(spec: Path, backe
             continue
         (cache,) = caches
         assert cache["with"] == {"path": job.cache.path, "key": job.cache.key}
-        assert job.env_dict()["KVC_FINGERPRINT"] in job.cache.key
+        assert job.fingerprint and job.fingerprint in job.cache.key
         (run,) = [s for s in steps if "run" in s]
         assert run["if"] == f"steps.{cache['id']}.outputs.cache-hit != 'true'"
         assert steps.index(cache) < steps.index(run)
@@ -229,19 +240,31 @@ def signs(out: Emitted, image: str) -> bool:
 
 
 @pytest.mark.parametrize(("spec", "backend"), GITHUB)
-def test_permissions_are_read_only_except_publish(spec: Path, backend: str) -> None:
+def test_permissions_are_read_only_except_what_a_job_uses(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     document = out.document()
     assert document["permissions"] == {"contents": "read"}
+    ghcr = out.resolved.spec.registry.startswith("ghcr.io/")
     for job in out.pipeline.jobs:
         emitted_job = document["jobs"][job.id]
-        if job.stage is not Stage.PUBLISH:
-            assert "permissions" not in emitted_job, job.id
-            continue
-        expected = {"contents": "read", "packages": "write"}
-        if signs(out, job.image):
+        expected: dict[str, str] = {}
+        if ghcr and job.stage in {Stage.CONTAINERIZE, Stage.PUBLISH}:
+            expected["packages"] = "write"  # the run's own token pushes to ghcr.io
+        elif ghcr and job.stage is Stage.TEST:
+            expected["packages"] = "read"
+        if job.stage is Stage.PUBLISH and signs(out, job.image):
             expected["id-token"] = "write"
-        assert emitted_job["permissions"] == expected, job.id
+        if expected:
+            assert emitted_job["permissions"] == {"contents": "read", **expected}, job.id
+        else:
+            assert "permissions" not in emitted_job, job.id
+
+
+def test_ghcr_is_used_by_some_case_and_not_by_others() -> None:
+    """Both credential paths (GITHUB_TOKEN for ghcr.io, secrets elsewhere) are exercised."""
+    registries = {emitted(s, "github").resolved.spec.registry.startswith("ghcr.io/")
+                  for s in SPECS}
+    assert registries == {True, False}
 
 
 def test_signing_is_exercised() -> None:
@@ -324,7 +347,7 @@ def test_no_expression_inside_run(spec: Path, backend: str) -> None:
                 assert "${{" not in value, f"{path}{where}: {value}"
 
 
-SECRET_REF = re.compile(r"\$\{\{ secrets\.([A-Z0-9_]+) \}\}")
+SECRET_NAME = re.compile(r"\bsecrets\.([A-Z0-9_]+)")
 
 
 @pytest.mark.parametrize(("spec", "backend"), GITHUB)
@@ -334,9 +357,18 @@ def test_secrets_appear_only_as_step_env(spec: Path, backend: str) -> None:
         for where, value in strings(document):
             if "secrets" not in value:
                 continue
+            if re.fullmatch(r"\.jobs\.lock\.steps\[\d+\]\.with\.(private-key|token)", where):
+                continue  # the update workflow hands its token to the actions that need it
             match = re.fullmatch(r"\.jobs\.[^.]+\.steps\[\d+\]\.env\.([A-Z0-9_]+)", where)
             assert match, f"{path}{where}: secrets referenced outside a step's env"
-            assert value == f"${{{{ secrets.{match[1]} }}}}", f"{path}{where}: {value}"
+            assert value in {f"${{{{ secrets.{match[1]} }}}}", GHCR_PASSWORD}, \
+                f"{path}{where}: {value}"
+
+
+# A fork's pull request gets a read-only token: it is withheld, so containerize exports
+# an archive instead of failing to push.
+GHCR_PASSWORD = ("${{ !github.event.pull_request.head.repo.fork "
+                 "&& secrets.GITHUB_TOKEN || '' }}")
 
 
 @pytest.mark.parametrize(("spec", "backend"), GITHUB)
@@ -345,6 +377,15 @@ def test_each_job_gets_exactly_the_secrets_the_ir_gives_it(spec: Path, backend: 
     for job in out.pipeline.jobs:
         emitted_job = jobs(out)[job.id]
         referenced = {m for s in emitted_job["steps"] for v in (s.get("env") or {}).values()
-                      for m in SECRET_REF.findall(v)}
-        assert referenced == set(job.secrets), job.id
-        assert not set(job.secrets) & set(emitted_job["env"]), job.id
+                      for m in SECRET_NAME.findall(v)}
+        given = {name for s in emitted_job["steps"] for name in (s.get("env") or {})}
+        if job.stage in {Stage.CONTAINERIZE, Stage.PUBLISH}:
+            names = {"KVC_REGISTRY_USER", "KVC_REGISTRY_PASSWORD"}
+        elif job.stage is Stage.TEST:
+            names = {"KVC_PULL_USER", "KVC_PULL_PASSWORD"}  # never the push credentials
+        else:
+            names = set()
+        assert given == names, job.id
+        ghcr = out.resolved.spec.registry.startswith("ghcr.io/")
+        assert referenced == ({"GITHUB_TOKEN"} if ghcr and names else names), job.id
+        assert not names & set(emitted_job["env"]), job.id

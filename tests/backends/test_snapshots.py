@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from kvc import stages
 from kvc.backends import buildfiles
 from tests.backends.conftest import BACKEND_NAMES, EXAMPLES, case_id, emitted, generated
 
-VERBATIM = {f".kvc/stages/{name}" for name in buildfiles.STAGE_SCRIPTS} | {
+VERBATIM = {f".kvc/stages/{name}" for name in stages.SCRIPTS} | {
     buildfiles.CONTAINERFILE}
 
 
@@ -32,7 +33,7 @@ def test_compiled_files(spec: Path, backend: str, snapshot: SnapshotAssertion) -
     files = generated(spec, backend)
     snapshotted = sorted(set(files) - VERBATIM)
     assert snapshotted == snapshot(name="file list")
-    fingerprints = {job.env_dict()["KVC_FINGERPRINT"]
+    fingerprints = {job.fingerprint
                     for job in emitted(spec, backend).pipeline.jobs if job.cache is not None}
     assert fingerprints
     for path in snapshotted:

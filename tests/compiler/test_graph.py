@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import textwrap
 
@@ -12,7 +13,7 @@ from kvc.compiler.graph import build_pipeline
 from kvc.ir import Artifact, Job, Pipeline, Stage
 from tests.conftest import OK_SPECS, resolve_text
 
-SHA = "sha256:" + "cd" * 32
+SHA = "sha256:" + hashlib.sha256(b"graph test image").hexdigest()
 
 SPEC = textwrap.dedent(f"""\
     kvc: 1
@@ -144,7 +145,7 @@ def test_download_in_container_names_the_container() -> None:
 
 def test_fingerprint_changes_with_the_build_inputs_only() -> None:
     def fingerprints(text: str) -> dict[str, str]:
-        return {j.id: j.env_dict()["KVC_FINGERPRINT"] for j in _pipeline(text).jobs
+        return {j.id: j.fingerprint for j in _pipeline(text).jobs
                 if j.stage is Stage.BUILD}
     base = fingerprints(SPEC)
     assert len(set(base.values())) == len(base)
@@ -157,7 +158,7 @@ def test_fingerprint_changes_with_the_build_inputs_only() -> None:
 def _job(job_id: str, needs: tuple[str, ...] = (), image: str = "a/1",
          produces: tuple[Artifact, ...] = ()) -> Job:
     return Job(id=job_id, stage=Stage.BUILD, image=image, arch=None, runner="amd64",
-               needs=needs, script="x.sh", env=(), produces=produces)
+               needs=needs, script="x.sh", inputs=(), produces=produces)
 
 
 def _check(*jobs: Job) -> str:

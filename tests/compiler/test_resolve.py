@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import textwrap
 
 import pytest
@@ -11,7 +12,7 @@ from kvc.compiler.model import ImageBuild
 from kvc.spec.diagnostics import SpecError
 from tests.conftest import resolve_text
 
-SHA = "sha256:" + "ab" * 32
+SHA = "sha256:" + hashlib.sha256(b"resolve test image").hexdigest()
 
 LAYERED = textwrap.dedent(f"""\
     kvc: 1

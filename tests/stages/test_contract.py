@@ -12,6 +12,7 @@ import bz2
 import gzip
 import hashlib
 import lzma
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from kvc.cli import main
 from kvc.compiler.driver import load
 from kvc.compiler.graph import build_pipeline
 from kvc.ir import Job, Stage
-from tests.stages.conftest import Stubs
+from tests.stages.conftest import STUB, Stubs
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = [*sorted((ROOT / "examples").glob("*/kvc.yaml")),
@@ -44,6 +45,15 @@ def _payload(job: Job) -> bytes:
     return COMPRESS[mode](raw) if mode in COMPRESS else raw
 
 
+def _serve_checksum_file(stubs: Stubs, url: str, payload: bytes) -> None:
+    sums = stubs.root.parent / "SUMS"
+    name = url.split("?", 1)[0].rsplit("/", 1)[1]
+    sums.write_text(f"{hashlib.sha512(payload).hexdigest()}  {name}\n")
+    stubs.add("curl", 'for arg; do last="$arg"; done\n'
+              f'[ "$last" = "$KVC_CHECKSUM_URL" ] && export KVC_STUB_CURL_SRC="{sums}"\n'
+              f'exec "{sys.executable}" "{STUB}" curl "$@"\n')
+
+
 @pytest.mark.parametrize(("spec", "job_id"), _cases(),
                          ids=[f"{s.parent.name}/{s.stem}:{j}" for s, j in _cases()])
 def test_every_example_build_runs_with_its_compiled_environment(
@@ -59,6 +69,8 @@ def test_every_example_build_runs_with_its_compiled_environment(
     if env["KVC_CHECKSUM"]:
         algo = env["KVC_CHECKSUM"].split(":", 1)[0]
         env["KVC_CHECKSUM"] = f"{algo}:{hashlib.new(algo, source.read_bytes()).hexdigest()}"
+    if env.get("KVC_CHECKSUM_URL"):  # verify_at_build: curl serves a real checksum file too
+        _serve_checksum_file(stubs, env["KVC_URL"], source.read_bytes())
     if env.get("KVC_MAKEFILE") == "true":
         (stubs.root / env["KVC_MAKEFILE_DIR"]).mkdir(parents=True, exist_ok=True)
     run = stubs.run_emitted(".kvc/stages/build.sh", {**env, "KVC_STUB_CURL_SRC": str(source)})

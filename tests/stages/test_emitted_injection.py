@@ -119,7 +119,8 @@ def test_emitted_files_never_splice_spec_values_into_run_scripts(
     stubs: Stubs, canary: Path
 ) -> None:
     spec = stubs.root / "kvc.yaml"
-    spec.write_text(_spec(canary, "sha256:" + "0" * 64, _commands(canary)))
+    digest = "sha256:" + hashlib.sha256(b"injection").hexdigest()
+    spec.write_text(_spec(canary, digest, _commands(canary)))
     (stubs.root / "images/debian").mkdir(parents=True)
     runner = CliRunner()
     for backend in ("github", "circleci"):

@@ -27,6 +27,11 @@ flavors:
 """
 
 
+def _offline_dns_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """curl is a stub here: let kvc run's name-resolution check pass offline."""
+    monkeypatch.setattr("kvc.commands.run.socket.getaddrinfo", lambda *args: [])
+
+
 def _run_build(stubs: Stubs, monkeypatch: pytest.MonkeyPatch, download: bytes) -> Result:
     """`kvc run` the build of a spec pinned to the checksum of b"disk"."""
     source = stubs.root / "upstream.qcow2"
@@ -35,6 +40,7 @@ def _run_build(stubs: Stubs, monkeypatch: pytest.MonkeyPatch, download: bytes) -
     spec.write_text(SPEC.replace("CHECKSUM", hashlib.sha256(b"disk").hexdigest()))
     for name, value in {**stubs.env, "KVC_STUB_CURL_SRC": str(source)}.items():
         monkeypatch.setenv(name, value)
+    _offline_dns_is_fine(monkeypatch)
     return CliRunner().invoke(main, ["run", str(spec), "debian/12/amd64", "--stage", "build"])
 
 
@@ -68,6 +74,7 @@ def test_kvc_run_keeps_the_compiled_tree_current(
     spec.write_text(SPEC.replace("CHECKSUM", hashlib.sha256(b"disk").hexdigest()))
     for name, value in {**stubs.env, "KVC_STUB_CURL_SRC": str(source)}.items():
         monkeypatch.setenv(name, value)
+    _offline_dns_is_fine(monkeypatch)
     runner = CliRunner()
     compile_args = ["compile", str(spec), "--backend", "github", "--out", str(stubs.root)]
     assert runner.invoke(main, compile_args).exit_code == 0

@@ -1,0 +1,183 @@
+"""The one walk over the IR that every backend shares.
+
+A backend is tables (runners, runtime values, tools, literal escapes),
+capability flags and a handful of step renderers; this module owns the
+skeleton every job follows (checkout -> fetch inputs -> tools -> cache -> run
+-> keep outputs), the rendering of a job's environment, the run command, the
+runner-map merge, the default-branch fallback and the report of what a
+backend cannot express. Like a SQL generator's dispatch, adding a feature to
+the skeleton is written once here, and a backend only says how it spells it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from kvc.backends.base import EmitInput, Files
+from kvc.ir import Artifact, Cache, Job, Runtime
+from kvc.spec.diagnostics import Collector, Position
+
+Step = Any  # one entry of a backend's step list (a mapping, or a bare name)
+UNSUPPORTED = "unsupported"
+DEFAULT_BRANCH = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a CI system can express; the walk reports the rest as compile errors."""
+
+    identity_token: bool = True  # an OIDC token for keyless signing
+    cache_hit_output: bool = False  # a later step can be skipped on a cache hit
+
+
+class Emitter:
+    """One backend: subclasses fill the tables and render single steps."""
+
+    NAME: ClassVar[str]
+    # Directories and root-level files kvc owns for this backend (checked and cleaned up).
+    OWNED: ClassVar[tuple[str, ...]]
+    RUNNERS: ClassVar[Mapping[str, str]]
+    # Neutral runtime value -> a shell expression of the backend's own variables.
+    RUNTIME: ClassVar[Mapping[Runtime, str]]
+    # IR tool -> the setup steps it takes (an empty tuple: the runner already has it).
+    TOOLS: ClassVar[Mapping[str, tuple[Step, ...]]]
+    # (text, replacement) pairs that keep a value literal where the CI expands syntax.
+    ESCAPES: ClassVar[tuple[tuple[str, str], ...]] = ()
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities()
+    # The field of the backend's settings block that overrides RUNNERS per arch.
+    RUNNER_SETTING: ClassVar[str] = ""
+
+    def __init_subclass__(cls, *, name: str = "", owned: tuple[str, ...] = (),
+                          **kwargs: Any) -> None:
+        """``class X(Emitter, name=..., owned=...)``: what the registry and compile need."""
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.NAME, cls.OWNED = name, owned
+
+    def __init__(self, source: EmitInput) -> None:
+        self.source = source
+        self.errors = Collector()
+        self.settings = self.load_settings(source)
+
+    def load_settings(self, source: EmitInput) -> Any:
+        """The backend's block of the spec's ``backends:``, defaults filled in."""
+        return None
+
+    @classmethod
+    def emit(cls, source: EmitInput) -> Files:
+        """The backend's files, or every `[unsupported]` error found on the way."""
+        emitter = cls(source)
+        for job in source.pipeline.jobs:
+            emitter.check(job)
+        emitter.errors.raise_if_any()
+        return emitter.files()
+
+    # -- what each backend provides -------------------------------------------------
+
+    def files(self) -> Files:
+        raise NotImplementedError
+
+    def checkout(self, job: Job) -> list[Step]:
+        raise NotImplementedError
+
+    def fetch(self, job: Job, artifact: Artifact) -> list[Step]:
+        raise NotImplementedError
+
+    def restore(self, job: Job, cache: Cache) -> list[Step]:
+        raise NotImplementedError
+
+    def run(self, job: Job, command: str) -> list[Step]:
+        raise NotImplementedError
+
+    def save(self, job: Job, cache: Cache) -> list[Step]:
+        return []  # most caches save themselves at the end of the job
+
+    def keep(self, job: Job, artifact: Artifact) -> list[Step]:
+        raise NotImplementedError
+
+    def identity(self, job: Job) -> list[Step]:
+        return []  # steps that make an OIDC token available, where it takes any
+
+    # -- the skeleton -----------------------------------------------------------------
+
+    def steps(self, job: Job) -> list[Step]:
+        steps = self.checkout(job)
+        for artifact in job.consumes:
+            steps += self.fetch(job, artifact)
+        for tool in job.tools:
+            steps += list(self.TOOLS[tool])
+        if job.cache is not None:
+            steps += self.restore(job, job.cache)
+        if job.needs_identity_token:
+            steps += self.identity(job)
+        steps += self.run(job, self.command(job))
+        if job.cache is not None:
+            steps += self.save(job, job.cache)
+        for artifact in job.produces:
+            steps += self.keep(job, artifact)
+        return steps
+
+    def check(self, job: Job) -> None:
+        """Report, at the spec position, what this backend cannot express for ``job``."""
+        if job.runner not in self.runners():
+            self.unsupported(job.origin, f"no {job.runner} runner is known for {self.NAME}; "
+                             f"set backends.{self.NAME} to name one")
+        if job.needs_identity_token and not self.CAPABILITIES.identity_token:
+            self.unsupported(job.origin, f"{self.NAME} cannot give a job an identity token, "
+                             "so keyless signing (publish.sign) is not possible")
+        for tool in job.tools:
+            if tool not in self.TOOLS:
+                self.unsupported(job.origin, f"{self.NAME} has no way to set up {tool}, "
+                                 f"which the {job.stage} stage needs")
+
+    def unsupported(self, pos: Position | None, message: str) -> None:
+        self.errors.add(pos or Position(self.source.pipeline.source, 1, 1), message, UNSUPPORTED)
+
+    # -- shared rendering ---------------------------------------------------------------
+
+    def literal(self, value: str) -> str:
+        for text, replacement in self.ESCAPES:
+            value = value.replace(text, replacement)
+        return value
+
+    def env(self, job: Job) -> dict[str, str]:
+        """The job's literal inputs in the backend's env syntax (values stay byte-exact)."""
+        return {name: self.literal(value) for name, value in job.env_dict().items()}
+
+    def command(self, job: Job) -> str:
+        """The run step's shell: runtime values, then the stage script (unless cached)."""
+        lines = [f'export {value}="{self.RUNTIME[value]}"'
+                 for value in job.runtime if value in self.RUNTIME]
+        run = f"bash {shlex.quote(job.script)}"
+        cache = job.cache
+        if cache is not None and cache.skip_run_on_hit and not self.CAPABILITIES.cache_hit_output:
+            output = shlex.quote(cache.output)
+            run = (f"if [ -f {output} ]; then\n"
+                   f'  echo "kvc: {cache.output} restored from the cache; not rebuilding"\n'
+                   f"else\n  {run}\nfi")
+        return "\n".join([*lines, run]) + ("\n" if lines or "\n" in run else "")
+
+    def runners(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        merged = dict(self.RUNNERS)
+        merged.update((overrides if overrides is not None else self.runner_overrides()).items())
+        return merged
+
+    def runner_overrides(self) -> Mapping[str, str]:
+        chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None
+        return {str(arch): name for arch, name in (chosen or {}).items()}
+
+    @staticmethod
+    def default_branch(setting: str | None) -> str:
+        return setting or DEFAULT_BRANCH
+
+
+T = TypeVar("T")
+
+
+def settings_of(source: EmitInput, pick: Callable[[Any], T | None], default: T) -> T:
+    """A backend's settings block from the spec, or its defaults."""
+    value = pick(source.backends) if source.backends is not None else None
+    return value if value is not None else default

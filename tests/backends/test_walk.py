@@ -1,0 +1,336 @@
+"""The one walk: a backend is tables, step renderers and capability flags.
+
+A backend defined only here, in the test suite, compiles every example through
+the real CLI without a change to kvc/; what a backend cannot express is a
+compile error at the spec position. Shared behaviour of the two real backends
+(runtime values, kept files, credentials) is checked here once for both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from kvc import stages
+from kvc.backends import BACKENDS, buildfiles, yamlout
+from kvc.backends.base import EmitInput, Files, comment_header
+from kvc.backends.walk import Capabilities, Emitter, Step
+from kvc.cli import main
+from kvc.compiler import fingerprint
+from kvc.ir import Artifact, Cache, Job, Pipeline, RegistryAccess, Runtime, Stage
+from kvc.spec.diagnostics import SpecError
+from tests.backends.conftest import (
+    EXAMPLES,
+    FIXTURE_SPECS,
+    ROOT,
+    SPECS,
+    case_id,
+    emitted,
+    spec_params,
+)
+
+OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
+TOY_FILE = ".toy-ci.yml"
+
+
+class Toy(Emitter):
+    """A whole CI dialect in one class: one root-level file, no directories."""
+
+    NAME = "toy"
+    OWNED = (TOY_FILE,)
+    RUNNERS: ClassVar[Mapping[str, str]] = {"amd64": "x86-box", "arm64": "arm-box"}
+    RUNTIME: ClassVar[Mapping[Runtime, str]] = {Runtime.RUN_ID: "$TOY_PIPELINE"}
+    TOOLS: ClassVar[Mapping[str, tuple[Step, ...]]] = {
+        "buildx": (), "cosign": ({"script": "install cosign"},)}
+    ESCAPES = (("%", "%%"),)
+
+    def files(self) -> Files:
+        jobs = {job.id: {"on": self.runners()[job.runner], "after": list(job.needs),
+                         "env": self.env(job), "steps": self.steps(job)}
+                for job in self.source.pipeline.jobs}
+        return {TOY_FILE: comment_header(self.source.header_lines(self.NAME))
+                + yamlout.dump(jobs)}
+
+    def checkout(self, job: Job) -> list[Step]:
+        return ["checkout"]
+
+    def fetch(self, job: Job, artifact: Artifact) -> list[Step]:
+        return [{"fetch": artifact.name}]
+
+    def restore(self, job: Job, cache: Cache) -> list[Step]:
+        return [{"restore": cache.key}]
+
+    def run(self, job: Job, command: str) -> list[Step]:
+        return [{"script": command}]
+
+    def keep(self, job: Job, artifact: Artifact) -> list[Step]:
+        return [{"keep": artifact.name, "always": artifact.keep_on_failure}]
+
+
+class Unsigned(Toy):
+    NAME = "unsigned"
+    CAPABILITIES = Capabilities(identity_token=False)
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(BACKENDS, Toy.NAME, Toy)  # the "one registry line"
+    monkeypatch.setitem(BACKENDS, Unsigned.NAME, Unsigned)
+    yield
+
+
+@pytest.mark.usefixtures("toy")
+@pytest.mark.parametrize("spec", spec_params(EXAMPLES))
+def test_a_backend_defined_in_the_tests_compiles_every_example(spec: Path,
+                                                                tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["compile", str(spec), "--backend", "toy", "--out",
+                                  str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    jobs = yamlout_load(tmp_path / TOY_FILE)
+    pipeline = emitted(spec, "github").pipeline
+    assert list(jobs) == [job.id for job in pipeline.jobs]
+    for job in pipeline.jobs:
+        steps = jobs[job.id]["steps"]
+        assert steps[0] == "checkout", job.id  # the skeleton comes from the walk
+        script = next(s["script"] for s in steps if isinstance(s, dict) and "script" in s)
+        assert script.startswith('export KVC_RUN_ID="$TOY_PIPELINE"\n'), job.id
+        assert f"bash {job.script}" in script, job.id
+    assert (tmp_path / ".kvc/docker-bake.json").is_file()  # shared files come for free
+    check = runner.invoke(main, ["compile", str(spec), "--backend", "toy", "--out",
+                                 str(tmp_path), "--check"])
+    assert check.exit_code == 0, check.output
+
+
+def yamlout_load(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
+
+
+@pytest.mark.usefixtures("toy")
+def test_what_a_backend_cannot_express_is_a_compile_error_at_the_spec_position(
+        tmp_path: Path) -> None:
+    spec = tmp_path / "kvc.yaml"
+    shutil.copy(OVERRIDES, spec)
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "unsigned"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1)
+                if "sign: true" in text)
+    col = spec.read_text().splitlines()[line - 1].index("sign") + 1
+    assert (f"{spec}:{line}:{col}: unsigned cannot give a job an identity token, so keyless "
+            "signing (publish.sign) is not possible [unsupported]") in result.output
+    assert not (tmp_path / TOY_FILE).exists()  # nothing is written
+
+
+def test_a_runner_the_backend_does_not_know_is_unsupported(tmp_path: Path) -> None:
+    class AmdOnly(Toy):
+        NAME = "amd-only"
+        RUNNERS: ClassVar[Mapping[str, str]] = {"amd64": "x86-box"}
+
+    out = emitted(OVERRIDES, "github")
+    with pytest.raises(SpecError) as error:
+        AmdOnly.emit(EmitInput(out.pipeline, "kvc.yaml", out.resolved.spec.backends))
+    kinds = {d.kind for d in error.value.diagnostics}
+    assert kinds == {"unsupported"}
+    assert all("no arm64 runner is known for amd-only" in d.message
+               for d in error.value.diagnostics)
+
+
+# -- neutral runtime values (contract 1) -------------------------------------------------
+
+
+def run_commands(spec: Path, backend: str) -> Iterator[tuple[str, str]]:
+    document = emitted(spec, backend).document()
+    for job_id, job in document["jobs"].items():
+        for step in job["steps"]:
+            if isinstance(step, dict) and "run" in step:
+                run = step["run"]
+                yield job_id, run if isinstance(run, str) else run["command"]
+
+
+RUNTIME = {
+    "github": {"KVC_RUN_ID": "$GITHUB_RUN_ID", "KVC_REVISION": "$GITHUB_SHA",
+               "KVC_SOURCE": "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY",
+               "KVC_SUMMARY_FILE": "$GITHUB_STEP_SUMMARY"},
+    # The workspace id survives "Rerun workflow from failed"; the workflow id does not.
+    "circleci": {"KVC_RUN_ID": "$CIRCLE_WORKFLOW_WORKSPACE_ID", "KVC_REVISION": "$CIRCLE_SHA1",
+                 "KVC_SOURCE": "$CIRCLE_REPOSITORY_URL"},
+}
+
+
+@pytest.mark.parametrize("backend", sorted(RUNTIME))
+@pytest.mark.parametrize("spec", spec_params())
+def test_every_stage_run_exports_the_neutral_runtime_values(spec: Path, backend: str) -> None:
+    pipeline = emitted(spec, backend).pipeline
+    scripts = {job.id: job.script for job in pipeline.jobs}
+    seen = set()
+    for job_id, command in run_commands(spec, backend):
+        if job_id not in scripts or f"bash {scripts[job_id]}" not in command:
+            continue  # setup steps
+        seen.add(job_id)
+        exports = dict(line.removeprefix("export ").split("=", 1)
+                       for line in command.splitlines() if line.startswith("export "))
+        assert exports == {k: f'"{v}"' for k, v in RUNTIME[backend].items()}, job_id
+    assert seen == set(scripts)
+
+
+@pytest.mark.parametrize("backend", sorted(RUNTIME))
+@pytest.mark.parametrize("spec", spec_params())
+def test_runtime_values_never_sit_in_the_literal_environment(spec: Path, backend: str) -> None:
+    """CircleCI's `environment:` is literal: "$CIRCLE_SHA1" there would stay that string."""
+    out = emitted(spec, backend)
+    for job in out.document()["jobs"].values():
+        env = job.get("env") or job.get("environment") or {}
+        assert not {r.value for r in Runtime} & set(env)
+    assert "CIRCLE_WORKFLOW_ID" not in out.text
+
+
+# -- kept files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_github_uploads_overwrite_so_rerunning_failed_jobs_can_go_green(spec: Path) -> None:
+    out = emitted(spec, "github")
+    kept = {a.name: a for job in out.pipeline.jobs for a in job.produces}
+    uploads = [(job_id, step) for job_id, job in out.document()["jobs"].items()
+               for step in job["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert {step["with"]["name"] for _, step in uploads} == set(kept)
+    for job_id, step in uploads:
+        artifact = kept[step["with"]["name"]]
+        assert step["with"]["overwrite"] is True, job_id
+        assert step.get("if") == ("always()" if artifact.keep_on_failure else None), job_id
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_circleci_keeps_test_logs_even_when_the_test_fails(spec: Path) -> None:
+    out = emitted(spec, "circleci")
+    for job in out.pipeline.jobs:
+        steps = out.document()["jobs"][job.id]["steps"]
+        stored = [s["store_artifacts"] for s in steps if "store_artifacts" in s]
+        expected = [a for a in job.produces if not a.handoff]
+        assert [s["path"] for s in stored] == [a.path for a in expected], job.id
+        for step, artifact in zip(stored, expected, strict=True):
+            assert step.get("when") == ("always" if artifact.keep_on_failure else None)
+
+
+def test_test_logs_are_kept_on_failure_and_handed_to_nobody() -> None:
+    for spec in SPECS:
+        for job in emitted(spec, "github").pipeline.jobs:
+            for artifact in job.produces:
+                assert artifact.keep_on_failure == (job.stage is Stage.TEST), job.id
+                assert artifact.handoff == (job.stage is not Stage.TEST), job.id
+
+
+def retention(spec: Path) -> set[int]:
+    return {step["with"]["retention-days"] for job in emitted(spec, "github").document()
+            ["jobs"].values() for step in job["steps"]
+            if "upload-artifact" in step.get("uses", "")}
+
+
+def test_artifacts_outlive_a_publish_approval_when_an_environment_gates_publish() -> None:
+    assert retention(OVERRIDES) == {31}  # environment: production; approval waits <= 30 days
+    assert retention(EXAMPLES[0]) == {3}
+
+
+def test_artifact_retention_is_a_setting(tmp_path: Path) -> None:
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(OVERRIDES.read_text().replace(
+        "    environment: production\n",
+        "    environment: production\n    artifact_retention_days: 60\n"))
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "github"])
+    assert result.exit_code == 0, result.output
+    assert "retention-days: 60" in (tmp_path / ".github/workflows/images.yml").read_text()
+    assert "retention-days: 31" not in (tmp_path / ".github/workflows/images.yml").read_text()
+
+
+# -- credentials (contract 2) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_only_containerize_and_publish_push_tests_may_pull(spec: Path) -> None:
+    access = {Stage.BUILD: RegistryAccess.NONE, Stage.CONTAINERIZE: RegistryAccess.PUSH,
+              Stage.TEST: RegistryAccess.PULL, Stage.PUBLISH: RegistryAccess.PUSH}
+    for job in emitted(spec, "github").pipeline.jobs:
+        assert job.registry.access is access[job.stage], job.id
+
+
+# -- typed IR: no KVC_* string is read back --------------------------------------------------
+
+
+def _without_inputs(pipeline: Pipeline) -> Pipeline:
+    return replace(pipeline, jobs=tuple(replace(j, inputs=()) for j in pipeline.jobs))
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_the_bake_file_comes_from_typed_fields_not_from_env_strings(spec: Path) -> None:
+    pipeline = emitted(spec, "github").pipeline
+    header = "h"
+    assert buildfiles.bake(_without_inputs(pipeline), header) == buildfiles.bake(pipeline, header)
+    document = json.loads(buildfiles.bake(pipeline, header))
+    for target in pipeline.targets:
+        assert document["target"][target.slug]["tags"] == [
+            f"{target.repository}:{tag}" for tag in target.tags]
+
+
+def test_plan_reports_the_typed_fingerprint() -> None:
+    result = CliRunner().invoke(main, ["plan", str(EXAMPLES[0]), "--json"])
+    assert result.exit_code == 0, result.output
+    pipeline = emitted(EXAMPLES[0], "github").pipeline
+    build_fingerprints = {j.fingerprint for j in pipeline.jobs if j.stage is Stage.BUILD}
+    assert {row["fingerprint"] for row in json.loads(result.output)} == build_fingerprints
+
+
+# -- one table of stage scripts --------------------------------------------------------------
+
+
+def test_every_packaged_script_is_in_the_table() -> None:
+    packaged = {p.name for p in (ROOT / "kvc/stages").glob("*.sh")}
+    assert packaged == set(stages.SCRIPTS)
+
+
+def test_every_file_the_build_stage_sources_is_hashed_into_the_fingerprint() -> None:
+    used = set(stages.used_by(Stage.BUILD))
+    pending, seen = ["build.sh"], set()
+    while pending:
+        name = pending.pop()
+        seen.add(name)
+        text = (ROOT / "kvc/stages" / name).read_text()
+        for sourced in _sourced(text):
+            if sourced not in seen:
+                pending.append(sourced)
+    assert seen <= used
+    assert fingerprint._build_scripts() == b"".join(
+        (ROOT / "kvc/stages" / n).read_bytes() for n in stages.used_by(Stage.BUILD))
+
+
+def _sourced(text: str) -> set[str]:
+    return set(re.findall(r'^\s*(?:\.|source) "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/([\w.-]+)"',
+                          text, re.MULTILINE))
+
+
+def test_the_sourced_file_pattern_sees_lib_sh() -> None:
+    assert _sourced((ROOT / "kvc/stages/build.sh").read_text()) >= {"lib.sh"}
+
+
+# -- no repeated skeleton ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("duplicates") is None, reason="the duplicates tool is not here")
+def test_no_repeated_skeleton_between_backends() -> None:
+    result = subprocess.run(["duplicates", "--repo", "kvc/backends", "--min-lines", "6"],
+                            cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)
+    assert result.stdout.startswith("no duplicates"), result.stdout
+
+
+def test_case_ids_are_unique() -> None:
+    assert len({case_id(s) for s in SPECS}) == len(SPECS)

@@ -1,0 +1,3 @@
+BASE_URL=https://images.example.invalid/archived
+DOWNLOAD_FILE=archived-7.qcow2
+AMD64_SHA256SUM=abababababababababababababababababababababababababababababababab

@@ -1,0 +1,5 @@
+CUSTOMIZE=false
+BASE_URL=https://images.example.invalid/twoarch
+DOWNLOAD_FILE=twoarch-${ARCH}.qcow2
+AMD64_SHA256SUM=3985dac9133f8144ae1ab001dd0a29dffdddb1bf14a5f95aa24c8eed2e5bde2c
+ARM64_SHA256SUM=efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef

@@ -1,0 +1,260 @@
+# shellcheck shell=bash
+# Fake external tools for the rehearsal, sourced by a wrapper per tool name
+# (TOOL is set by the wrapper). Bash, not Python: a rehearsal makes hundreds
+# of calls and an interpreter start per call would dominate its run time.
+#
+# Every call appends a JSON line to $REHEARSAL_WORLD/calls.jsonl: the tool,
+# its argv, the job and run that made it, its exit code and the "facts" it
+# established (downloaded, staged, loaded, tested, promoted, signed). State:
+# $REHEARSAL_WORLD (shared: internet/, registry.txt "ref digest" lines) and
+# $REHEARSAL_MACHINE (this job's machine: kind clusters, the applied images).
+# Knob: a file $REHEARSAL_WORLD/knobs/<job>/<tool>_<first arg> holding N
+# makes the next N such calls fail.
+# `docker buildx bake` is the one call handed to fake_bake.py (it reads JSON).
+set -u
+W="$REHEARSAL_WORLD"
+M="$REHEARSAL_MACHINE"
+[ -d "$M" ] || mkdir -p "$M"
+ARGS=("$@")
+FACTS='{}'
+J=""
+
+# json STRING / json_list STRING...: set J to the JSON text (no subshell:
+# a fork per value would dominate the cost of a call).
+json() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\r'/\\r}
+  J="\"$s\""
+}
+
+json_list() {
+  local a sep="" out="["
+  for a in "$@"; do
+    json "$a"
+    out+="$sep$J"
+    sep=","
+  done
+  J="$out]"
+}
+
+# fact KEY STRING: FACTS = {KEY: STRING}; facts_list KEY STRING...: a list.
+fact() {
+  json "$2"
+  FACTS="{\"$1\":$J}"
+}
+
+facts_list() {
+  local key=$1
+  shift
+  json_list "$@"
+  FACTS="{\"$key\":$J}"
+}
+
+finish() {
+  local rc=$1 line
+  json "$TOOL"
+  line="{\"tool\":$J"
+  json_list "${ARGS[@]}"
+  line+=",\"argv\":$J"
+  json "${REHEARSAL_JOB:-}"
+  line+=",\"job\":$J"
+  json "${REHEARSAL_RUN:-}"
+  line+=",\"run\":$J"
+  json "$PWD"
+  line+=",\"cwd\":$J,\"facts\":$FACTS,\"rc\":$rc}"
+  printf '%s\n' "$line" >>"$W/calls.jsonl"
+  exit "$rc"
+}
+
+die() {
+  printf 'fake %s: %s\n' "$TOOL" "$2" >&2
+  fact error "$2"
+  finish "$1"
+}
+
+opt() { # opt FLAG: the value after FLAG (or in FLAG=value)
+  local i
+  for ((i = 0; i < ${#ARGS[@]}; i++)); do
+    case "${ARGS[i]}" in
+      "$1") printf '%s' "${ARGS[i + 1]:-}"; return 0 ;;
+      "$1"=*) printf '%s' "${ARGS[i]#*=}"; return 0 ;;
+    esac
+  done
+  return 1
+}
+
+knob() {
+  local f="$W/knobs/${REHEARSAL_JOB:-}/${TOOL}_${ARGS[0]:-}" n
+  [ -s "$f" ] || return 0
+  n=$(<"$f")
+  [ "$n" -gt 0 ] || return 0
+  echo $((n - 1)) >"$f"
+  FACTS='{"knob":true}'
+  echo "fake $TOOL: failing as the knob asks" >&2
+  finish 1
+}
+
+lookup() { # lookup FILE KEY: the value of the "KEY value" line
+  [ -f "$1" ] && awk -v k="$2" '$1 == k { v = $2 } END { if (v != "") print v; else exit 1 }' "$1"
+}
+
+url_blob() {
+  local sum
+  sum=$(printf '%s' "$1" | sha256sum)
+  printf '%s/internet/%s' "$W" "${sum%% *}"
+}
+
+fake_curl() {
+  local url="" a out blob
+  for a in "${ARGS[@]}"; do
+    [[ "$a" == *://* ]] && url=$a
+  done
+  blob=$(url_blob "$url")
+  [ -f "$blob" ] || die 22 "curl: (22) The requested URL returned error: 404 ($url)"
+  if out=$(opt --output) || out=$(opt -o); then
+    cp "$blob" "$out"
+  else
+    cat "$blob"
+  fi
+  fact downloaded "$url"
+}
+
+fake_qemu_img() {
+  case "${ARGS[0]}" in
+    convert) cp "${ARGS[-2]}" "${ARGS[-1]}" ;;
+    create) : >"${ARGS[-2]}" ;;
+    info) printf '{\n    "virtual-size": 12884901888,\n    "format": "qcow2"\n}\n' ;;
+  esac
+}
+
+fake_imagetools() {
+  local source="${ARGS[-1]}" digest tags=() i
+  digest=$(lookup "$W/registry.txt" "$source") || die 1 "ERROR: $source: not found"
+  for ((i = 3; i < ${#ARGS[@]} - 1; i++)); do
+    if [ "${ARGS[i]}" = --tag ] || [ "${ARGS[i]}" = -t ]; then
+      tags+=("${ARGS[i + 1]}")
+      printf '%s %s\n' "${ARGS[i + 1]}" "$digest" >>"$W/registry.txt"
+    fi
+  done
+  json_list "${tags[@]}"
+  FACTS="{\"promoted\":\"$digest\",\"tags\":$J"
+  json "$source"
+  FACTS+=",\"source\":$J}"
+}
+
+fake_docker() {
+  case "${ARGS[0]} ${ARGS[1]:-} ${ARGS[2]:-}" in
+    "buildx bake "*)
+      FACTS=$("$REHEARSAL_PYTHON" -I -S "$REHEARSAL_FAKES/fake_bake.py" "${ARGS[@]:2}") || die 1 "bake failed"
+      ;;
+    "buildx imagetools create") fake_imagetools ;;
+    "buildx inspect "* | "buildx create "* | "buildx version "*) ;;
+    "login "*)
+      [ -n "$(cat)" ] || die 1 "login: no password on stdin"
+      fact login "${ARGS[-1]}"
+      ;;
+    *) die 97 "docker ${ARGS[*]:0:3} is not emulated" ;;
+  esac
+}
+
+fake_kind() {
+  local name dir archive
+  local -a names
+  name=$(opt --name) || name=kind
+  dir="$M/clusters/$name"
+  case "${ARGS[0]} ${ARGS[1]:-}" in
+    "create cluster") mkdir -p "$dir" && : >"$dir/images" ;;
+    "load image-archive")
+      [ -d "$dir" ] || die 1 "ERROR: no nodes found for cluster \"$name\""
+      archive="${ARGS[2]}"
+      [ -f "$archive" ] || die 1 "ERROR: $archive: no such file"
+      tail -n +2 "$archive" | while read -r image; do
+        printf '%s %s\n' "$image" "$(head -n1 "$archive")" >>"$dir/images"
+      done
+      mapfile -t names <"$archive"
+      facts_list loaded "${names[@]}"
+      ;;
+    "delete cluster") rm -rf "$dir" ;;
+  esac
+}
+
+resolve() { # the digest a node would run for $1, or fail (ErrImagePull)
+  local f
+  for f in "$M"/clusters/*/images; do
+    lookup "$f" "$1" && return 0
+  done
+  [[ "$1" == *@sha256:* ]] && lookup "$W/registry.txt" "$1" >/dev/null && printf '%s\n' "${1#*@}"
+}
+
+boot() { # the VM boots only if every image of the applied manifest resolves
+  local image digest
+  local -a digests=()
+  [ -s "$M/applied" ] || die 1 "error: no VMI applied"
+  while read -r image; do
+    digest=$(resolve "$image") || die 1 "error: timed out waiting for the condition (ErrImagePull $image)"
+    digests+=("$digest")
+  done <"$M/applied"
+  facts_list tested "${digests[@]}"
+}
+
+fake_kubectl() {
+  local file
+  local -a images
+  file=$(opt -f) || file=""
+  case "${ARGS[0]}" in
+    create)
+      [[ " ${ARGS[*]} " == *" --dry-run=client "* ]] || return 0
+      awk '/^---/ { vm = 0; meta = 0 } /^kind: *VirtualMachine *$/ { vm = 1 }
+        /^metadata:/ { meta = 1; next } meta && /^  name:/ { name = $2; meta = 0 }
+        vm && name != "" && !done { printf "%s", name; done = 1 }' "$file"
+      ;;
+    apply)
+      if [[ "$file" != *://* ]] && grep -q '^kind: *VirtualMachine *$' "$file"; then
+        sed -n 's/^[[:space:]]*image:[[:space:]]*\([^[:space:]]*\).*/\1/p' "$file" >"$M/applied"
+        mapfile -t images <"$M/applied"
+        facts_list applied "${images[@]}"
+      fi
+      ;;
+    wait)
+      [[ "${ARGS[1]}" == vmi/* ]] || return 0
+      boot
+      ;;
+    logs) # the serial console (guest-console-log) shows the cloud-init marker
+      [[ " ${ARGS[*]} " == *" guest-console-log "* ]] || return 0
+      boot
+      echo kvc-boot-ok
+      ;;
+  esac
+}
+
+fake_cosign() {
+  if [ "${ARGS[0]}" = sign ]; then
+    local oidc=false
+    [ -z "${SIGSTORE_ID_TOKEN:-}" ] || oidc=true
+    json "${ARGS[-1]}"
+    FACTS="{\"signed\":$J,\"oidc\":$oidc}"
+  fi
+}
+
+fake_circleci() {
+  [ "${ARGS[*]:0:3}" = "run oidc get" ] || die 97 "circleci ${ARGS[*]} is not emulated"
+  printf 'fake.oidc.token'
+}
+
+knob
+case "$TOOL" in
+  curl) fake_curl ;;
+  qemu-img) fake_qemu_img ;;
+  virt-resize) cp "${ARGS[-2]}" "${ARGS[-1]}" ;;
+  docker) fake_docker ;;
+  kind) fake_kind ;;
+  kubectl) fake_kubectl ;;
+  cosign) fake_cosign ;;
+  circleci) fake_circleci ;;
+  qemu-system-*) die 1 "no emulator here (the KVM probe fails fast)" ;;
+esac
+finish 0

@@ -1,0 +1,123 @@
+"""The rehearsal's own checks catch what they claim to (tiny hand-written pipelines)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.rehearsal.circleci import CircleRun
+from tests.rehearsal.github import GitHubRun
+from tests.rehearsal.world import World, provenance_violations
+
+pytestmark = pytest.mark.rehearsal
+
+PIN = "@" + "a" * 40
+UPLOAD = f"actions/upload-artifact{PIN}"
+DOWNLOAD = f"actions/download-artifact{PIN}"
+
+
+def github(tmp_path: Path, jobs: str) -> GitHubRun:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    path = tmp_path / "wf.yml"
+    path.write_text(f"name: t\non: push\njobs:\n{jobs}")
+    # One worker: b, independent of a, starts after a finished (a late runner).
+    return GitHubRun(World(tmp_path / "w", repo), path, workers=1)
+
+
+WRITER = f"""  a:
+    runs-on: x
+    steps:
+      - run: mkdir out && echo hi > out/f
+      - uses: {UPLOAD}
+        with: {{name: out, path: out}}
+"""
+
+
+@pytest.mark.parametrize(("needs", "violations"), [("", 1), ("    needs: [a]\n", 0)])
+def test_a_read_from_a_job_not_upstream_is_reported(
+    tmp_path: Path, needs: str, violations: int
+) -> None:
+    run = github(tmp_path, WRITER + f"""  b:
+    runs-on: x
+{needs}    steps:
+      - uses: {DOWNLOAD}
+        with: {{name: out, path: got}}
+      - run: cat got/f
+""")
+    assert run.run() == {"a": "success", "b": "success"}
+    assert len(provenance_violations(run.needs, run.history)) == violations
+
+
+@pytest.mark.parametrize(("overwrite", "status"), [("false", "failure"), ("true", "success")])
+def test_a_second_upload_of_a_name_conflicts_unless_overwrite(
+    tmp_path: Path, overwrite: str, status: str
+) -> None:
+    run = github(tmp_path, WRITER + f"""      - uses: {UPLOAD}
+        with: {{name: out, path: out, overwrite: {overwrite}}}
+""")
+    assert run.run() == {"a": status}
+
+
+def test_circleci_concurrent_jobs_persisting_one_path_break_attach(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    persist = {"persist_to_workspace": {"root": ".", "paths": ["out"]}}
+    write = {"run": "mkdir -p out && date > out/f"}
+    attach = {"attach_workspace": {"at": "."}}
+    job = {"executor": "e", "steps": [write, persist]}
+    config = {
+        "version": 2.1,
+        "executors": {"e": {"machine": {"image": "x"}}},
+        "jobs": {"a": job, "b": job, "c": {"executor": "e", "steps": [attach]}},
+        "workflows": {"kvc": {"jobs": ["a", "b", {"c": {"requires": ["a", "b"]}}]}},
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    run = CircleRun(World(tmp_path / "w", repo), path)
+    assert run.run() == {"a": "success", "b": "success", "c": "failure"}
+
+
+def test_github_env_output_and_path_files_reach_later_steps(tmp_path: Path) -> None:
+    run = github(tmp_path, """  a:
+    runs-on: x
+    env: {A: job}
+    steps:
+      - id: s
+        run: |
+          echo "B=from-env-file" >> "$GITHUB_ENV"
+          printf 'M<<EOF\\nline1\\nline2\\nEOF\\n' >> "$GITHUB_ENV"
+          echo "out=value" >> "$GITHUB_OUTPUT"
+          mkdir -p "$HOME/bin" && printf '#!/bin/sh\\necho tool\\n' > "$HOME/bin/t"
+          chmod +x "$HOME/bin/t" && echo "$HOME/bin" >> "$GITHUB_PATH"
+      - if: steps.s.outputs.out == 'VALUE'
+        env: {C: "${{ steps.s.outputs.out }}"}
+        run: |
+          test "$A/$B/$C/$(t)" = "job/from-env-file/value/tool"
+          test "$M" = "$(printf 'line1\\nline2')"
+      - if: steps.s.outputs.out == 'other'
+        run: exit 1
+""")
+    assert run.run() == {"a": "success"}
+    assert "skipped" in run.history[0].log[-1]
+
+
+def test_circleci_bash_env_reaches_later_steps(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = {
+        "version": 2.1,
+        "executors": {"e": {"machine": {"image": "x"}, "environment": {"A": "executor"}}},
+        "jobs": {"a": {"executor": "e", "environment": {"A": "job"}, "steps": [
+            {"run": "echo 'export B=from-bash-env' >> \"$BASH_ENV\""},
+            {"run": {"command": 'test "$A/$B/$C" = job/from-bash-env/step',
+                     "environment": {"C": "step"}}},
+            {"run": {"command": "exit 1", "when": "on_fail"}},
+        ]}},
+        "workflows": {"kvc": {"jobs": ["a"]}},
+    }
+    path = tmp_path / "config.yml"
+    path.write_text(json.dumps(config))
+    assert CircleRun(World(tmp_path / "w", repo), path).run() == {"a": "success"}
