@@ -8,6 +8,9 @@ set -euo pipefail
 #   libguestfs-tools         virt-customize, virt-sysprep, virt-sparsify, virt-cat, virt-make-fs
 #   linux-image-cloud-amd64  a kernel for the libguestfs appliance (/boot may be empty)
 #   qemu-system-x86          the appliance and the boot test run under qemu (TCG)
+#   qemu-system-arm qemu-efi-aarch64  the qemu test mode's arm64 guests (UEFI)
+#   genisoimage socat openssh-client  the qemu test mode: NoCloud seed, guest
+#                            agent socket, ssh check (Debian and Ubuntu 24.04 both ship them)
 #   qemu-utils               qemu-img
 #   buildah skopeo           build and inspect containerDisks without a Docker engine
 #   docker-registry          a local plain-http registry for the containerDisk tests
@@ -18,6 +21,11 @@ set -euo pipefail
 PACKAGES=(
   libguestfs-tools
   qemu-system-x86
+  qemu-system-arm
+  qemu-efi-aarch64
+  genisoimage
+  socat
+  openssh-client
   qemu-utils
   buildah
   skopeo

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # kvc containerize stage: bake one image's multi-arch containerDisk.
 #
-# With registry credentials the image is pushed to a staging tag (never a
-# final tag: publish promotes it only after the tests passed) and its digest is
-# written to $KVC_STAGED_DIR/ref. Without credentials it is exported as an OCI
-# archive next to the ref, so pull requests from forks still build and test.
+# With registry credentials the image is pushed by digest only: no tag is
+# created in the repository (a tag appears only when publish promotes the
+# tested digest). Without credentials it is exported as an OCI archive, so
+# pull requests from forks still build and test. Either way the exact staged
+# reference, repo@sha256:<index digest>, is written to $KVC_STAGED_DIR/ref,
+# and test and publish read it from there: nobody derives a name from a run
+# id, so re-running failed jobs (new workflow id, same workspace) still finds
+# the same image. Functions can be sourced for testing.
 set -euo pipefail
 
 KVC_STAGE=containerize
@@ -31,15 +35,9 @@ check_artifacts() {
   done
 }
 
-# Log in with the password on stdin, never on the command line.
-login() {
-  kvc_log "logging in to $(kvc_registry_host "${KVC_IMAGE:?}")"
-  printf '%s' "$KVC_REGISTRY_PASSWORD" |
-    docker login --username "$KVC_REGISTRY_USER" --password-stdin "$(kvc_registry_host "${KVC_IMAGE:?}")"
-}
-
-# Multi-platform output needs a docker-container builder; the default
-# "docker" driver cannot export multi-arch images.
+# Multi-platform output and push-by-digest need a docker-container builder:
+# the default "docker" driver refuses push-by-digest
+# (docker/buildx@v0.36.1:build/opt.go:500-501).
 ensure_builder() {
   if ! docker buildx inspect "$BUILDER" >/dev/null 2>&1; then
     docker buildx create --name "$BUILDER" --driver docker-container >/dev/null
@@ -47,18 +45,11 @@ ensure_builder() {
 }
 
 # The OCI labels the bake file leaves to run time (bake reads them from the
-# environment): where the source lives, which commit, and when.
+# environment). The backend sets KVC_SOURCE and KVC_REVISION from its own
+# variables; outside CI they come from the checkout.
 export_label_values() {
-  local remote=""
-  if [ -n "${GITHUB_REPOSITORY:-}" ]; then
-    remote="${GITHUB_SERVER_URL:-https://github.com}/$GITHUB_REPOSITORY"
-  elif [ -n "${CIRCLE_REPOSITORY_URL:-}" ]; then
-    remote="$CIRCLE_REPOSITORY_URL"
-  else
-    remote="$(git config --get remote.origin.url 2>/dev/null || true)"
-  fi
-  export KVC_SOURCE="${KVC_SOURCE:-$remote}"
-  export KVC_REVISION="${KVC_REVISION:-${GITHUB_SHA:-${CIRCLE_SHA1:-$(git rev-parse HEAD 2>/dev/null || true)}}}"
+  export KVC_SOURCE="${KVC_SOURCE:-$(git config --get remote.origin.url 2>/dev/null || true)}"
+  export KVC_REVISION="${KVC_REVISION:-$(git rev-parse HEAD 2>/dev/null || true)}"
   export KVC_CREATED="${KVC_CREATED:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}"
 }
 
@@ -66,7 +57,16 @@ has_credentials() {
   [ -n "${KVC_REGISTRY_USER:-}" ] && [ -n "${KVC_REGISTRY_PASSWORD:-}" ]
 }
 
-# The image digest recorded by bake in its metadata file.
+# The name an OCI archive carries (what `kind load image-archive` or any other
+# loader registers): fixed per image, free of run ids, so a re-run writes the
+# same name and the test reads it from archive-ref instead of computing it.
+archive_name() {
+  printf '%s:kvc-staged-%s\n' "${KVC_IMAGE:?}" "${KVC_IMAGE_SLUG:?}"
+}
+
+# The image index digest bake records in its metadata file
+# (moby/buildkit@v0.32.2:exporter/containerimage/exptypes/types.go:13,
+# "containerimage.digest"; written for pushes by digest and archives alike).
 metadata_digest() {
   local digest
   digest="$(grep -o '"containerimage.digest": *"sha256:[0-9a-f]\{64\}"' "$1" | head -n1 | grep -o 'sha256:[0-9a-f]\{64\}')" ||
@@ -74,35 +74,64 @@ metadata_digest() {
   printf '%s\n' "$digest"
 }
 
+# The bake target's name and output for this mode, as two --set values.
+# Registry: the name is the bare repository (buildx turns a target's tags into
+# the exporter's name, docker/buildx@v0.36.1:build/opt.go:409-421) and the
+# image exporter pushes it by digest without any tag
+# (moby/buildkit@v0.32.2:README.md:284 push-by-digest, :290 name-canonical;
+# exporter/containerimage/exptypes/keys.go:19,42). Each --set value stays one
+# output entry, commas and all (docker/buildx@v0.36.1:bake/bake.go:683-686).
+bake_settings() {
+  if has_credentials; then
+    printf '%s\n' "$KVC_BAKE_TARGET.tags=$KVC_IMAGE" \
+      "$KVC_BAKE_TARGET.output=type=image,push=true,push-by-digest=true,name-canonical=true"
+  else
+    printf '%s\n' "$KVC_BAKE_TARGET.tags=$(archive_name)" \
+      "$KVC_BAKE_TARGET.output=type=oci,dest=$KVC_STAGED_DIR/image.oci.tar"
+  fi
+}
+
+# Write a file of the staged directory in one rename, so a reader never sees
+# half of it.
+write_staged() {
+  printf '%s\n' "$2" >"$KVC_STAGED_DIR/$1.tmp"
+  mv -f "$KVC_STAGED_DIR/$1.tmp" "$KVC_STAGED_DIR/$1"
+}
+
 main() {
   kvc_require KVC_BAKE_FILE KVC_BAKE_TARGET KVC_IMAGE KVC_STAGED_DIR KVC_IMAGE_SLUG
   kvc_ensure_tools docker:docker.io
   check_artifacts
   mkdir -p "$KVC_STAGED_DIR"
-  rm -f "$KVC_STAGED_DIR/ref" "$KVC_STAGED_DIR/image.oci.tar"
+  # Whatever an earlier attempt staged is stale now.
+  rm -f "$KVC_STAGED_DIR/ref" "$KVC_STAGED_DIR/image.oci.tar" "$KVC_STAGED_DIR/archive-ref"
   META="$(mktemp)"
   trap cleanup EXIT
 
-  local staging output digest
-  staging="$KVC_IMAGE:$(kvc_staging_tag)"
+  local list digest
+  local -a settings
   if has_credentials; then
-    login
-    output="type=registry"
+    kvc_login docker "$(kvc_registry_host "$KVC_IMAGE")" KVC_REGISTRY_USER KVC_REGISTRY_PASSWORD
+    kvc_log "pushing $KVC_IMAGE by digest (no tag until publish)"
   else
-    kvc_log "no registry credentials: exporting an OCI archive instead of pushing"
-    output="type=oci,dest=$KVC_STAGED_DIR/image.oci.tar"
+    kvc_log "no registry credentials: exporting an OCI archive named $(archive_name) instead of pushing"
   fi
+  list="$(bake_settings)"
+  mapfile -t settings <<<"$list"
   ensure_builder
   export_label_values
-  kvc_log "baking $KVC_BAKE_TARGET as $staging"
   kvc_retry 3 "${KVC_RETRY_DELAY:-10}" docker buildx bake --builder "$BUILDER" \
     -f "$KVC_BAKE_FILE" --metadata-file "$META" \
-    --set "$KVC_BAKE_TARGET.tags=$staging" --set "$KVC_BAKE_TARGET.output=$output" \
+    --set "${settings[0]}" --set "${settings[1]}" \
     "$KVC_BAKE_TARGET"
   digest="$(metadata_digest "$META")"
-  printf '%s@%s\n' "$KVC_IMAGE" "$digest" >"$KVC_STAGED_DIR/ref.tmp"
-  mv -f "$KVC_STAGED_DIR/ref.tmp" "$KVC_STAGED_DIR/ref"
-  kvc_log "staged $(cat "$KVC_STAGED_DIR/ref")"
+  if ! has_credentials; then
+    write_staged archive-ref "$(archive_name)"
+  fi
+  write_staged ref "$KVC_IMAGE@$digest"
+  kvc_log "staged $KVC_IMAGE@$digest"
 }
 
-main "$@"
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

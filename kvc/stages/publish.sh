@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # kvc publish stage: promote the tested image to its final tags.
 #
-# Only the digest recorded by containerize (and exercised by the tests) is
-# promoted, never a tag that could have moved since. Tags: every KVC_TAGS entry,
+# Only the digest recorded by containerize in $KVC_STAGED_DIR/ref (and
+# exercised by the tests) is promoted, never a tag that could have moved since:
+# containerize pushed it by digest, so these are its first tags. Tags: every KVC_TAGS entry,
 # one immutable <prefix>-<UTC date>-<digest prefix> tag, and latest on request.
+# Functions can be sourced for testing.
 set -euo pipefail
 
 KVC_STAGE=publish
@@ -19,6 +21,8 @@ staged_ref() {
   fi
   ref="$(head -n1 "$file")"
   [[ "$ref" =~ ^[^@[:space:]]+@sha256:[0-9a-f]{64}$ ]] || kvc_die "staged reference is not repo@sha256:<digest>: $ref"
+  # Tags can only point at a digest inside their own repository.
+  [ "${ref%@*}" = "${KVC_IMAGE:?}" ] || kvc_die "staged reference $ref is not in $KVC_IMAGE"
   printf '%s\n' "$ref"
 }
 
@@ -50,15 +54,6 @@ final_tags() {
   printf '%s\n' "${out[@]}"
 }
 
-# Log in with the password on stdin when credentials are given (a CI step may
-# have logged in already, e.g. with an OIDC token).
-login() {
-  if [ -n "${KVC_REGISTRY_USER:-}" ] && [ -n "${KVC_REGISTRY_PASSWORD:-}" ]; then
-    printf '%s' "$KVC_REGISTRY_PASSWORD" |
-      docker login --username "$KVC_REGISTRY_USER" --password-stdin "$(kvc_registry_host "${KVC_IMAGE:?}")"
-  fi
-}
-
 main() {
   kvc_require KVC_STAGED_DIR KVC_IMAGE
   local ref digest tag list
@@ -69,7 +64,7 @@ main() {
   list="$(final_tags "$digest")"
   mapfile -t tags <<<"$list"
   kvc_ensure_tools docker:docker.io
-  login
+  kvc_login docker "$(kvc_registry_host "$KVC_IMAGE")" KVC_REGISTRY_USER KVC_REGISTRY_PASSWORD
   for tag in "${tags[@]}"; do
     args+=(--tag "$KVC_IMAGE:$tag")
   done
@@ -82,4 +77,6 @@ main() {
   fi
 }
 
-main "$@"
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import Stubs
+from .conftest import STAGES, Stubs
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 IMAGE = "ghcr.io/example/debian"
@@ -34,17 +36,18 @@ def bake_call(stubs: Stubs) -> list[str]:
     return bake
 
 
+# Vendor variables must not change anything (contract 1): a run id in them,
+# in KVC_RUN_ID, or nowhere gives the same push.
 @pytest.mark.parametrize(
-    ("run_ids", "tag"),
+    "run_ids",
     [
-        ({"KVC_RUN_ID": "7", "GITHUB_RUN_ID": "8", "CIRCLE_WORKFLOW_ID": "9"}, "7"),
-        ({"GITHUB_RUN_ID": "8", "CIRCLE_WORKFLOW_ID": "9"}, "8"),
-        ({"CIRCLE_WORKFLOW_ID": "9"}, "9"),
-        ({}, "local"),
+        {"KVC_RUN_ID": "7", "GITHUB_RUN_ID": "8", "CIRCLE_WORKFLOW_ID": "9"},
+        {"GITHUB_RUN_ID": "8", "CIRCLE_WORKFLOW_ID": "9"},
+        {},
     ],
 )
-def test_push_to_staging_tag_and_record_digest(
-    stubs: Stubs, run_ids: dict[str, str], tag: str
+def test_push_by_digest_without_tag_and_record_digest(
+    stubs: Stubs, run_ids: dict[str, str]
 ) -> None:
     secret = "pa$$ 'word' $(touch x)"
     env = containerize_env(stubs) | run_ids
@@ -63,8 +66,8 @@ def test_push_to_staging_tag_and_record_digest(
         "buildx", "bake", "--builder", "kvc",
         "-f", ".kvc/docker-bake.json",
         "--metadata-file", meta,
-        "--set", f"debian-12.tags={IMAGE}:kvc-staging-debian-12-{tag}",
-        "--set", "debian-12.output=type=registry",
+        "--set", f"debian-12.tags={IMAGE}",
+        "--set", "debian-12.output=type=image,push=true,push-by-digest=true,name-canonical=true",
         "debian-12",
     ]  # fmt: skip
     assert not Path(meta).exists()
@@ -79,9 +82,23 @@ def test_without_credentials_exports_oci_archive(stubs: Stubs) -> None:
     assert "login" not in [c.argv[0] for c in stubs.calls("docker")]
     bake = bake_call(stubs)
     assert f"debian-12.output=type=oci,dest={STAGED}/image.oci.tar" in bake
-    assert "debian-12.output=type=registry" not in bake
+    assert f"debian-12.tags={IMAGE}:kvc-staged-debian-12" in bake
     staged = stubs.root / STAGED
     assert (staged / "image.oci.tar").read_bytes() == b"oci-archive"
+    assert (staged / "ref").read_text() == f"{IMAGE}@{DIGEST}\n"
+    assert (staged / "archive-ref").read_text() == f"{IMAGE}:kvc-staged-debian-12\n"
+
+
+def test_a_rerun_replaces_what_an_earlier_attempt_staged(stubs: Stubs) -> None:
+    """A re-run in the same workspace (CircleCI) starts from a clean staged dir:
+    an archive from an attempt without credentials must not survive a push."""
+    staged = stubs.root / STAGED
+    staged.mkdir(parents=True)
+    for name in ("ref", "image.oci.tar", "archive-ref"):
+        (staged / name).write_text("stale\n")
+    env = containerize_env(stubs) | {"KVC_REGISTRY_USER": "bot", "KVC_REGISTRY_PASSWORD": "pw"}
+    assert stubs.run("containerize.sh", env).returncode == 0
+    assert sorted(p.name for p in staged.iterdir()) == ["ref"]
     assert (staged / "ref").read_text() == f"{IMAGE}@{DIGEST}\n"
 
 
@@ -202,7 +219,8 @@ def test_refuses_unpushed_oci_archive(stubs: Stubs) -> None:
 
 
 def test_login_uses_stdin(stubs: Stubs) -> None:
-    env = publish_env(stubs) | {"KVC_REGISTRY_USER": "u", "KVC_REGISTRY_PASSWORD": "s3cr3t"}
+    env = publish_env(stubs, f"containercraft/debian@{DIGEST}")
+    env |= {"KVC_REGISTRY_USER": "u", "KVC_REGISTRY_PASSWORD": "s3cr3t"}
     env["KVC_IMAGE"] = "containercraft/debian"
     env["KVC_SIGN"] = "false"
     assert stubs.run("publish.sh", env).returncode == 0
@@ -216,22 +234,50 @@ def test_signing_failure_fails_the_job(stubs: Stubs) -> None:
     assert stubs.run("publish.sh", env).returncode != 0
 
 
-@pytest.mark.parametrize(
-    ("ci_env", "source", "revision"),
-    [
-        ({"GITHUB_REPOSITORY": "org/images", "GITHUB_SHA": "abc123"},
-         "https://github.com/org/images", "abc123"),
-        ({"CIRCLE_REPOSITORY_URL": "git@github.com:org/images.git", "CIRCLE_SHA1": "def456"},
-         "git@github.com:org/images.git", "def456"),
-    ],
-)
-def test_bake_gets_the_runtime_oci_label_values(
-    stubs: Stubs, ci_env: dict[str, str], source: str, revision: str
-) -> None:
-    result = stubs.run("containerize.sh", containerize_env(stubs) | ci_env)
+def test_bake_gets_the_runtime_oci_label_values(stubs: Stubs) -> None:
+    # Only the neutral KVC_* values count; vendor variables are ignored.
+    env = containerize_env(stubs) | {
+        "KVC_SOURCE": "https://example.com/org/images",
+        "KVC_REVISION": "abc123",
+        "GITHUB_REPOSITORY": "org/other",
+        "GITHUB_SHA": "fff",
+        "CIRCLE_SHA1": "eee",
+    }
+    result = stubs.run("containerize.sh", env)
     assert result.returncode == 0, result.stderr
     (bake,) = [c for c in stubs.calls("docker") if c.argv[:2] == ["buildx", "bake"]]
-    assert bake.env["KVC_SOURCE"] == source
-    assert bake.env["KVC_REVISION"] == revision
+    assert bake.env["KVC_SOURCE"] == "https://example.com/org/images"
+    assert bake.env["KVC_REVISION"] == "abc123"
     created = dt.datetime.strptime(bake.env["KVC_CREATED"], "%Y-%m-%dT%H:%M:%SZ")
     assert abs(dt.datetime.now() - created) < dt.timedelta(days=1)
+
+
+def test_label_values_fall_back_to_the_checkout(stubs: Stubs) -> None:
+    root = stubs.root
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "remote", "add", "origin", "https://example.com/r.git"],
+                   check=True)
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    result = stubs.run("containerize.sh", containerize_env(stubs) | {"GITHUB_SHA": "fff"})
+    assert result.returncode == 0, result.stderr
+    (bake,) = [c for c in stubs.calls("docker") if c.argv[:2] == ["buildx", "bake"]]
+    assert bake.env["KVC_SOURCE"] == "https://example.com/r.git"
+    assert bake.env["KVC_REVISION"] == head
+
+
+def test_stage_scripts_name_no_ci_vendor() -> None:
+    """Contract 1: backends map their variables to KVC_*; scripts read only those."""
+    for script in STAGES.glob("*.sh"):
+        text = script.read_text()
+        assert not re.search(r"\b(GITHUB|CIRCLE)_[A-Z_]+", text), script.name
+
+
+def test_publish_refuses_a_digest_from_another_repository(stubs: Stubs) -> None:
+    env = publish_env(stubs, f"ghcr.io/example/other@{DIGEST}")
+    result = stubs.run("publish.sh", env)
+    assert result.returncode != 0
+    assert "is not in ghcr.io/example/debian" in result.stderr
+    assert stubs.calls() == []

@@ -6,7 +6,8 @@
 # makefile -> sparsify/compress, all inputs from KVC_* variables (see
 # docs/stages.md). The result appears at KVC_OUTPUT only when every step
 # succeeded: all work happens in a scratch directory next to it and the final
-# file is moved into place in one rename.
+# file is moved into place in one rename. Functions can be sourced for testing
+# (main runs only when the file is executed).
 set -euo pipefail
 
 KVC_STAGE=build
@@ -216,9 +217,50 @@ disk_bytes() {
 
 # virt-customize's network switch (its appliance has network by default).
 guestfs_network_args() {
-  if [ "${KVC_GUEST_NETWORK:-true}" = false ]; then
+  if ! kvc_bool KVC_GUEST_NETWORK true; then
     printf '%s\n' --no-network
   fi
+}
+
+# What the libguestfs appliance needs from this host beyond libguestfs-tools,
+# installed without recommends (the appliance is assembled by supermin from
+# the host's own packages):
+# - libguestfs-xfs: mkfs/xfs_growfs for XFS roots (virt-resize, --install on
+#   RHEL-family images); only a recommendation of libguestfs-tools.
+# - a DHCP client for the appliance network (--install, --update): the
+#   appliance runs dhclient if present, else dhcpcd
+#   (libguestfs/libguestfs@v1.52.0:appliance/init:115-123). libguestfs 1.52,
+#   the version Ubuntu 24.04 ships, lists only isc-dhcp-client for Debian and
+#   Ubuntu (v1.52.0:appliance/packagelist.in:77), which a runner need not
+#   have installed; dhcpcd-base joined the list in v1.55.5 (commit 91fab3f49),
+#   the one Debian 13 hosts need (libguestfs issue #211). Both are installed
+#   where the archive still has them.
+appliance_packages() {
+  printf '%s\n' libguestfs-xfs dhcpcd-base
+  if command -v apt-cache >/dev/null 2>&1 && kvc_apt_known isc-dhcp-client; then
+    printf '%s\n' isc-dhcp-client
+  fi
+}
+
+# The appliance's network backend. libguestfs >= 1.52 uses passt whenever
+# qemu >= 7.2 and `passt --help` exits 0 or 1, and qemu's built-in SLIRP
+# otherwise (libguestfs/libguestfs@v1.52.0:lib/launch-direct.c:772-796,
+# lib/launch.c:401-421). On Ubuntu 24.04 passt runs under its AppArmor profile
+# and needs unprivileged user namespaces, which Ubuntu restricts
+# (kernel.apparmor_restrict_unprivileged_userns=1), so the appliance gets no
+# network (libguestfs issue #170). SLIRP needs neither, so unless
+# KVC_GUESTFS_PASST=true a `passt` that always fails comes first on PATH and
+# libguestfs takes SLIRP, on every distribution alike.
+guestfs_network_backend() {
+  if kvc_bool KVC_GUESTFS_PASST; then
+    kvc_log "libguestfs appliance network: passt when available (KVC_GUESTFS_PASST=true)"
+    return 0
+  fi
+  mkdir -p "$WORK/bin"
+  printf '#!/bin/sh\n# kvc: hide passt so libguestfs uses SLIRP (see build.sh)\nexit 127\n' >"$WORK/bin/passt"
+  chmod +x "$WORK/bin/passt"
+  export PATH="$WORK/bin:$PATH"
+  kvc_log "libguestfs appliance network: SLIRP (passt hidden; KVC_GUESTFS_PASST=true to allow it)"
 }
 
 # sysprep.commands, in order, appended to the args array of customize():
@@ -361,8 +403,9 @@ prepare() {
   img="$(decompress "$img")"
   img="$(convert "$img")"
   kvc_setup_libguestfs
+  guestfs_network_backend
   img="$(grow "$img")"
-  if [ "${KVC_SYSPREP_ENABLED:-true}" != false ]; then
+  if kvc_bool KVC_SYSPREP_ENABLED true; then
     customize "$img"
     sysprep "$img"
   fi
@@ -397,6 +440,11 @@ main() {
     kvc_ensure_tools curl:curl qemu-img:qemu-utils gzip:gzip xz:xz-utils bzip2:bzip2 \
       virt-customize:libguestfs-tools virt-sysprep:libguestfs-tools \
       virt-sparsify:libguestfs-tools
+    local list
+    local -a packages
+    list="$(appliance_packages)"
+    mapfile -t packages <<<"$list"
+    kvc_ensure_packages "${packages[@]}"
   fi
   mkdir -p "$(dirname "$KVC_OUTPUT")"
   # A failed build must leave no artifact, not even one from an earlier run.
@@ -417,4 +465,6 @@ main() {
   kvc_log "built $KVC_OUTPUT"
 }
 
-main "$@"
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

@@ -21,10 +21,17 @@ kvc_die() {
   exit 1
 }
 
-# kvc_bool NAME: true when the variable NAME is "true" (contract booleans are
-# the strings true/false; anything else, including unset, is false).
+# kvc_bool NAME [DEFAULT]: the one parser of contract booleans. The variable
+# NAME holds the string true or false; unset or empty means DEFAULT (false when
+# not given). Anything else is a mistake worth stopping for: treating "True" or
+# "yes" as false would silently skip a step the spec asked for.
 kvc_bool() {
-  [ "${!1:-}" = "true" ]
+  local value="${!1:-${2:-false}}"
+  case "$value" in
+    true) return 0 ;;
+    false) return 1 ;;
+    *) kvc_die "$1 must be true or false, not '$value'" ;;
+  esac
 }
 
 # kvc_retry ATTEMPTS DELAY CMD...: transient network failures are the common
@@ -59,6 +66,22 @@ kvc_may_install() {
   [ "${CI:-}" = "true" ] || kvc_bool KVC_AUTO_INSTALL
 }
 
+# kvc_apt_install PACKAGE...: the one place that installs Debian/Ubuntu
+# packages. Without recommends, so every package a stage relies on must be
+# named (libguestfs-xfs, for one, is only recommended by libguestfs-tools).
+kvc_apt_install() {
+  [ "$#" -gt 0 ] || return 0
+  kvc_log "installing $*"
+  kvc_retry 3 "${KVC_RETRY_DELAY:-10}" kvc_as_root apt-get update -q
+  kvc_retry 3 "${KVC_RETRY_DELAY:-10}" kvc_as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "$@"
+}
+
+# kvc_can_apt: installing is allowed here and apt-get exists.
+kvc_can_apt() {
+  kvc_may_install && command -v apt-get >/dev/null 2>&1
+}
+
 # kvc_ensure_tools TOOL:PACKAGE...: make sure each TOOL is on PATH,
 # installing the Debian/Ubuntu PACKAGE in one apt-get call when allowed.
 kvc_ensure_tools() {
@@ -73,13 +96,59 @@ kvc_ensure_tools() {
     fi
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
-  if ! kvc_may_install || ! command -v apt-get >/dev/null 2>&1; then
+  kvc_can_apt ||
     kvc_die "missing tools: ${missing[*]} (install packages: ${packages[*]}, or run scripts/install-integration-deps.sh)"
+  kvc_apt_install "${packages[@]}"
+}
+
+# kvc_package_installed PACKAGE: dpkg knows it as installed.
+kvc_package_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+# kvc_ensure_packages PACKAGE...: packages that provide no command of their
+# own (filesystem support, appliance helpers). Installed when allowed; on a
+# developer machine or a non-Debian system a missing one is only reported,
+# because most images build without it.
+kvc_ensure_packages() {
+  local pkg
+  local -a missing=()
+  command -v dpkg-query >/dev/null 2>&1 || {
+    kvc_log "not a Debian/Ubuntu system: make sure these are installed: $*"
+    return 0
+  }
+  for pkg in "$@"; do
+    kvc_package_installed "$pkg" || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if ! kvc_can_apt; then
+    kvc_log "WARNING: packages not installed: ${missing[*]} (set KVC_AUTO_INSTALL=true to install them)"
+    return 0
   fi
-  kvc_log "installing ${packages[*]} for ${missing[*]}"
-  kvc_retry 3 10 kvc_as_root apt-get update -q
-  kvc_retry 3 10 kvc_as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends "${packages[@]}"
+  kvc_apt_install "${missing[@]}"
+}
+
+# kvc_apt_known PACKAGE: the configured archives offer PACKAGE (after an
+# apt-get update), for packages that exist in some releases only.
+kvc_apt_known() {
+  apt-cache policy "$1" 2>/dev/null | grep -Eq '^ *Candidate: [^(]'
+}
+
+# kvc_login TOOL HOST USER_VAR PASSWORD_VAR [OPTION...]: log TOOL (docker,
+# skopeo: both take these flags) in to HOST with the credentials held in the
+# two named variables, the password on stdin, never on a command line. OPTIONs
+# go before the host (e.g. skopeo's --tls-verify=false). Without both values
+# nothing happens: the registry may be public, or a CI step may have logged
+# in already.
+kvc_login() {
+  local tool="$1" host="$2" names="$3/$4" user="${!3:-}" password="${!4:-}"
+  shift 4
+  if [ -z "$user" ] || [ -z "$password" ]; then
+    kvc_log "no credentials in $names: not logging in to $host"
+    return 0
+  fi
+  kvc_log "logging in to $host as $user"
+  printf '%s' "$password" | "$tool" login "$@" --username "$user" --password-stdin "$host"
 }
 
 # The qemu system emulator for this machine's architecture.
@@ -254,16 +323,6 @@ kvc_fetch_pinned() {
     kvc_die "sha256 mismatch for $url: got $actual, pinned $sum"
   fi
   mv -f "$dest.part" "$dest"
-}
-
-# The run id that names staging tags: unique per CI run, "local" otherwise.
-kvc_run_id() {
-  printf '%s\n' "${KVC_RUN_ID:-${GITHUB_RUN_ID:-${CIRCLE_WORKFLOW_ID:-local}}}"
-}
-
-# kvc_staging_tag: the tag containerize pushes and test/publish read back.
-kvc_staging_tag() {
-  printf 'kvc-staging-%s-%s\n' "${KVC_IMAGE_SLUG:?KVC_IMAGE_SLUG is required}" "$(kvc_run_id)"
 }
 
 # The registry host of an image reference (Docker Hub when the first path
