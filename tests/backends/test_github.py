@@ -17,6 +17,7 @@ import pytest
 from kvc.backends.actions import ACTIONS
 from kvc.ir import Job, Stage
 from kvc.spec.models import GitHubBackend
+from tests.backends.ci_syntax import github_env, github_expressions
 from tests.backends.conftest import (
     FIXTURE_SPECS,
     SPECS,
@@ -135,7 +136,8 @@ def test_job_env_and_timeout_are_the_irs_literally(spec: Path, backend: str) -> 
     out = emitted(spec, backend)
     for job in out.pipeline.jobs:
         emitted_job = jobs(out)[job.id]
-        assert emitted_job["env"] == job.env_dict(), job.id  # strings stay strings ('12')
+        # Strings stay strings ('12'); read as GitHub would, so an unescaped ${{ fails.
+        assert github_env(emitted_job["env"]) == job.env_dict(), job.id
         assert emitted_job["timeout-minutes"] == job.timeout_minutes, job.id
         runs = [s for s in emitted_job["steps"] if "run" in s]
         assert [s["run"] for s in runs] == [f"bash {job.script}"], job.id
@@ -332,7 +334,8 @@ def test_secrets_appear_only_as_step_env(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     for path, document in workflows(out):
         for where, value in strings(document):
-            if "secrets" not in value:
+            evaluated = [value[s:e] for s, e, literal in github_expressions(value) if literal is None]
+            if not any("secrets" in expression for expression in evaluated):
                 continue
             match = re.fullmatch(r"\.jobs\.[^.]+\.steps\[\d+\]\.env\.([A-Z0-9_]+)", where)
             assert match, f"{path}{where}: secrets referenced outside a step's env"
