@@ -334,7 +334,7 @@ def test_secrets_appear_only_as_step_env(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     for path, document in workflows(out):
         for where, value in strings(document):
-            evaluated = [value[s:e] for s, e, literal in github_expressions(value) if literal is None]
+            evaluated = [value[s:e] for s, e, lit in github_expressions(value) if lit is None]
             if not any("secrets" in expression for expression in evaluated):
                 continue
             match = re.fullmatch(r"\.jobs\.[^.]+\.steps\[\d+\]\.env\.([A-Z0-9_]+)", where)
