@@ -88,6 +88,21 @@ def test_missing_entry_is_an_error() -> None:
         select_entry("https://h/x-*.img", entries("a.img"))
 
 
+def test_one_file_listed_twice_with_different_hashes_is_refused() -> None:
+    """Two directories, one file name: which hash is right cannot be known."""
+    listing = {"amd64/disk.img": Checksum("sha256", "a" * 64),
+               "arm64/disk.img": Checksum("sha256", "b" * 64)}
+    for url in ("https://h/amd64/disk.img", "https://h/*.img"):
+        with pytest.raises(LockError, match=r"'disk\.img' appears twice .* different hashes"):
+            select_entry(url, listing)
+
+
+def test_one_file_listed_twice_with_the_same_hash_is_fine() -> None:
+    same = Checksum("sha256", "a" * 64)
+    listing = {"a/disk.img": same, "./disk.img": same}
+    assert select_entry("https://h/disk.img", listing).checksum == listing["a/disk.img"]
+
+
 def test_per_file_checksum_for_an_alias_names_the_real_build() -> None:
     listing = entries("Leap-15.6-Build16.27.qcow2")
     url = "https://h/Leap-15.6-Cloud.qcow2"
