@@ -170,6 +170,28 @@ def test_checksum_algorithms_and_uppercase_hex(stubs: Stubs, algo: str) -> None:
     assert (stubs.root / OUTPUT).read_bytes() == PAYLOAD
 
 
+def near_misses(digest: str) -> dict[str, str]:
+    """Checksums a partial comparison would accept: every one must be refused."""
+    last = "0" if digest[-1] != "0" else "1"
+    first = "0" if digest[0] != "0" else "1"
+    return {"last digit differs": digest[:-1] + last, "first digit differs": first + digest[1:],
+            "a digit short": digest[:-1], "a digit long": digest + "0",
+            "only the first half": digest[: len(digest) // 2], "empty": ""}
+
+
+@pytest.mark.parametrize("algo", ["sha256", "sha512"])
+@pytest.mark.parametrize("miss", list(near_misses("ab")))
+def test_checksum_that_almost_matches_is_refused(stubs: Stubs, algo: str, miss: str) -> None:
+    env = source(stubs, "disk.qcow2", PAYLOAD)
+    wrong = near_misses(hashlib.new(algo, PAYLOAD).hexdigest())[miss]
+    env["KVC_CHECKSUM"] = f"{algo}:{wrong}"
+    result = stubs.run("build.sh", env)
+    assert result.returncode != 0, f"{miss} accepted"
+    assert "checksum mismatch" in result.stderr
+    assert output_dir_entries(stubs) == []
+    assert stubs.tools() == ["curl"]
+
+
 def test_unknown_checksum_algorithm_fails(stubs: Stubs) -> None:
     env = source(stubs, "disk.qcow2", PAYLOAD)
     env["KVC_CHECKSUM"] = "md5:" + hashlib.md5(PAYLOAD).hexdigest()
