@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gate import unavailable
+
 from .conftest import Stubs
 
 PAYLOAD = b"QFI\xfb pretend disk image\n" * 64
@@ -126,13 +128,14 @@ def kvm_probe_possible() -> bool:
     return os.access("/dev/kvm", os.R_OK | os.W_OK) and bool(kernels)
 
 
-@pytest.mark.skipif(not kvm_probe_possible(), reason="needs a rw /dev/kvm and a readable kernel")
 @pytest.mark.parametrize(("probe_script", "tcg"), [
     ("sleep 30\n", True),  # KVM hangs: the probe times out
     ("exit 1\n", True),  # KVM errors out
     ("exit 0\n", False),  # the probe kernel booted and panicked: KVM works
 ])  # fmt: skip
 def test_kvm_probe_decides_emulation(stubs: Stubs, probe_script: str, tcg: bool) -> None:
+    if not kvm_probe_possible():
+        unavailable("needs a read-write /dev/kvm and a readable /boot/vmlinuz-* (root on CI)")
     stubs.add("qemu-system-x86_64", probe_script)
     env = source(stubs, "disk.qcow2", PAYLOAD)
     del env["KVC_FORCE_TCG"]
