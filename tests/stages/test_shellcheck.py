@@ -14,6 +14,7 @@ from .conftest import REPO, STAGES
 SCRIPTS = [
     *sorted(STAGES.glob("*.sh")),
     REPO / "scripts" / "install-integration-deps.sh",
+    REPO / "scripts" / "mutation.sh",
     REPO / "tests" / "integration" / "fixture" / "build-fixture.sh",
 ]
 
