@@ -60,3 +60,10 @@ def test_publish_sign_reaches_the_publish_job(value: bool) -> None:
 def test_dated_tag_prefix_is_the_first_tag_or_the_release(tags: str, prefix: str) -> None:
     env = env_of(Stage.PUBLISH, f"    publish: {{tags: {tags}}}\n")
     assert env["KVC_DATED_TAG_PREFIX"] == prefix
+
+
+def test_makefile_settings_reach_the_build() -> None:
+    env = env_of(Stage.BUILD, "    sysprep: {makefile: true, makefile_target: golden,"
+                              " makefile_dir: img/x}\n")
+    assert (env["KVC_MAKEFILE"], env["KVC_MAKEFILE_TARGET"], env["KVC_MAKEFILE_DIR"]) == (
+        "true", "golden", "img/x")

@@ -146,6 +146,10 @@ def test_a_directory_url_has_no_file_name() -> None:
         split_url("https://h/dir/")
 
 
+def test_a_file_name_of_any_letters_is_a_name() -> None:
+    assert select_entry("https://h/X", entries("X")).url == "https://h/X"
+
+
 def test_newest_of_nothing_is_an_error() -> None:
     with pytest.raises(LockError, match=r"^no candidates$"):
         newest({})
