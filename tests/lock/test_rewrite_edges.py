@@ -201,3 +201,9 @@ def test_a_plain_flow_value_after_a_quoted_brace_is_found() -> None:
 def test_a_null_spelled_with_a_tag_is_refused() -> None:
     text = release("url: https://x/f.qcow2\nrelease_checksum:\n  amd64: !!null ''")
     assert refused(text, [pin()]) == "fedora/40/amd64: cannot find the empty value of 'amd64'"
+
+
+def test_a_comment_inside_a_multi_line_flow_mapping_is_kept() -> None:
+    text = release(f"url: https://x/f.qcow2\nrelease_checksum: {{amd64: {A} # first\n"
+                   f"  , arm64: {B}}}")
+    assert apply_pins(text, [pin()]) == text.replace(f"{A} # first", f'"{C}" # first')
