@@ -207,3 +207,8 @@ def test_a_comment_inside_a_multi_line_flow_mapping_is_kept() -> None:
     text = release(f"url: https://x/f.qcow2\nrelease_checksum: {{amd64: {A} # first\n"
                    f"  , arm64: {B}}}")
     assert apply_pins(text, [pin()]) == text.replace(f"{A} # first", f'"{C}" # first')
+
+
+def test_a_plain_value_ending_the_line_is_replaced_to_its_last_character() -> None:
+    text = release("url: https://x/f.qcow2\nrelease_checksum:\n  amd64: fooX")
+    assert apply_pins(text, [pin()]) == text.replace("amd64: fooX", f'amd64: "{C}"')
