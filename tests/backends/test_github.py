@@ -17,6 +17,7 @@ import pytest
 from kvc.backends.actions import ACTIONS
 from kvc.ir import Job, Stage
 from kvc.spec.models import GitHubBackend
+from tests.backends.ci_syntax import github_env, github_expressions
 from tests.backends.conftest import (
     FIXTURE_SPECS,
     SPECS,
@@ -138,7 +139,8 @@ def test_job_env_and_timeout_are_the_irs_literally(spec: Path, backend: str) -> 
         emitted_job = jobs(out)[job.id]
         expected = {**job.env_dict(), **({"KVC_FINGERPRINT": job.fingerprint}
                                           if job.fingerprint else {})}
-        assert emitted_job["env"] == expected, job.id  # strings stay strings ('12')
+        # Strings stay strings ('12'); read as GitHub would, so an unescaped ${{ fails.
+        assert github_env(emitted_job["env"]) == expected, job.id
         assert emitted_job["timeout-minutes"] == job.timeout_minutes, job.id
         runs = [s for s in emitted_job["steps"] if "run" in s]
         assert [s["run"] for s in runs] == [RUNTIME_EXPORTS + f"bash {job.script}\n"], job.id
@@ -354,7 +356,8 @@ def test_secrets_appear_only_as_step_env(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     for path, document in workflows(out):
         for where, value in strings(document):
-            if "secrets" not in value:
+            evaluated = [value[s:e] for s, e, lit in github_expressions(value) if lit is None]
+            if not any("secrets" in expression for expression in evaluated):
                 continue
             if re.fullmatch(r"\.jobs\.lock\.steps\[\d+\]\.with\.(private-key|token)", where):
                 continue  # the update workflow hands its token to the actions that need it

@@ -20,7 +20,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from kvc import stages
-from kvc.backends import buildfiles
+from kvc.backends import buildfiles, yamlout
 from tests.backends.conftest import BACKEND_NAMES, EXAMPLES, case_id, emitted, generated
 
 VERBATIM = {f".kvc/stages/{name}" for name in stages.SCRIPTS} | {
@@ -43,6 +43,22 @@ def test_compiled_files(spec: Path, backend: str, snapshot: SnapshotAssertion) -
 
 
 def mask(text: str, fingerprints: set[str]) -> str:
+    """Replace each fingerprint, also where YAML quotes it (one that reads as a number)."""
     for value in fingerprints:
-        text = text.replace(value, "<fingerprint>")
+        for spelling in (f"'{value}'", f'"{value}"', value):
+            text = text.replace(spelling, "<fingerprint>")
     return text
+
+
+@pytest.mark.parametrize("fingerprint", ["1234567890", "12345e6789", "0012", "7e3"])
+def test_mask_is_the_same_whatever_the_fingerprint_reads_as(fingerprint: str) -> None:
+    """A fingerprint that YAML would read as a number is emitted quoted; masked, it must
+    look like any other, or an unrelated edit of a stage script changes the snapshots."""
+    plain = "0a1b2c3d4e"
+
+    def emit(value: str) -> str:
+        return yamlout.dump({"env": {"KVC_FINGERPRINT": value},
+                             "key": f"kvc-build-debian-12-amd64-{value}"})
+
+    assert emit(fingerprint) != emit(plain).replace(plain, fingerprint)  # it is quoted
+    assert mask(emit(fingerprint), {fingerprint}) == mask(emit(plain), {plain})

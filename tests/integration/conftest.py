@@ -3,7 +3,7 @@
 Every test here runs real libguestfs/qemu/buildah under software emulation
 (the machines this runs on may have a /dev/kvm that hangs). Missing tools skip
 the tests with the reason, unless KVC_REQUIRE_INTEGRATION=1 makes that a
-failure (CI installs them with scripts/install-integration-deps.sh).
+failure (tests/gate.py; CI installs them with scripts/install-integration-deps.sh).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gate import require
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 STAGES = REPO / "kvc" / "stages"
@@ -38,22 +40,6 @@ TCG_ENV = {
     "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg",
     "KVC_FORCE_TCG": "true",
 }
-
-
-def require(*tools: str, root: bool = False) -> None:
-    """Skip (or fail under KVC_REQUIRE_INTEGRATION=1) when tools are missing."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    problems = []
-    if missing:
-        problems.append(f"missing tools: {', '.join(missing)}")
-    if root and os.geteuid() != 0:
-        problems.append("needs root (debootstrap)")
-    if not problems:
-        return
-    reason = "; ".join(problems) + " (run scripts/install-integration-deps.sh)"
-    if os.environ.get("KVC_REQUIRE_INTEGRATION") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -93,14 +79,23 @@ module_scratch = pytest.fixture(scope="module")(_scratch)
 session_scratch = pytest.fixture(scope="session")(_scratch)
 
 
+def fixture_path() -> Path:
+    """Where the fixture for the current recipe is cached."""
+    key = hashlib.sha256(FIXTURE_SCRIPT.read_bytes()).hexdigest()[:16]
+    return CACHE / key / "debian.img.gz"
+
+
 @pytest.fixture(scope="session")
 def debian_fixture() -> Path:
-    """A bootable Debian raw image, gzipped, cached by the recipe's hash."""
-    require("debootstrap", "virt-make-fs", "guestfish", "extlinux", root=True)
-    key = hashlib.sha256(FIXTURE_SCRIPT.read_bytes()).hexdigest()[:16]
-    cached = CACHE / key / "debian.img.gz"
+    """A bootable Debian raw image, gzipped, cached by the recipe's hash.
+
+    A cached image is used by anyone; only building it needs root (debootstrap),
+    so CI may build it once as root and run the tests as its own user.
+    """
+    cached = fixture_path()
     if cached.exists():
         return cached
+    require("debootstrap", "virt-make-fs", "guestfish", "extlinux", root=True)
     cached.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
         raw = Path(tmp) / "debian.img"

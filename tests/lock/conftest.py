@@ -22,6 +22,7 @@ class Route:
     status: int = 200
     delay: float = 0.0
     fail_first: int = 0  # answer 503 to this many requests before succeeding
+    send_length: bool = True  # False: no Content-Length, the body ends when the server closes
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Mirror:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def serve(self, path: str, body: bytes | str, **kwargs: float) -> str:
+    def serve(self, path: str, body: bytes | str, **kwargs: float | bool) -> str:
         data = body.encode() if isinstance(body, str) else body
         self.routes[path] = Route(data, **kwargs)  # type: ignore[arg-type]
         return self.url(path)
@@ -54,12 +55,13 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
                 self._reply(503, b"busy")
                 return
             time.sleep(route.delay)
-            self._reply(route.status, route.body)
+            self._reply(route.status, route.body, route.send_length)
 
-        def _reply(self, status: int, body: bytes) -> None:
+        def _reply(self, status: int, body: bytes, send_length: bool = True) -> None:
             try:
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
+                if send_length:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):

@@ -65,6 +65,20 @@ def test_size_cap(mirror: Mirror) -> None:
         fetcher(max_bytes=1000).get_text(url)
 
 
+@pytest.mark.parametrize("send_length", [True, False], ids=["content-length", "no-length"])
+def test_size_cap_is_exact_with_or_without_content_length(mirror: Mirror,
+                                                          send_length: bool) -> None:
+    """Without a Content-Length the cap holds while reading; a body at the cap is fine."""
+    at_cap = mirror.serve("/at", "x" * 1000, send_length=send_length)
+    over = mirror.serve("/over", "x" * 1001, send_length=send_length)
+    big = mirror.serve("/big", "x" * 50_000, send_length=send_length)
+    client = fetcher(max_bytes=1000)
+    assert client.get_text(at_cap) == "x" * 1000
+    for url in (over, big):
+        with pytest.raises(LockError, match="exceeds the 1000-byte limit"):
+            client.get_text(url)
+
+
 def test_binary_body_is_rejected(mirror: Mirror) -> None:
     url = mirror.serve("/bin", b"\xff\xfe\x00garbage")
     with pytest.raises(LockError, match="not a text file"):

@@ -115,3 +115,48 @@ def test_spec_pin_round_trips() -> None:
     assert str(Checksum.parse(pin)) == pin
     with pytest.raises(LockError):
         Checksum.parse("sha1:abc")
+
+
+# --- from the surviving mutants of kvc/lock/parsers.py (docs/mutation-report.md) --
+
+def test_a_weaker_digest_after_a_stronger_one_is_ignored() -> None:
+    sha512 = hashlib.sha512(b"a").hexdigest()
+    text = f"SHA512 (a.img) = {sha512}\nSHA256 (a.img) = {sha256('a')}\n"
+    assert parse_checksums(text)["a.img"] == Checksum("sha512", sha512)
+
+
+def test_gnu_escaped_names_are_unescaped_and_others_kept_literally() -> None:
+    """coreutils marks a line whose name has '\\' or a newline with a leading '\\'."""
+    a, b = sha256("a"), sha256("b")
+    text = f"\\{a}  we\\\\ird\\nname.img\n{b}  plain\\name.img\n"
+    assert dict(parse_checksums(text)) == {"we\\ird\nname.img": Checksum("sha256", a),
+                                           "plain\\name.img": Checksum("sha256", b)}
+
+
+def test_pgp_armour_with_several_headers_is_skipped() -> None:
+    text = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\nComment: two headers\n\n"
+            f"{sha256('a')}  a.img\n-----BEGIN PGP SIGNATURE-----\nabc\n"
+            "-----END PGP SIGNATURE-----\n")
+    assert list(parse_checksums(text)) == ["a.img"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# nothing\n", "no checksum entries found"),
+        (f"{sha256('a')}\n", "line 1: a bare hash without a file name"),
+        (f"{sha256('a')}  ./\n", "line 1: empty file name"),
+    ],
+)
+def test_messages_are_exact(text: str, message: str) -> None:
+    with pytest.raises(LockError) as err:
+        parse_checksums(text)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(("given", "shown"), [("z" * 60, "z" * 60), ("z" * 61, "z" * 59 + "…"),
+                                              ("z" * 100, "z" * 59 + "…")])
+def test_long_values_are_clipped_in_messages(given: str, shown: str) -> None:
+    with pytest.raises(LockError) as err:
+        Checksum.guess(given)
+    assert str(err.value) == f"not a hex hash: {shown!r}"

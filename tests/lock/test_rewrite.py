@@ -3,6 +3,7 @@ from __future__ import annotations
 import difflib
 
 import pytest
+from ruamel.yaml import YAML
 
 from kvc.lock import LockError, Pin, apply_pins
 from kvc.lock.rewrite import rewrite
@@ -136,3 +137,58 @@ def test_invalid_pins_are_refused() -> None:
 def test_broken_yaml_is_a_clean_error() -> None:
     with pytest.raises(LockError, match="cannot read the spec"):
         apply_pins("flavors: [\n", [Pin("a", "1", "amd64", A)])
+
+
+# --- the safety net: flow mappings and verification ---------------------------
+
+FLOW = f"""\
+flavors:
+  fedora:
+    releases:
+      - release_version: "40"
+        url: https://x/f40-{{arch}}.qcow2
+        release_checksum: {{amd64: {A}, arm64: {B}}}   # both pins on one line
+"""
+
+
+def checksums(text: str) -> dict[str, str]:
+    release = YAML(typ="safe").load(text)["flavors"]["fedora"]["releases"][0]
+    return dict(release["release_checksum"])
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_flow_mapping_keeps_the_other_arch(arch: str) -> None:
+    """Unquoted values end at ',' / '}': pinning one arch never swallows the other."""
+    new = apply_pins(FLOW, [Pin("fedora", "40", arch, C)])
+    assert checksums(new) == {"amd64": A, "arm64": B, arch: C}
+    assert new.endswith("}   # both pins on one line\n")
+
+
+def test_flow_mapping_both_pins_are_written() -> None:
+    new = apply_pins(FLOW, [Pin("fedora", "40", "amd64", C), Pin("fedora", "40", "arm64", A)])
+    assert checksums(new) == {"amd64": C, "arm64": A}
+    assert changed_lines(FLOW, new) == [
+        f"-         release_checksum: {{amd64: {A}, arm64: {B}}}   # both pins on one line",
+        f'+         release_checksum: {{amd64: "{C}", arm64: "{A}"}}   # both pins on one line',
+    ]
+
+
+MULTI_LINE = f"""\
+flavors:
+  fedora:
+    releases:
+      - release_version: "40"
+        url: https://x/f40.qcow2
+        release_checksum:
+          amd64: {A[:40]}
+            {A[40:]}
+"""
+
+
+def test_an_edit_that_would_break_the_spec_is_refused_whole() -> None:
+    """A plain scalar folded over two lines is where splicing goes wrong: the result
+    is re-read (``_verify``) and refused, never returned half-edited."""
+    with pytest.raises(LockError):
+        apply_pins(MULTI_LINE, [Pin("fedora", "40", "amd64", C)])
+    with pytest.raises(LockError):
+        rewrite(MULTI_LINE, [Pin("fedora", "40", "amd64", C)])

@@ -88,6 +88,21 @@ def test_missing_entry_is_an_error() -> None:
         select_entry("https://h/x-*.img", entries("a.img"))
 
 
+def test_one_file_listed_twice_with_different_hashes_is_refused() -> None:
+    """Two directories, one file name: which hash is right cannot be known."""
+    listing = {"amd64/disk.img": Checksum("sha256", "a" * 64),
+               "arm64/disk.img": Checksum("sha256", "b" * 64)}
+    for url in ("https://h/amd64/disk.img", "https://h/*.img"):
+        with pytest.raises(LockError, match=r"'disk\.img' appears twice .* different hashes"):
+            select_entry(url, listing)
+
+
+def test_one_file_listed_twice_with_the_same_hash_is_fine() -> None:
+    same = Checksum("sha256", "a" * 64)
+    listing = {"a/disk.img": same, "./disk.img": same}
+    assert select_entry("https://h/disk.img", listing).checksum == listing["a/disk.img"]
+
+
 def test_per_file_checksum_for_an_alias_names_the_real_build() -> None:
     listing = entries("Leap-15.6-Build16.27.qcow2")
     url = "https://h/Leap-15.6-Cloud.qcow2"
@@ -110,3 +125,45 @@ def test_per_file_checksum_for_an_alias_names_the_real_build() -> None:
 def test_bad_wildcards_are_errors(url: str, message: str) -> None:
     with pytest.raises(LockError, match=message):
         split_url(url)
+
+
+# --- from the surviving mutants of kvc/lock/select.py (docs/mutation-report.md) --
+
+def test_chosen_url_keeps_url_safe_characters_unescaped() -> None:
+    name = "img-1.0+b~2:x@y,z.qcow2"
+    chosen = select_entry("https://h/img-*.qcow2", entries(name))
+    assert chosen.url == f"https://h/{name}"
+
+
+@pytest.mark.parametrize("tail", ["?v=1?w=2", "#frag#more", "?v=1#frag"])
+def test_query_and_fragment_are_not_part_of_the_name(tail: str) -> None:
+    chosen = select_entry(f"https://h/a.img{tail}", entries("a.img"))
+    assert (chosen.name, chosen.url) == ("a.img", f"https://h/a.img{tail}")
+
+
+def test_a_directory_url_has_no_file_name() -> None:
+    with pytest.raises(LockError, match="the URL has no file name"):
+        split_url("https://h/dir/")
+
+
+def test_a_file_name_of_any_letters_is_a_name() -> None:
+    assert select_entry("https://h/X", entries("X")).url == "https://h/X"
+
+
+def test_newest_of_nothing_is_an_error() -> None:
+    with pytest.raises(LockError, match=r"^no candidates$"):
+        newest({})
+
+
+def test_a_word_after_the_version_is_newer_than_none() -> None:
+    """'1a' > '1' however the suffix after the wildcard reads."""
+    assert select_entry("https://h/v*.img", entries("v1.img", "v1a.img")).name == "v1a.img"
+
+
+def test_the_wildcard_matches_nothing_too() -> None:
+    assert select_entry("https://h/x*.img", entries("x.img")).name == "x.img"
+
+
+def test_prefix_and_suffix_may_not_overlap() -> None:
+    with pytest.raises(LockError, match="no entry matches"):
+        select_entry("https://h/ab*ba", entries("aba"))

@@ -74,6 +74,14 @@ class Stubs:
         entries = [json.loads(line) for line in self.log.read_text().splitlines()]
         return [Call(**e) for e in entries if tool is None or e["tool"] == tool]
 
+    def files(self, tool: str | None = None) -> list[dict[str, Any]]:
+        """Local files kubectl/virtctl were given, with their content at the time."""
+        path = Path(str(self.log) + ".files.jsonl")
+        if not path.exists():
+            return []
+        entries = [json.loads(line) for line in path.read_text().splitlines()]
+        return [e for e in entries if tool is None or e["tool"] == tool]
+
     def tools(self) -> list[str]:
         return [c.tool for c in self.calls()]
 

@@ -12,6 +12,12 @@ qemu-img convert copies its input...). Per-tool knobs, from the environment:
 - KVC_STUB_CURL_SRC: the file curl "downloads".
 - KVC_STUB_SLEEP_<tool>=S: sleep S seconds first (a hanging tool).
 - KVC_STUB_STDOUT_<tool>: printed on stdout by every successful call.
+
+kubectl and virtctl also record the content of every local file they are
+given (``-f FILE``, ``--from-file=[KEY=]FILE``, ``--identity-file=FILE``, and
+standard input for ``-f -``) in $KVC_STUB_LOG.files.jsonl, so a test sees
+what the cluster would have received even after the stage deletes its
+scratch files.
 """
 
 from __future__ import annotations
@@ -118,7 +124,30 @@ def docker_run(argv: list[str]) -> int:
     return subprocess.run(command, env=env, cwd=workdir, check=False).returncode
 
 
-BEHAVIOUR = {"curl": curl, "qemu-img": qemu_img, "virt-resize": virt_resize, "docker": docker}
+def given_files(argv: list[str]) -> list[str]:
+    paths = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-f", "--filename")]
+    for arg in argv:
+        for flag in ("--from-file=", "--identity-file=", "--filename="):
+            if arg.startswith(flag):
+                paths.append(arg.removeprefix(flag).rpartition("=")[2])
+    return paths
+
+
+def capture_files(name: str, argv: list[str]) -> int:
+    with Path(os.environ["KVC_STUB_LOG"] + ".files.jsonl").open("a") as out:
+        for path in given_files(argv):
+            content = sys.stdin.read() if path == "-" else None
+            if content is None and Path(path).is_file():
+                content = Path(path).read_text()
+            if content is not None:
+                out.write(json.dumps({"tool": name, "argv": argv, "path": path,
+                                      "content": content}) + "\n")
+    return 0
+
+
+BEHAVIOUR = {"kubectl": lambda argv: capture_files("kubectl", argv),
+             "virtctl": lambda argv: capture_files("virtctl", argv),
+             "curl": curl, "qemu-img": qemu_img, "virt-resize": virt_resize, "docker": docker}
 
 
 def main() -> int:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gate import unavailable
+
 from .conftest import Stubs
 
 PAYLOAD = b"QFI\xfb pretend disk image\n" * 64
@@ -126,13 +128,14 @@ def kvm_probe_possible() -> bool:
     return os.access("/dev/kvm", os.R_OK | os.W_OK) and bool(kernels)
 
 
-@pytest.mark.skipif(not kvm_probe_possible(), reason="needs a rw /dev/kvm and a readable kernel")
 @pytest.mark.parametrize(("probe_script", "tcg"), [
     ("sleep 30\n", True),  # KVM hangs: the probe times out
     ("exit 1\n", True),  # KVM errors out
     ("exit 0\n", False),  # the probe kernel booted and panicked: KVM works
 ])  # fmt: skip
 def test_kvm_probe_decides_emulation(stubs: Stubs, probe_script: str, tcg: bool) -> None:
+    if not kvm_probe_possible():
+        unavailable("needs a read-write /dev/kvm and a readable /boot/vmlinuz-* (root on CI)")
     stubs.add("qemu-system-x86_64", probe_script)
     env = source(stubs, "disk.qcow2", PAYLOAD)
     del env["KVC_FORCE_TCG"]
@@ -168,6 +171,30 @@ def test_checksum_algorithms_and_uppercase_hex(stubs: Stubs, algo: str) -> None:
     result = stubs.run("build.sh", env)
     assert result.returncode == 0, result.stderr
     assert (stubs.root / OUTPUT).read_bytes() == PAYLOAD
+
+
+def near_misses(digest: str) -> dict[str, str]:
+    """Checksums a partial comparison would accept: every one must be refused."""
+    last = "0" if digest[-1] != "0" else "1"
+    first = "0" if digest[0] != "0" else "1"
+    return {"last digit differs": digest[:-1] + last, "first digit differs": first + digest[1:],
+            "a digit short": digest[:-1], "a digit long": digest + "0",
+            "only the first half": digest[: len(digest) // 2], "empty": ""}
+
+
+@pytest.mark.parametrize(("algo", "miss"), [
+    *(("sha256", miss) for miss in near_misses("ab")),
+    ("sha512", "last digit differs"), ("sha512", "a digit short"), ("sha512", "a digit long"),
+])
+def test_checksum_that_almost_matches_is_refused(stubs: Stubs, algo: str, miss: str) -> None:
+    env = source(stubs, "disk.qcow2", PAYLOAD)
+    wrong = near_misses(hashlib.new(algo, PAYLOAD).hexdigest())[miss]
+    env["KVC_CHECKSUM"] = f"{algo}:{wrong}"
+    result = stubs.run("build.sh", env)
+    assert result.returncode != 0, f"{miss} accepted"
+    assert "checksum mismatch" in result.stderr
+    assert output_dir_entries(stubs) == []
+    assert stubs.tools() == ["curl"]
 
 
 def test_unknown_checksum_algorithm_fails(stubs: Stubs) -> None:

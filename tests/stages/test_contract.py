@@ -3,16 +3,20 @@
 Each build job of each example (and of the ok test specs) runs its emitted
 build.sh with exactly the compiled environment, with recording stubs for the
 tools. Only the checksum is replaced, by the hash of the stub's download,
-since the examples' checksums are placeholders.
+since the examples' checksums are placeholders. Each spec is compiled once per
+module (into its own directory) and every job of it runs that spec's emitted
+build.sh, in a fresh stub repository as its working directory.
 """
 
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import hashlib
 import lzma
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +25,7 @@ from click.testing import CliRunner
 from kvc.cli import main
 from kvc.compiler.driver import load
 from kvc.compiler.graph import build_pipeline
-from kvc.ir import Job, Stage
+from kvc.ir import Job, Pipeline, Stage
 from tests.stages.conftest import STUB, Stubs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,9 +35,34 @@ COMPRESS = {"gzip": gzip.compress, "xz": lzma.compress, "bzip2": bz2.compress}
 SUFFIX = {".gz": "gzip", ".xz": "xz", ".bz2": "bzip2"}
 
 
+@functools.cache
+def _pipeline(spec: Path) -> Pipeline:
+    return build_pipeline(load(spec))
+
+
 def _cases() -> list[tuple[Path, str]]:
-    return [(spec, job.id) for spec in SPECS for job in build_pipeline(load(spec)).jobs
+    return [(spec, job.id) for spec in SPECS for job in _pipeline(spec).jobs
             if job.stage is Stage.BUILD]
+
+
+CASES = _cases()
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """The copy of a spec compiled for GitHub (its directory holds .kvc/), once per spec."""
+    root = tmp_path_factory.mktemp("compiled")
+
+    @functools.cache
+    def compile_once(spec: Path) -> Path:
+        copy = root / f"{len(list(root.iterdir()))}" / "kvc.yaml"
+        copy.parent.mkdir()
+        copy.write_text(spec.read_text())
+        result = CliRunner().invoke(main, ["compile", str(copy), "--backend", "github"])
+        assert result.exit_code == 0, result.output
+        return copy
+
+    return compile_once
 
 
 def _payload(job: Job) -> bytes:
@@ -54,15 +83,12 @@ def _serve_checksum_file(stubs: Stubs, url: str, payload: bytes) -> None:
               f'exec "{sys.executable}" "{STUB}" curl "$@"\n')
 
 
-@pytest.mark.parametrize(("spec", "job_id"), _cases(),
-                         ids=[f"{s.parent.name}/{s.stem}:{j}" for s, j in _cases()])
+@pytest.mark.parametrize(("spec", "job_id"), CASES,
+                         ids=[f"{s.parent.name}/{s.stem}:{j}" for s, j in CASES])
 def test_every_example_build_runs_with_its_compiled_environment(
-        stubs: Stubs, spec: Path, job_id: str) -> None:
-    copy = stubs.root / "kvc.yaml"
-    copy.write_text(spec.read_text())
-    result = CliRunner().invoke(main, ["compile", str(copy), "--backend", "github"])
-    assert result.exit_code == 0, result.output
-    job = build_pipeline(load(copy)).job(job_id)
+        stubs: Stubs, compiled: Callable[[Path], Path], spec: Path, job_id: str) -> None:
+    copy = compiled(spec)
+    job = _pipeline(copy).job(job_id)
     env = job.env_dict()
     source = stubs.root / "download.bin"
     source.write_bytes(_payload(job))
@@ -73,7 +99,8 @@ def test_every_example_build_runs_with_its_compiled_environment(
         _serve_checksum_file(stubs, env["KVC_URL"], source.read_bytes())
     if env.get("KVC_MAKEFILE") == "true":
         (stubs.root / env["KVC_MAKEFILE_DIR"]).mkdir(parents=True, exist_ok=True)
-    run = stubs.run_emitted(".kvc/stages/build.sh", {**env, "KVC_STUB_CURL_SRC": str(source)})
+    script = str(copy.parent / ".kvc/stages/build.sh")
+    run = stubs.run_emitted(script, {**env, "KVC_STUB_CURL_SRC": str(source)})
     assert run.returncode == 0, run.stdout + run.stderr
     assert (stubs.root / env["KVC_OUTPUT"]).is_file()
     tools = set(stubs.tools())

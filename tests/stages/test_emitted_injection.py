@@ -2,8 +2,10 @@
 as data, and arrive byte-for-byte where they belong.
 
 The spec is compiled for both backends; the environment of the build job is
-read back from each emitted file (undoing each CI system's documented escape),
-and the emitted .kvc/stages/build.sh runs with recording stubs for every tool.
+read back from each emitted file as the CI system reads it
+(tests/backends/ci_syntax.py: anything it would evaluate is a failure, so a
+missing escape fails here), the raw text is checked to carry the escape, and
+the emitted .kvc/stages/build.sh runs with recording stubs for every tool.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.cli import main
+from tests.backends.ci_syntax import circleci_env, github_env
 from tests.stages.conftest import Stubs
 
 # In the spec, '{{' and '}}' are literal braces: these resolve to '${{ ... }}'.
@@ -69,15 +72,19 @@ def _spec(canary: Path, checksum: str, commands: list[str]) -> str:
 
 
 def _github_env(root: Path) -> dict[str, str]:
-    workflow = YAML(typ="safe").load((root / ".github/workflows/kvc.yml").read_text())
-    env = workflow["jobs"]["build-debian-12-amd64"]["env"]
-    return {k: str(v).replace("${{ '${{' }}", "${{") for k, v in env.items()}
+    text = (root / ".github/workflows/kvc.yml").read_text()
+    spliced = [line for line in text.splitlines()
+               if line.lstrip().startswith(("KVC_VAR_", "KVC_POST_COMMAND_")) and GH_EXPR in line]
+    assert not spliced, "a job env carries an expression GitHub would evaluate"
+    workflow = YAML(typ="safe").load(text)
+    return github_env(workflow["jobs"]["build-debian-12-amd64"]["env"])
 
 
 def _circleci_env(root: Path) -> dict[str, str]:
-    config = YAML(typ="safe").load((root / ".circleci/kvc.yml").read_text())
-    env = config["jobs"]["build-debian-12-amd64"]["environment"]
-    return {k: str(v).replace("\\<<", "<<") for k, v in env.items()}
+    text = (root / ".circleci/kvc.yml").read_text()
+    assert "\\" + CIRCLE_PARAM in text and f" {CIRCLE_PARAM}" not in text
+    config = YAML(typ="safe").load(text)
+    return circleci_env(config["jobs"]["build-debian-12-amd64"]["environment"])
 
 
 def test_hostile_values_arrive_verbatim_and_nothing_runs(stubs: Stubs, canary: Path) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.gate import require
 
 from .conftest import REPO, STAGES
 
 SCRIPTS = [
     *sorted(STAGES.glob("*.sh")),
     REPO / "scripts" / "install-integration-deps.sh",
+    REPO / "scripts" / "mutation.sh",
     REPO / "tests" / "integration" / "fixture" / "build-fixture.sh",
 ]
 
@@ -23,12 +25,9 @@ def test_all_stage_scripts_are_present() -> None:
     assert (STAGES / "Containerfile").is_file()
 
 
-@pytest.mark.skipif(
-    shutil.which("shellcheck") is None,
-    reason="shellcheck is not installed (scripts/install-integration-deps.sh installs it)",
-)
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(Path(p).relative_to(REPO)))
 def test_shellcheck(script: Path) -> None:
+    require("shellcheck")
     result = subprocess.run(
         ["shellcheck", "--external-sources", "--severity=style", str(script)],
         capture_output=True,

@@ -1,0 +1,92 @@
+"""Spec values are data in every emitted file, read as the CI system reads it.
+
+The per-spec tests of test_github.py and test_circleci.py compare each job's
+environment with the IR through tests/backends/ci_syntax.py; these tests look
+at the raw emitted text instead: the only expressions GitHub evaluates and the
+only parameters CircleCI substitutes there are the ones kvc writes itself,
+whatever the spec says. tests/backends/specs/hostile.yaml makes sure the spec
+says a lot.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kvc.ir import Stage
+from tests.backends.ci_syntax import CIRCLE_OPEN, github_expressions, github_value
+from tests.backends.conftest import FIXTURE_SPECS, cases, emitted
+
+HOSTILE = next(s for s in FIXTURE_SPECS if s.stem == "hostile")
+
+# Every expression kvc itself writes into a workflow (written out, not read
+# from kvc.backends.github, so a new one is a visible change here).
+KVC_EXPRESSIONS = re.compile(
+    r"\$\{\{ (github\.workflow|github\.ref|github\.event_name == 'pull_request'"
+    r"|secrets\.KVC_[A-Z_]+|github\.actor|inputs\.force|steps\.(plan|stage)\.outputs\.\w+"
+    r"|vars\.KVC_UPDATE_APP_CLIENT_ID"
+    r"|steps\.app\.outputs\.token \|\| secrets\.KVC_UPDATE_TOKEN \|\| github\.token"
+    r"|!github\.event\.pull_request\.head\.repo\.fork && secrets\.GITHUB_TOKEN \|\| '') \}\}"
+)
+# The parameters of kvc's own reusable build command and update workflow.
+KVC_PARAMETERS = {"<< parameters.cache-key >>", "<< parameters.path >>",
+                  "<< pipeline.trigger_source >>", "<< pipeline.schedule.name >>",
+                  "<< pipeline.parameters.kvc-run >>", "<< pipeline.parameters.force >>"}
+
+
+def test_the_hostile_spec_is_hostile_everywhere_it_can_be() -> None:
+    """Guards the fixture: each templated and untemplated value carries both syntaxes."""
+    out = emitted(HOSTILE, "github")
+    builds = [j for j in out.pipeline.jobs if j.stage is Stage.BUILD]
+    assert builds
+    for job in builds:
+        env = job.env_dict()
+        for name in ("KVC_RELEASE_NAME", "KVC_URL", "KVC_POST_COMMAND_1", "KVC_VAR_motd",
+                     "KVC_VAR_note"):
+            assert "${{" in env[name], name
+        for name in ("KVC_RELEASE_NAME", "KVC_URL", "KVC_POST_COMMAND_2", "KVC_VAR_note"):
+            assert CIRCLE_OPEN in env[name], name
+
+
+@pytest.mark.parametrize(("spec", "backend"), cases("github"))
+def test_github_evaluates_only_kvcs_own_expressions(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for path, text in out.files.items():
+        evaluated = [text[start:end] for start, end, literal in github_expressions(text)
+                     if literal is None]
+        strangers = [e for e in evaluated if not KVC_EXPRESSIONS.fullmatch(e)]
+        assert not strangers, f"{path}: GitHub would evaluate {strangers}"
+
+
+@pytest.mark.parametrize(("spec", "backend"), cases("circleci"))
+def test_circleci_substitutes_only_kvcs_own_parameters(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    unescaped = re.findall(r"(?<!\\)<<.*?>>", out.text)
+    assert set(unescaped) <= KVC_PARAMETERS, unescaped
+
+
+def test_hostile_values_are_escaped_in_the_raw_github_workflow() -> None:
+    out = emitted(HOSTILE, "github")
+    job = next(j for j in out.pipeline.jobs if j.stage is Stage.BUILD)
+    motd = job.env_dict()["KVC_VAR_motd"]
+    assert "${{ github.actor }}" in motd
+    lines = [raw for raw in out.text.splitlines() if raw.strip().startswith("KVC_VAR_motd:")]
+    assert lines
+    for line in lines:
+        raw = line.split(":", 1)[1].strip()
+        assert "${{ github.actor }}" not in raw  # never in the raw text as written
+        assert github_value(raw) == motd  # yet GitHub reads it back exactly
+
+
+def test_hostile_values_are_escaped_in_the_raw_circleci_config() -> None:
+    out = emitted(HOSTILE, "circleci")
+    job = next(j for j in out.pipeline.jobs if j.stage is Stage.BUILD)
+    note = job.env_dict()["KVC_VAR_note"]
+    assert "<< parameters.path >>" in note
+    lines = [raw for raw in out.text.splitlines() if raw.strip().startswith("KVC_VAR_note:")]
+    assert lines
+    for line in lines:
+        assert "\\<< parameters.path >>" in line
+        assert re.search(r"(?<!\\)<<", line) is None, line
