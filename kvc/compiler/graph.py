@@ -16,12 +16,15 @@ from kvc.compiler.fingerprint import fingerprint
 from kvc.compiler.model import ImageBuild
 from kvc.compiler.naming import ImageNames, names_for
 from kvc.ir import (
+    BASE_RUNTIME,
+    SIGN_RUNTIME,
     Artifact,
     Cache,
     Job,
     Pipeline,
     Registry,
     RegistryAccess,
+    Runtime,
     Stage,
     Target,
     Upstream,
@@ -59,6 +62,7 @@ def target(builds: Sequence[ImageBuild]) -> Target:
         tags=(*publish.tags, *(("latest",) if publish.latest else ())),
         context=names.context_dir,
         upstream=tuple(Upstream(b.arch, b.url, b.checksum or "") for b in builds),
+        attest=publish.attest,
     )
 
 
@@ -130,6 +134,7 @@ def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequenc
         script=stages.entry(Stage.PUBLISH), inputs=tuple(stage_env.publish_env(builds)),
         consumes=containerize.produces, timeout_minutes=30,
         registry=_registry(builds[0], RegistryAccess.PUSH),
+        runtime=(*BASE_RUNTIME, Runtime.OUTPUT_FILE, *(SIGN_RUNTIME if sign else ())),
         needs_identity_token=sign, default_branch_only=True,
         tools=("buildx", "cosign") if sign else ("buildx",),
         origin=_origin(builds[0], "publish.sign" if sign else None),

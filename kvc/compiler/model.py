@@ -84,6 +84,7 @@ class Publish:
     tags: tuple[str, ...] = ("{release_version}",)
     latest: bool = False
     sign: bool = False
+    attest: bool = True
 
 
 # The spec's section keys and the resolved types they become.

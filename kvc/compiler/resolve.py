@@ -215,7 +215,8 @@ def _test(t: TestLayer) -> TestSettings:
 
 
 def _publish(p: PublishLayer) -> Publish:
-    return Publish(tags=tuple(_set(p.tags)), latest=_set(p.latest), sign=_set(p.sign))
+    return Publish(tags=tuple(_set(p.tags)), latest=_set(p.latest), sign=_set(p.sign),
+                   attest=_set(p.attest))
 
 
 def _packages(install: str | Sequence[str]) -> tuple[str, ...]:

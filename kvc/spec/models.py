@@ -96,6 +96,8 @@ class PublishLayer(Model):
     tags: list[str] | None = Field(None, description="moving tags; a dated tag is always added")
     latest: bool | None = Field(None, description="also tag :latest")
     sign: bool | None = Field(None, description="cosign keyless signing")
+    attest: bool | None = Field(None, description="SBOM and SLSA provenance attestations "
+                                "in the image index, default true")
 
 
 class ArchLayer(Model):
@@ -161,6 +163,9 @@ class GitHubBackend(Model):
         "environment (longer than an approval may wait)")
     default_branch: str | None = Field(None, description="the only branch that publishes, "
                                        "default main")
+    attest_provenance: bool | None = Field(
+        None, description="also record GitHub artifact attestations (SLSA provenance) for "
+        "the published digest, default false")
 
 
 class Backends(Model):
