@@ -23,8 +23,12 @@ from kvc.ir import SIGN_RUNTIME, Stage
 from .conftest import FIXTURE_SPECS, SPECS, emitted, generated, spec_params
 
 # The JSON names of bake's target fields (docker/buildx@v0.36.1:bake/bake.go:831-877).
-BAKE_TARGET_FIELDS = frozenset(
-    ["description", "inherits", "annotations", "attest", "context", "contexts", "dockerfile", "dockerfile-inline", "args", "labels", "tags", "cache-from", "cache-to", "target", "secret", "ssh", "platforms", "output", "pull", "no-cache", "network", "no-cache-filter", "shm-size", "ulimits", "resources", "call", "entitlements", "extra-hosts", "policy"])
+BAKE_TARGET_FIELDS = frozenset({
+    "description", "inherits", "annotations", "attest", "context", "contexts", "dockerfile",
+    "dockerfile-inline", "args", "labels", "tags", "cache-from", "cache-to", "target",
+    "secret", "ssh", "platforms", "output", "pull", "no-cache", "network", "no-cache-filter",
+    "shm-size", "ulimits", "resources", "call", "entitlements", "extra-hosts", "policy",
+})
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 
 
