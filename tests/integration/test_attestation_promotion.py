@@ -5,9 +5,11 @@ What this proves and what it does not: BuildKit is not available here (no buildx
 plugin, no buildkitd), and neither is `docker buildx imagetools create`, which is
 what publish.sh runs. So the index is written by hand in the layout BuildKit
 documents for attestations (moby/buildkit@v0.32.2:docs/attestations/
-attestation-storage.md:42-182: one `unknown/unknown` manifest per platform image,
+attestation-storage.md:20-182: one `unknown/unknown` manifest per platform image,
 annotated `vnd.docker.reference.type: attestation-manifest` and
-`vnd.docker.reference.digest`, with `application/vnd.in-toto+json` layers), pushed
+`vnd.docker.reference.digest`, with `application/vnd.in-toto+json` layers; in
+both forms BuildKit writes: an OCI artifact with `artifactType`, the empty config
+and a `subject`, or with `oci-artifact=false` a plain image config), pushed
 by digest to docker-registry, and promoted to a final tag with
 `skopeo copy --all --preserve-digests`. It shows that a registry stores and serves
 such an index byte for byte, that a by-digest promotion keeps the index digest and
@@ -33,6 +35,8 @@ pytestmark = pytest.mark.integration
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+ATTESTATION_ARTIFACT = "application/vnd.docker.attestation.manifest.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 IN_TOTO = "application/vnd.in-toto+json"
 PREDICATES = ("https://spdx.dev/Document", "https://slsa.dev/provenance/v0.2")
@@ -56,12 +60,29 @@ class Layout:
         return self.blob(json.dumps(document, sort_keys=True).encode(), media_type, **extra)
 
     def manifest(self, config: dict[str, Any], layers: list[dict[str, Any]],
-                 **extra: Any) -> dict[str, Any]:
+                 fields: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
         return self.json_blob({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config,
-                               "layers": layers}, OCI_MANIFEST, **extra)
+                               "layers": layers, **(fields or {})}, OCI_MANIFEST, **extra)
 
 
-def attested_index(layout: Layout) -> dict[str, Any]:
+def attestation_manifest(layout: Layout, image: dict[str, Any], statements: list[Any],
+                         artifact: bool) -> dict[str, Any]:
+    """The attestation manifest of one platform image, in either form BuildKit writes."""
+    unknown = {"architecture": "unknown", "os": "unknown"}
+    descriptor = {"platform": unknown, "annotations": {
+        "vnd.docker.reference.digest": image["digest"],
+        "vnd.docker.reference.type": "attestation-manifest"}}
+    if artifact:
+        config = layout.blob(b"{}", OCI_EMPTY)
+        subject = {k: image[k] for k in ("mediaType", "digest", "size")}
+        return layout.manifest(config, statements, {"artifactType": ATTESTATION_ARTIFACT,
+                                                    "subject": subject}, **descriptor)
+    config = layout.json_blob({**unknown, "rootfs": {"type": "layers", "diff_ids": []}},
+                              OCI_CONFIG)
+    return layout.manifest(config, statements, **descriptor)
+
+
+def attested_index(layout: Layout, artifact: bool) -> dict[str, Any]:
     """Two platform images, each with an SBOM and a provenance attestation manifest."""
     manifests = []
     for arch in ("amd64", "arm64"):
@@ -74,13 +95,7 @@ def attested_index(layout: Layout) -> dict[str, Any]:
                                         "predicateType": p, "predicate": {}}, IN_TOTO,
                                        annotations={"in-toto.io/predicate-type": p})
                       for p in PREDICATES]
-        unknown = {"architecture": "unknown", "os": "unknown"}
-        attestation = layout.manifest(
-            layout.json_blob({**unknown, "rootfs": {"type": "layers", "diff_ids": []}},
-                             OCI_CONFIG), statements, platform=unknown,
-            annotations={"vnd.docker.reference.digest": image["digest"],
-                         "vnd.docker.reference.type": "attestation-manifest"})
-        manifests += [image, attestation]
+        manifests += [image, attestation_manifest(layout, image, statements, artifact)]
     index = layout.json_blob({"schemaVersion": 2, "mediaType": OCI_INDEX,
                               "manifests": manifests}, OCI_INDEX)
     (layout.root / "index.json").write_text(json.dumps(
@@ -98,11 +113,12 @@ def raw(ref: str) -> bytes:
                ).stdout.encode()
 
 
+@pytest.mark.parametrize("artifact", [True, False], ids=["oci-artifact", "image-config"])
 def test_promotion_by_digest_keeps_the_index_and_its_attestations(
-        registry: Registry, scratch: Path) -> None:
+        registry: Registry, scratch: Path, artifact: bool) -> None:
     require("skopeo")
     layout = Layout(scratch / "oci")
-    index = attested_index(layout)
+    index = attested_index(layout, artifact)
     repo = f"{registry.host}/kvc/debian"
     # containerize: push by digest (the staging tag only carries it there).
     skopeo("copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
