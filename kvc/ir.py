@@ -34,6 +34,22 @@ class Runtime(StrEnum):
     REVISION = "KVC_REVISION"  # the commit being built
     SOURCE = "KVC_SOURCE"  # the repository URL
     SUMMARY_FILE = "KVC_SUMMARY_FILE"  # a Markdown file shown as the job's summary
+    # A file a stage appends ``name=value`` lines to, read by later steps of the
+    # same job (publish writes ``digest=``, which GitHub's provenance step reads).
+    OUTPUT_FILE = "KVC_OUTPUT_FILE"
+    # The identity keyless signing certifies in this run, which publish checks with
+    # `cosign verify` right after signing (docs/verifying.md): the OIDC issuer and
+    # the certificate's subject alternative name, exact or as a regular expression.
+    SIGN_ISSUER = "KVC_SIGN_ISSUER"
+    SIGN_IDENTITY = "KVC_SIGN_IDENTITY"
+    SIGN_IDENTITY_REGEXP = "KVC_SIGN_IDENTITY_REGEXP"
+
+
+# What every job gets; publish adds OUTPUT_FILE, and the identity only when it signs.
+BASE_RUNTIME: tuple[Runtime, ...] = (
+    Runtime.RUN_ID, Runtime.REVISION, Runtime.SOURCE, Runtime.SUMMARY_FILE)
+SIGN_RUNTIME: tuple[Runtime, ...] = (
+    Runtime.SIGN_ISSUER, Runtime.SIGN_IDENTITY, Runtime.SIGN_IDENTITY_REGEXP)
 
 
 class RegistryAccess(StrEnum):
@@ -111,7 +127,7 @@ class Job:
     fingerprint: str | None = None
     timeout_minutes: int = 60
     registry: Registry = NO_REGISTRY
-    runtime: tuple[Runtime, ...] = tuple(Runtime)
+    runtime: tuple[Runtime, ...] = BASE_RUNTIME
     needs_identity_token: bool = False
     default_branch_only: bool = False
     tools: tuple[str, ...] = ()
@@ -158,6 +174,8 @@ class Target:
     def plan_tag(self) -> str:
         """The tag the plan reads: the first one publish moves ("" when there is none)."""
         return self.tags[0] if self.tags else ""
+    # BuildKit attestations (an SBOM and max-mode SLSA provenance) in the index.
+    attest: bool = True
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,12 @@ ACTIONS: Final[Mapping[str, Action]] = MappingProxyType(
             "actions/create-github-app-token", "1b10c78c7865c340bc4f6099eb2f838309f1e8c3",
             "v3.1.1"
         ),
+        # GitHub artifact attestations (backends.github.attest_provenance); v4 is a
+        # wrapper over actions/attest. Resolved with git rev-parse 'v4.1.0^{commit}'.
+        "attest-build-provenance": Action(
+            "actions/attest-build-provenance", "a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32",
+            "v4.1.0"
+        ),
         "setup-python": Action(
             "actions/setup-python", "5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"
         ),

@@ -64,7 +64,19 @@ def _target(target: Target) -> dict[str, Any]:
         "tags": [f"{target.repository}:{tag}" for tag in target.tags],
         "labels": _labels(target),
         "annotations": [f"index,manifest:{key}=${{{var}}}" for key, var in _OCI_RUNTIME],
+        "attest": list(ATTEST if target.attest else NO_ATTEST),
     }
+
+
+# BuildKit attestations as bake's `attest` list (docker/buildx@v0.36.1:bake/bake.go:839),
+# each entry parsed as CSV with a required type (util/buildflags/attests_cty.go:52-57,
+# attests.go:136-171). They need a builder with the docker-container driver, which
+# containerize.sh creates (build/opt.go:347-354; driver/docker-container/driver.go:557),
+# and both the registry and the OCI archive outputs carry them. Without any provenance
+# entry buildx adds min-mode provenance itself (build/opt.go:362-372), so "off" must
+# disable it explicitly: a disabled entry suppresses that default (attests.go:43-46).
+ATTEST = ("type=sbom", "type=provenance,mode=max")
+NO_ATTEST = ("type=provenance,disabled=true",)
 
 
 _OCI_RUNTIME = (

@@ -87,6 +87,14 @@ BUILT_IN_VARIABLES: Final[Mapping[Runtime, str]] = {
     Runtime.RUN_ID: "$CIRCLE_WORKFLOW_WORKSPACE_ID",
     Runtime.REVISION: "$CIRCLE_SHA1",
     Runtime.SOURCE: "$CIRCLE_REPOSITORY_URL",
+    # Keyless signing with a CircleCI OIDC token: the issuer is the org's
+    # (sigstore/fulcio@v1.8.8:config/identity/config.yaml:139-142) and the certificate
+    # SAN names the project's pipeline definition (config.yaml:297-315), whose id no
+    # built-in variable gives: match it by the project (CIRCLE_ORGANIZATION_ID and
+    # CIRCLE_PROJECT_ID are built-in, https://circleci.com/docs/guides/toolkit/how-to-find-ids).
+    Runtime.SIGN_ISSUER: "https://oidc.circleci.com/org/$CIRCLE_ORGANIZATION_ID",
+    Runtime.SIGN_IDENTITY_REGEXP:
+        "^https://circleci\\.com/api/v2/projects/$CIRCLE_PROJECT_ID/pipeline-definitions/",
 }
 RESOURCE_CLASS: Final[Mapping[str, str]] = {"amd64": "medium", "arm64": "arm.medium"}
 SETUP_STEPS: Final[Mapping[str, tuple[Step, ...]]] = {

@@ -16,7 +16,7 @@ from kvc.backends import update, yamlout
 from kvc.backends.actions import ACTIONS
 from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.backends.walk import PLAN_JOB, Capabilities, Emitter, Limit, Step, settings_of
-from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime
+from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import GitHubBackend
 
 DEFAULT_WORKFLOW: Final = "kvc"
@@ -96,7 +96,25 @@ DEFAULT_VARIABLES: Final[Mapping[Runtime, str]] = {
     Runtime.REVISION: "$GITHUB_SHA",
     Runtime.SOURCE: "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY",
     Runtime.SUMMARY_FILE: "$GITHUB_STEP_SUMMARY",
+    Runtime.OUTPUT_FILE: "$GITHUB_OUTPUT",
+    # Keyless signing in a workflow run: Fulcio accepts this issuer
+    # (sigstore/fulcio@v1.8.8:config/identity/config.yaml:114-120) and puts
+    # https://github.com/ + the token's job_workflow_ref in the certificate's SAN
+    # (pkg/identity/github/principal.go:167,198). For a workflow that is not a reusable
+    # one, as kvc's is, job_workflow_ref equals workflow_ref, which GitHub exposes as
+    # GITHUB_WORKFLOW_REF ("owner/repo/.github/workflows/kvc.yml@refs/heads/main").
+    Runtime.SIGN_ISSUER: "https://token.actions.githubusercontent.com",
+    Runtime.SIGN_IDENTITY: "$GITHUB_SERVER_URL/$GITHUB_WORKFLOW_REF",
 }
+# The run step's id when a later step reads its outputs (KVC_OUTPUT_FILE lines).
+RUN_STEP_ID: Final = "stage"
+# GitHub artifact attestations for the published digest (backends.github.attest_provenance):
+# the action needs an OIDC token and the attestations API (actions/attest@v4.1.0
+# README.md:64-76; attest-build-provenance v4 wraps it, its README.md:39-44), and
+# pushes the attestation to the registry with the credentials publish.sh logged in
+# with (src/attest.ts:44-58). No storage record: those need `artifact-metadata: write`,
+# exist only for organisations, and would only be a warning without it (attest.ts:64-102).
+PROVENANCE_PERMISSIONS: Final[Mapping[str, str]] = {"attestations": "write", "id-token": "write"}
 RUNS_ON: Final[Mapping[str, str]] = {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
 SETUP_ACTIONS: Final[Mapping[str, tuple[Step, ...]]] = {
     "buildx": (_uses("setup-buildx"),),
@@ -223,7 +241,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
             out["if"] = PUBLISH_IF.format(branch=self.default_branch(self.settings.default_branch))
             if self.settings.environment:
                 out["environment"] = self.settings.environment
-        permissions = _permissions(job)
+        permissions = _permissions(job, provenance=self._attests_provenance(job))
         if permissions:
             out["permissions"] = permissions
         out["runs-on"] = self.runners()[job.runner]
@@ -247,13 +265,34 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
 
     def run(self, job: Job, command: str) -> list[Step]:
         step: dict[str, Any] = {"name": f"Run the {job.stage} stage"}
+        provenance = self._attests_provenance(job)
+        if provenance:
+            step["id"] = RUN_STEP_ID
         if job.cache is not None and job.cache.skip_run_on_hit:
             step["if"] = "steps.cache.outputs.cache-hit != 'true'"
         credentials = _credentials(job)
         if credentials:
             step["env"] = credentials
         step["run"] = command
-        return [step]
+        return [step, *([self._provenance(job)] if provenance else [])]
+
+    def _attests_provenance(self, job: Job) -> bool:
+        return bool(self.settings.attest_provenance) and job.stage is Stage.PUBLISH
+
+    def _provenance(self, job: Job) -> Step:
+        """Attest the digest publish promoted (its ``digest=`` output line)."""
+        return _uses("attest-build-provenance", {
+            "subject-name": _subject_name(self._repository(job), job.registry.host),
+            "subject-digest": f"${{{{ steps.{RUN_STEP_ID}.outputs.digest }}}}",
+            "push-to-registry": True,
+            "create-storage-record": False,
+        }, name="Record GitHub build provenance for the published digest")
+
+    def _repository(self, job: Job) -> str:
+        for target in self.source.pipeline.targets:
+            if target.image == job.image:
+                return target.repository
+        raise KeyError(job.image)  # every publish job has its target (compiler/graph.py)
 
     def keep(self, job: Job, artifact: Artifact) -> list[Step]:
         with_: dict[str, Any] = {
@@ -337,14 +376,22 @@ def _title(job: Job) -> str:
     return f"{job.stage} {job.image}" + (f" {job.arch}" if job.arch else "")
 
 
-def _permissions(job: Job) -> dict[str, str]:
+def _permissions(job: Job, *, provenance: bool = False) -> dict[str, str]:
     """Only what the job uses, on top of the workflow's ``contents: read``."""
     permissions: dict[str, str] = {}
     if job.registry.host == GHCR and job.registry.access in GHCR_PERMISSION:
         permissions["packages"] = GHCR_PERMISSION[job.registry.access]
     if job.needs_identity_token:
         permissions["id-token"] = "write"
+    if provenance:
+        permissions.update(PROVENANCE_PERMISSIONS)
     return {"contents": "read", **permissions} if permissions else {}
+
+
+def _subject_name(repository: str, host: str) -> str:
+    """The fully-qualified image name push-to-registry needs, Docker Hub as docker.io
+    (actions/attest@v4.1.0 README.md:317-344)."""
+    return repository if repository.startswith(f"{host}/") else f"{host}/{repository}"
 
 
 def _credentials(job: Job) -> dict[str, str]:

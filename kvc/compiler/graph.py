@@ -16,12 +16,15 @@ from kvc.compiler.fingerprint import fingerprint, image_fingerprint
 from kvc.compiler.model import ImageBuild
 from kvc.compiler.naming import ImageNames, names_for
 from kvc.ir import (
+    BASE_RUNTIME,
+    SIGN_RUNTIME,
     Artifact,
     Cache,
     Job,
     Pipeline,
     Registry,
     RegistryAccess,
+    Runtime,
     Stage,
     Target,
     Upstream,
@@ -67,6 +70,7 @@ def target(builds: Sequence[ImageBuild], jobs: Sequence[Job]) -> Target:
         checks=tuple(dict.fromkeys(c for b in builds if b.test.enabled for c in b.test.checks)),
         fingerprint=image_fingerprint(built, tags),
         refresh_seconds=publish.refresh_seconds or 0,
+        attest=publish.attest,
     )
 
 
@@ -138,6 +142,7 @@ def _publish_job(names: ImageNames, builds: Sequence[ImageBuild], needs: Sequenc
         script=stages.entry(Stage.PUBLISH), inputs=tuple(stage_env.publish_env(builds)),
         consumes=containerize.produces, timeout_minutes=30,
         registry=_registry(builds[0], RegistryAccess.PUSH),
+        runtime=(*BASE_RUNTIME, Runtime.OUTPUT_FILE, *(SIGN_RUNTIME if sign else ())),
         needs_identity_token=sign, default_branch_only=True,
         tools=("buildx", "cosign") if sign else ("buildx",),
         origin=_origin(builds[0], "publish.sign" if sign else None),

@@ -104,6 +104,7 @@ class Publish:
         if match is None:
             return None
         return int(match[1]) * _UNIT_SECONDS[match[2] or "s"]
+    attest: bool = True
 
 
 # The spec's section keys and the resolved types they become.

@@ -217,7 +217,7 @@ def _test(t: TestLayer) -> TestSettings:
 
 def _publish(p: PublishLayer) -> Publish:
     return Publish(tags=tuple(_set(p.tags)), latest=_set(p.latest), sign=_set(p.sign),
-                   refresh=_set(p.refresh))
+                   refresh=_set(p.refresh), attest=_set(p.attest))
 
 
 def _packages(install: str | Sequence[str]) -> tuple[str, ...]:

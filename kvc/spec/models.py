@@ -102,6 +102,8 @@ class PublishLayer(Model):
     refresh: str | None = Field(
         None, description="rebuild when the published image is older than this (7d, 12h); "
         "'0' never")
+    attest: bool | None = Field(None, description="SBOM and SLSA provenance attestations "
+                                "in the image index, default true")
 
 
 class ArchLayer(Model):
@@ -167,6 +169,9 @@ class GitHubBackend(Model):
         "environment (longer than an approval may wait)")
     default_branch: str | None = Field(None, description="the only branch that publishes, "
                                        "default main")
+    attest_provenance: bool | None = Field(
+        None, description="also record GitHub artifact attestations (SLSA provenance) for "
+        "the published digest, default false")
 
 
 class Backends(Model):

@@ -143,7 +143,10 @@ def test_job_env_and_timeout_are_the_irs_literally(spec: Path, backend: str) -> 
         assert github_env(emitted_job["env"]) == expected, job.id
         assert emitted_job["timeout-minutes"] == job.timeout_minutes, job.id
         runs = [s for s in emitted_job["steps"] if "run" in s]
-        assert [s["run"] for s in runs] == [RUNTIME_EXPORTS + f"bash {job.script}\n"], job.id
+        exports = RUNTIME_EXPORTS
+        if job.stage is Stage.PUBLISH:
+            exports += PUBLISH_EXPORTS + (SIGN_EXPORTS if job.needs_identity_token else "")
+        assert [s["run"] for s in runs] == [exports + f"bash {job.script}\n"], job.id
 
 
 # Contract 1: neutral names from GitHub's default variables, in the run step's shell.
@@ -152,6 +155,13 @@ export KVC_RUN_ID="$GITHUB_RUN_ID"
 export KVC_REVISION="$GITHUB_SHA"
 export KVC_SOURCE="$GITHUB_SERVER_URL/$GITHUB_REPOSITORY"
 export KVC_SUMMARY_FILE="$GITHUB_STEP_SUMMARY"
+"""
+# Publish also hands its digest to later steps, and checks what it signed against the
+# identity Fulcio certifies for this workflow run (docs/verifying.md).
+PUBLISH_EXPORTS = 'export KVC_OUTPUT_FILE="$GITHUB_OUTPUT"\n'
+SIGN_EXPORTS = """\
+export KVC_SIGN_ISSUER="https://token.actions.githubusercontent.com"
+export KVC_SIGN_IDENTITY="$GITHUB_SERVER_URL/$GITHUB_WORKFLOW_REF"
 """
 
 
@@ -257,6 +267,9 @@ def test_permissions_are_read_only_except_what_a_job_uses(spec: Path, backend: s
             expected["packages"] = "read"
         if job.stage is Stage.PUBLISH and signs(out, job.image):
             expected["id-token"] = "write"
+        github = out.resolved.spec.backends and out.resolved.spec.backends.github
+        if job.stage is Stage.PUBLISH and github and github.attest_provenance:
+            expected |= {"id-token": "write", "attestations": "write"}
         if expected:
             assert emitted_job["permissions"] == {"contents": "read", **expected}, job.id
         else:

@@ -166,6 +166,17 @@ RUNTIME = {
     "circleci": {"KVC_RUN_ID": "$CIRCLE_WORKFLOW_WORKSPACE_ID", "KVC_REVISION": "$CIRCLE_SHA1",
                  "KVC_SOURCE": "$CIRCLE_REPOSITORY_URL"},
 }
+# Publish jobs only: a later step reads the promoted digest (GitHub), and signing
+# publish jobs the identity `cosign verify` checks (docs/verifying.md).
+PUBLISH_RUNTIME = {"github": {"KVC_OUTPUT_FILE": "$GITHUB_OUTPUT"}, "circleci": {}}
+SIGN_RUNTIME = {
+    "github": {"KVC_SIGN_ISSUER": "https://token.actions.githubusercontent.com",
+               "KVC_SIGN_IDENTITY": "$GITHUB_SERVER_URL/$GITHUB_WORKFLOW_REF"},
+    "circleci": {"KVC_SIGN_ISSUER": "https://oidc.circleci.com/org/$CIRCLE_ORGANIZATION_ID",
+                 "KVC_SIGN_IDENTITY_REGEXP":
+                     r"^https://circleci\.com/api/v2/projects/$CIRCLE_PROJECT_ID/"
+                     "pipeline-definitions/"},
+}
 
 
 @pytest.mark.parametrize("backend", sorted(RUNTIME))
@@ -180,7 +191,11 @@ def test_every_stage_run_exports_the_neutral_runtime_values(spec: Path, backend:
         seen.add(job_id)
         exports = dict(line.removeprefix("export ").split("=", 1)
                        for line in command.splitlines() if line.startswith("export "))
-        assert exports == {k: f'"{v}"' for k, v in RUNTIME[backend].items()}, job_id
+        job = emitted(spec, backend).pipeline.job(job_id)
+        extra = PUBLISH_RUNTIME[backend] if job.stage is Stage.PUBLISH else {}
+        if job.needs_identity_token:
+            extra = {**extra, **SIGN_RUNTIME[backend]}
+        assert exports == {k: f'"{v}"' for k, v in {**RUNTIME[backend], **extra}.items()}, job_id
     assert seen == set(scripts)
 
 

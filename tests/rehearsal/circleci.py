@@ -150,6 +150,10 @@ class CircleRun:
             "CIRCLE_WORKFLOW_WORKSPACE_ID": self.workspace_id,
             "CIRCLE_BUILD_NUM": str(len(self.history) + 1),
             "CIRCLE_REPOSITORY_URL": "git@github.com:example/images.git",
+            # Built-in ids (https://circleci.com/docs/guides/toolkit/how-to-find-ids):
+            # publish verifies its signature against the org's issuer and the project.
+            "CIRCLE_ORGANIZATION_ID": "00000000-0000-4000-8000-00000000000a",
+            "CIRCLE_PROJECT_ID": "00000000-0000-4000-8000-00000000000b",
             "CIRCLE_WORKING_DIRECTORY": str(machine.work),
             "BASH_ENV": str(machine.base / "bash_env"),
         })

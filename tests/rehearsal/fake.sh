@@ -237,6 +237,9 @@ fake_cosign() {
     [ -z "${SIGSTORE_ID_TOKEN:-}" ] || oidc=true
     json "${ARGS[-1]}"
     FACTS="{\"signed\":$J,\"oidc\":$oidc}"
+  elif [ "${ARGS[0]}" = verify ]; then
+    json "${ARGS[*]:1}"
+    FACTS="{\"verified\":$J}"
   fi
 }
 

@@ -133,6 +133,18 @@ def test_publish_promotes_the_digest_the_tests_ran(
     assert_digest_chain(world, run)
 
 
+# The flags publish gives `cosign verify`, from each harness's built-in variables.
+VERIFY_IDENTITY = {
+    "github": ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
+               "--certificate-identity",
+               "https://github.com/example/images/.github/workflows/kvc.yml@refs/heads/main"],
+    "circleci": ["--certificate-oidc-issuer",
+                 "https://oidc.circleci.com/org/00000000-0000-4000-8000-00000000000a",
+                 "--certificate-identity-regexp", r"^https://circleci\.com/api/v2/projects/"
+                 "00000000-0000-4000-8000-00000000000b/pipeline-definitions/"],
+}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_signing_signs_the_promoted_digest(
     green: Callable[..., tuple[World, Run]], backend: str
@@ -141,8 +153,12 @@ def test_signing_signs_the_promoted_digest(
     promoted = latest(world, "promoted")["publish-debian-12"]
     signed = [(job, ref) for job, _, ref in world.facts("signed")]
     assert signed == [("publish-debian-12", f"ghcr.io/example/debian@{promoted}")]
+    calls = world.calls("cosign")
     if backend == "circleci":  # keyless: the OIDC token reached cosign through BASH_ENV
-        assert [c["facts"]["oidc"] for c in world.calls("cosign")] == [True]
+        assert calls[0]["facts"]["oidc"] is True
+    # Then the signature is verified against this run's identity (docs/verifying.md).
+    assert [c["facts"].get("verified") for c in calls[1:]] == [" ".join(
+        [*VERIFY_IDENTITY[backend], f"ghcr.io/example/debian@{promoted}"])]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -138,6 +138,9 @@ def publish_env(stubs: Stubs, ref: str = f"{IMAGE}@{DIGEST}") -> dict[str, str]:
         "KVC_DATED_TAG_PREFIX": "12",
         "KVC_LATEST": "true",
         "KVC_SIGN": "true",
+        "KVC_SIGN_ISSUER": "https://token.actions.githubusercontent.com",
+        "KVC_SIGN_IDENTITY":
+            "https://github.com/example/images/.github/workflows/kvc.yml@refs/heads/main",
     }
 
 
@@ -155,7 +158,7 @@ def promoted_tags(argv: list[str]) -> list[str]:
 def test_promotes_digest_to_all_tags_and_signs(stubs: Stubs) -> None:
     result = stubs.run("publish.sh", publish_env(stubs))
     assert result.returncode == 0, result.stderr
-    assert stubs.tools() == ["docker", "cosign"]
+    assert stubs.tools() == ["docker", "cosign", "cosign"]
     create = stubs.calls("docker")[0].argv
     assert create[:3] == ["buildx", "imagetools", "create"]
     assert create[-1] == f"{IMAGE}@{DIGEST}"
@@ -165,6 +168,7 @@ def test_promotes_digest_to_all_tags_and_signs(stubs: Stubs) -> None:
     assert tags[3:] == [f"{IMAGE}:latest"]
     assert len(create) == 3 + 2 * 4 + 1
     assert stubs.calls("cosign")[0].argv == ["sign", "--yes", f"{IMAGE}@{DIGEST}"]
+    assert stubs.calls("cosign")[1].argv[0] == "verify"  # tests/stages/test_publish_verify.py
 
 
 def test_no_latest_no_signing_and_duplicates_removed(stubs: Stubs) -> None:

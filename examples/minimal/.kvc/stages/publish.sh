@@ -55,6 +55,34 @@ final_tags() {
   printf '%s\n' "${out[@]}"
 }
 
+# Check the signature just made against the identity this CI run signs as (the
+# backend maps KVC_SIGN_ISSUER and KVC_SIGN_IDENTITY or KVC_SIGN_IDENTITY_REGEXP;
+# docs/verifying.md): a signature nobody can verify with the documented identity
+# fails the job instead of shipping. Retried: the registry may lag behind the push.
+verify_signature() {
+  local ref="$1"
+  local -a identity
+  [ -n "${KVC_SIGN_ISSUER:-}" ] || kvc_die "KVC_SIGN_ISSUER is not set: cannot verify the signature of $ref"
+  if [ -n "${KVC_SIGN_IDENTITY:-}" ]; then
+    identity=(--certificate-identity "$KVC_SIGN_IDENTITY")
+  elif [ -n "${KVC_SIGN_IDENTITY_REGEXP:-}" ]; then
+    identity=(--certificate-identity-regexp "$KVC_SIGN_IDENTITY_REGEXP")
+  else
+    kvc_die "neither KVC_SIGN_IDENTITY nor KVC_SIGN_IDENTITY_REGEXP is set: cannot verify the signature of $ref"
+  fi
+  kvc_log "verifying $ref: issuer $KVC_SIGN_ISSUER, identity ${identity[1]}"
+  kvc_retry 3 "${KVC_RETRY_DELAY:-10}" cosign verify \
+    --certificate-oidc-issuer "$KVC_SIGN_ISSUER" "${identity[@]}" "$ref" >&2 ||
+    kvc_die "the signature of $ref does not verify for this run's identity"
+}
+
+# Hand the promoted digest to later steps of this job (GitHub's provenance
+# attestation reads it) as a name=value line; nothing when no output file is given.
+record_digest() {
+  [ -n "${KVC_OUTPUT_FILE:-}" ] || return 0
+  printf 'digest=%s\n' "$1" >>"$KVC_OUTPUT_FILE"
+}
+
 main() {
   kvc_require KVC_STAGED_DIR KVC_IMAGE
   local ref digest tag list
@@ -70,11 +98,16 @@ main() {
     args+=(--tag "$KVC_IMAGE:$tag")
   done
   kvc_log "promoting $ref to ${tags[*]}"
+  # No --annotation: with one source that is an index, imagetools create pushes its
+  # original bytes (docker/buildx@v0.36.1:util/imagetools/create.go:104-118), so the
+  # final tags name the tested digest, attestation manifests included.
   kvc_retry 3 "${KVC_RETRY_DELAY:-10}" docker buildx imagetools create "${args[@]}" "$ref"
+  record_digest "$digest"
   if kvc_bool KVC_SIGN; then
     command -v cosign >/dev/null 2>&1 || kvc_die "cosign is not installed (add a cosign install step before publish)"
     kvc_log "signing $KVC_IMAGE@$digest"
     kvc_retry 3 "${KVC_RETRY_DELAY:-10}" cosign sign --yes "$KVC_IMAGE@$digest"
+    verify_signature "$KVC_IMAGE@$digest"
   fi
 }
 

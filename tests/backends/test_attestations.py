@@ -1,0 +1,127 @@
+"""Issue 16 at compile time: BuildKit attestations in the bake file, the signing
+identity only where publish signs, and GitHub's provenance step with its permissions.
+
+`docker buildx bake --print` is not available here (no buildx plugin), so the
+bake file is checked against what bake itself reads: the JSON names of its
+target fields and the CSV form of an `attest` entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvc.backends import buildfiles
+from kvc.backends.actions import ACTIONS
+from kvc.backends.github import _subject_name
+from kvc.ir import SIGN_RUNTIME, Stage
+
+from .conftest import FIXTURE_SPECS, SPECS, emitted, generated, spec_params
+
+# The JSON names of bake's target fields (docker/buildx@v0.36.1:bake/bake.go:831-877).
+BAKE_TARGET_FIELDS = frozenset({
+    "description", "inherits", "annotations", "attest", "context", "contexts", "dockerfile",
+    "dockerfile-inline", "args", "labels", "tags", "cache-from", "cache-to", "target",
+    "secret", "ssh", "platforms", "output", "pull", "no-cache", "network", "no-cache-filter",
+    "shm-size", "ulimits", "resources", "call", "entitlements", "extra-hosts", "policy",
+})
+OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
+
+
+def parse_attest(entry: str) -> dict[str, str]:
+    """One entry as bake parses a string: CSV of key=value, a type required
+    (docker/buildx@v0.36.1:util/buildflags/attests_cty.go:52-57, attests.go:136-171)."""
+    fields = next(csv.reader([entry]))
+    pairs = dict(field.split("=", 1) for field in fields)
+    assert len(pairs) == len(fields) and all("=" in f for f in fields), entry
+    assert pairs.get("type") in {"sbom", "provenance"}, entry
+    return pairs
+
+
+def bake_targets(spec: Path) -> dict[str, Any]:
+    targets: dict[str, Any] = json.loads(generated(spec, "github")[buildfiles.BAKE_FILE])["target"]
+    return targets
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_bake_targets_use_only_bake_fields_and_valid_attest_entries(spec: Path) -> None:
+    for name, target in bake_targets(spec).items():
+        assert set(target) <= BAKE_TARGET_FIELDS, (name, set(target) - BAKE_TARGET_FIELDS)
+        for entry in target["attest"]:
+            parse_attest(entry)
+
+
+@pytest.mark.parametrize("spec", spec_params(SPECS))
+def test_every_image_asks_for_an_sbom_and_max_provenance_unless_turned_off(spec: Path) -> None:
+    pipeline = emitted(spec, "github").pipeline
+    targets = bake_targets(spec)
+    for target in pipeline.targets:
+        entries = [parse_attest(e) for e in targets[target.slug]["attest"]]
+        if target.attest:
+            assert {"type": "sbom"} in entries
+            assert {"type": "provenance", "mode": "max"} in entries
+        else:
+            # buildx adds min-mode provenance when none is named (build/opt.go:362-372).
+            assert entries == [{"type": "provenance", "disabled": "true"}]
+
+
+def test_publish_attest_false_turns_off_only_its_own_images() -> None:
+    targets = bake_targets(OVERRIDES)
+    off = {slug for slug, t in targets.items() if t["attest"] == list(buildfiles.NO_ATTEST)}
+    on = {slug for slug, t in targets.items() if t["attest"] == list(buildfiles.ATTEST)}
+    assert off and all(slug.startswith("fedora-coreos") for slug in off)
+    assert on and all(slug.startswith("ubuntu") for slug in on)
+    assert off | on == set(targets)
+
+
+@pytest.mark.parametrize("backend", ["github", "circleci"])
+@pytest.mark.parametrize("spec", spec_params())
+def test_only_publish_jobs_that_sign_get_the_signing_identity(spec: Path, backend: str) -> None:
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        wants = job.stage is Stage.PUBLISH and job.needs_identity_token
+        assert bool(set(SIGN_RUNTIME) & set(job.runtime)) == wants, job.id
+    signing = sum(j.needs_identity_token for j in out.pipeline.jobs)
+    assert out.text.count("export KVC_SIGN_ISSUER=") == signing
+
+
+def test_github_provenance_step_attests_the_promoted_digest_with_minimal_permissions() -> None:
+    out = emitted(OVERRIDES, "github")
+    document = out.document()
+    action = ACTIONS["attest-build-provenance"]
+    for job_id, job in document["jobs"].items():
+        uses = [s.get("uses") for s in job["steps"]]
+        if not job_id.startswith("publish-"):
+            assert action.uses() not in uses, job_id
+            assert "attestations" not in job.get("permissions", {}), job_id
+            continue
+        run = next(s for s in job["steps"] if s.get("name") == "Run the publish stage")
+        assert 'export KVC_OUTPUT_FILE="$GITHUB_OUTPUT"' in run["run"]
+        attest = job["steps"][uses.index(action.uses())]
+        assert job["steps"].index(attest) == job["steps"].index(run) + 1
+        target = next(t for t in out.pipeline.targets if job_id.endswith(t.slug))
+        assert attest["with"] == {
+            "subject-name": target.repository,  # quay.io/acme/...: already fully qualified
+            "subject-digest": f"${{{{ steps.{run['id']}.outputs.digest }}}}",
+            "push-to-registry": True,
+            "create-storage-record": False,
+        }
+        assert job["permissions"] == {"contents": "read", "id-token": "write",
+                                      "attestations": "write"}, job_id
+
+
+def test_github_provenance_is_off_by_default() -> None:
+    for spec in SPECS:
+        if spec == OVERRIDES:
+            continue
+        text = emitted(spec, "github").text
+        assert "attest-build-provenance" not in text and "attestations:" not in text
+
+
+def test_docker_hub_subject_names_are_fully_qualified() -> None:
+    assert _subject_name("containercraft/debian", "docker.io") == "docker.io/containercraft/debian"
+    assert _subject_name("ghcr.io/o/debian", "ghcr.io") == "ghcr.io/o/debian"
