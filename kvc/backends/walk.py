@@ -39,7 +39,8 @@ class Emitter:
     NAME: ClassVar[str]
     # Directories and root-level files kvc owns for this backend (checked and cleaned up).
     OWNED: ClassVar[tuple[str, ...]]
-    RUNNERS: ClassVar[Mapping[str, str]]
+    # Arch -> how the CI names a machine: a label, a resource class, a list of tags.
+    RUNNERS: ClassVar[Mapping[str, Any]]
     # Neutral runtime value -> a shell expression of the backend's own variables.
     RUNTIME: ClassVar[Mapping[Runtime, str]]
     # IR tool -> the setup steps it takes (an empty tuple: the runner already has it).
@@ -160,12 +161,12 @@ class Emitter:
                    f"else\n  {run}\nfi")
         return "\n".join([*lines, run]) + ("\n" if lines or "\n" in run else "")
 
-    def runners(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    def runners(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         merged = dict(self.RUNNERS)
         merged.update((overrides if overrides is not None else self.runner_overrides()).items())
         return merged
 
-    def runner_overrides(self) -> Mapping[str, str]:
+    def runner_overrides(self) -> Mapping[str, Any]:
         chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None
         return {str(arch): name for arch, name in (chosen or {}).items()}
 
