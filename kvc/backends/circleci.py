@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from kvc.backends import update, yamlout
-from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.backends.walk import Emitter, Step, settings_of
+from kvc.backends.base import Files, comment_header
+from kvc.backends.walk import Emitter, Step
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
 
@@ -71,13 +71,12 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     ESCAPES = (("<<", "\\<<"),)
 
     RUNNER_SETTING = "resource_class"
+    SETTINGS = CircleCIBackend
     settings: CircleCIBackend
 
-    def load_settings(self, source: EmitInput) -> CircleCIBackend:
-        return settings_of(source, lambda b: b.circleci, CircleCIBackend())
 
     def files(self) -> Files:
-        header = comment_header(self.source.header_lines(self.NAME))
+        header = self.header()
         if self.source.update is not None:
             header += comment_header([
                 f"Checksum updates: create a scheduled pipeline named '{UPDATE_JOB}' with cron "

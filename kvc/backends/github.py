@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from kvc.backends import update, yamlout
 from kvc.backends.actions import ACTIONS
-from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.backends.walk import Capabilities, Emitter, Step, settings_of
+from kvc.backends.base import Files
+from kvc.backends.walk import Capabilities, Emitter, Step
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime
 from kvc.spec.models import GitHubBackend
 
@@ -83,14 +83,13 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     CAPABILITIES = Capabilities(cache_hit_output=True)
 
     RUNNER_SETTING = "runs_on"
+    SETTINGS = GitHubBackend
     settings: GitHubBackend
 
-    def load_settings(self, source: EmitInput) -> GitHubBackend:
-        return settings_of(source, lambda b: b.github, GitHubBackend())
 
     def files(self) -> Files:
         name = self.settings.workflow or DEFAULT_WORKFLOW
-        header = comment_header(self.source.header_lines(self.NAME))
+        header = self.header()
         files = {f".github/workflows/{name}.yml": header + yamlout.dump(self._workflow(name))}
         if self.source.update is not None:
             files[f".github/workflows/{name}-update.yml"] = header + yamlout.dump(

@@ -33,9 +33,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from kvc.backends import update, yamlout
-from kvc.backends.base import EmitInput, Files, comment_header
+from kvc.backends.base import Files, comment_header
 from kvc.backends.circleci import COSIGN_SHA256, COSIGN_VERSION
-from kvc.backends.walk import Emitter, Step, settings_of
+from kvc.backends.walk import Emitter, Step
 from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage
 from kvc.spec.models import GitLabBackend
 
@@ -98,7 +98,8 @@ export KVC_SIGN_IDENTITY="$CI_PROJECT_URL//{CONFIG}@refs/heads/$CI_COMMIT_REF_NA
 INSTALL_BUILDX: Final = """\
 if ! docker buildx version >/dev/null 2>&1; then
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io docker-buildx
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+    docker.io docker-buildx
 fi
 """
 INSTALL_COSIGN: Final = f"""\
@@ -156,13 +157,12 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
     ESCAPES = ()
 
     RUNNER_SETTING = "tags"
+    SETTINGS = GitLabBackend
     settings: GitLabBackend
 
-    def load_settings(self, source: EmitInput) -> GitLabBackend:
-        return settings_of(source, lambda b: b.gitlab, GitLabBackend())
 
     def files(self) -> Files:
-        header = comment_header(self.source.header_lines(self.NAME))
+        header = self.header()
         pipeline = self.source.pipeline
         documents: dict[str, dict[str, Any]] = {
             CONFIG: self._parent(),
@@ -378,35 +378,22 @@ fi
 
 
 def update_script(spec_name: str, backend: str) -> str:
-    """Lock, recompile, and push a branch whose push options open the merge request.
+    """Push the update branch with push options that open the merge request.
 
     Push options (topics/git/commit/, "Push options for merge requests") need no
     API client; the push goes over HTTPS with a project access token that a
     credential helper reads from the environment, never from argv or the URL.
     """
-    install, lock, compile_ = update.commands(spec_name, backend)
     title = shlex.quote(f"merge_request.title={update.TITLE}")
     body = shlex.quote(f"merge_request.description={update.body(spec_name)}")
-    return f"""\
-{install}
-status=0
-{lock} || status=$?
-{compile_}
-if [ -n "$(git status --porcelain)" ]; then
-  git config user.name "kvc"
-  git config user.email "kvc-update@localhost"
-  git switch -C {update.BRANCH}
-  git add -A
-  git commit -m {shlex.quote(update.TITLE)}
+    return update.commit_then(spec_name, backend, f"""\
   git -c credential.helper= \\
-    -c credential.helper='!f() {{ echo username=kvc-update; echo "password=${UPDATE_TOKEN}"; }}; f' \\
+    -c credential.helper='!f() {{ echo username=kvc; echo "password=${UPDATE_TOKEN}"; }}; f' \\
     push --force \\
     -o merge_request.create -o "merge_request.target=$CI_DEFAULT_BRANCH" \\
     -o {title} -o {body} -o merge_request.remove_source_branch \\
     "$CI_SERVER_URL/$CI_PROJECT_PATH.git" "HEAD:refs/heads/{update.BRANCH}"
-fi
-exit "$status"
-"""
+""")
 
 
 NAME: Final = GitLab.NAME

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from kvc.backends.base import EmitInput, Files
+from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import Artifact, Cache, Job, Runtime
 from kvc.spec.diagnostics import Collector, Position
 
@@ -50,6 +50,8 @@ class Emitter:
     CAPABILITIES: ClassVar[Capabilities] = Capabilities()
     # The field of the backend's settings block that overrides RUNNERS per arch.
     RUNNER_SETTING: ClassVar[str] = ""
+    # The model of the spec's ``backends.<NAME>`` block (kvc/spec/models.py), if any.
+    SETTINGS: ClassVar[type[Any] | None] = None
 
     def __init_subclass__(cls, *, name: str = "", owned: tuple[str, ...] = (),
                           **kwargs: Any) -> None:
@@ -65,7 +67,14 @@ class Emitter:
 
     def load_settings(self, source: EmitInput) -> Any:
         """The backend's block of the spec's ``backends:``, defaults filled in."""
-        return None
+        model = self.SETTINGS
+        if model is None:
+            return None
+        return settings_of(source, lambda b: getattr(b, self.NAME, None), model())
+
+    def header(self) -> str:
+        """The comment every file of this backend starts with."""
+        return comment_header(self.source.header_lines(self.NAME))
 
     @classmethod
     def emit(cls, source: EmitInput) -> Files:
