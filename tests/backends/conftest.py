@@ -79,6 +79,10 @@ class Emitted:
         document: dict[str, Any] = parse_yaml(text)
         return document
 
+    def child_jobs(self) -> dict[str, Any]:
+        return {name: job for name, job in self.child().items()
+                if isinstance(job, dict) and "script" in job}
+
 
 @functools.cache
 def parse_yaml(text: str) -> Any:
