@@ -123,7 +123,8 @@ cat {CHILD_HEAD} > {CHILD}
 count=0
 while IFS= read -r slug || [ -n "$slug" ]; do
   case "$slug" in
-    '' | *[!A-Za-z0-9_-]*) echo "kvc: run.txt names no image: '$slug'" >&2; exit 1 ;;
+    '') continue ;;
+    *[!A-Za-z0-9_-]*) echo "kvc: run.txt names no image: '$slug'" >&2; exit 1 ;;
   esac
   file="{IMAGES}/$slug.yml"
   if [ ! -f "$file" ]; then

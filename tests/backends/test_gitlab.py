@@ -223,6 +223,12 @@ def test_no_image_to_run_is_still_a_valid_child(tree: Path) -> None:
     assert "0 image(s)" in result.stdout
 
 
+def test_blank_lines_in_run_txt_are_no_images(tree: Path) -> None:
+    assert run_plan_job(tree, f"\n{images(tree)[0]}\n\n").returncode == 0
+    assert set(child_of(tree)) - {"stages"} == set(
+        YAML(typ="safe").load((tree / gitlab.IMAGES / f"{images(tree)[0]}.yml").read_text()))
+
+
 @pytest.mark.parametrize("line", ["../../etc/passwd", "$(touch x)", "a b", "no-such-image"])
 def test_a_name_that_is_no_image_fails_the_plan_job(tree: Path, line: str) -> None:
     result = run_plan_job(tree, f"{images(tree)[0]}\n{line}\n")
