@@ -116,7 +116,8 @@ def pipeline(root: Path, *args: str, run: str = "") -> tuple[list[str], str]:
     env = {**os.environ, "PATH": f"{root.parent / (root.name + '-bin')}:{os.environ['PATH']}"}
     assert EXECUTOR is not None
     command = [EXECUTOR, "--shell-executor-no-image", "--shell-isolation",
-               "--variable", f"KVC_REHEARSAL_LOG={log}", "--variable", f"KVC_REHEARSAL_ENV={envdir}",
+               "--variable", f"KVC_REHEARSAL_LOG={log}",
+               "--variable", f"KVC_REHEARSAL_ENV={envdir}",
                "--variable", f"KVC_REHEARSAL_RUN={run}", *args]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
                             check=False, timeout=600)

@@ -88,13 +88,13 @@ def _gitlab_env(root: Path) -> dict[str, str]:
     jobs = YAML(typ="safe").load((root / ".gitlab/kvc/images/debian-12.yml").read_text())
     env = jobs["build-debian-12-amd64"]["variables"]
     out = {}
-    for name, value in env.items():
-        if isinstance(value, dict):  # the only form GitLab leaves "$" alone in
-            assert value["expand"] is False
-            value = value["value"]
+    for name, entry in env.items():
+        if isinstance(entry, dict):  # the only form GitLab leaves "$" alone in
+            assert entry["expand"] is False
+            out[name] = str(entry["value"])
         else:
-            assert "$" not in str(value), (name, value)
-        out[name] = str(value)
+            assert "$" not in str(entry), (name, entry)
+            out[name] = str(entry)
     return out
 
 
