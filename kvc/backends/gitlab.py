@@ -217,8 +217,8 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
                 **self._machine("amd64"),
                 "rules": not_update,
                 "variables": {"KVC_PLAN_DIR": PLAN_DIR},
-                "script": [self._exports(tuple(Runtime)) + "bash .kvc/stages/plan.sh\n",
-                           GENERATE_CHILD],
+                "script": _script([self._exports(tuple(Runtime)) + "bash .kvc/stages/plan.sh\n",
+                                   GENERATE_CHILD]),
                 "artifacts": {"paths": [f"{PLAN_DIR}/"], "expire_in": ARTIFACTS_EXPIRE,
                               "when": "always"},
             },
@@ -276,7 +276,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         out["variables"] = {**(DIND_VARIABLES if docker else {}), **self._variables(job)}
         if job.cache is not None:
             out["cache"] = {"key": job.cache.key, "paths": [job.cache.path]}
-        out["script"] = self.steps(job)
+        out["script"] = _script(self.steps(job))
         artifacts = self._artifacts(job.produces)
         if artifacts:
             out["artifacts"] = artifacts
@@ -349,8 +349,18 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
             **self._machine("amd64"),
             "rules": [{"if": UPDATE_SCHEDULE}],
             "timeout": "20 minutes",
-            "script": [INSTALL_UPDATE_TOOLS, update_script(self.source.spec_name, self.NAME)],
+            "script": _script([INSTALL_UPDATE_TOOLS,
+                               update_script(self.source.spec_name, self.NAME)]),
         }
+
+
+def _script(steps: list[Step]) -> str:
+    """One block of shell: the runner runs it in one bash with errexit, as a list's items.
+
+    A single string keeps multi-line steps (if ... fi) whole and is written as
+    a YAML literal block.
+    """
+    return "".join(str(step) if str(step).endswith("\n") else f"{step}\n" for step in steps)
 
 
 def _depth(node: Any) -> int:

@@ -78,7 +78,7 @@ def test_signing_gets_a_sigstore_token_and_the_identity_to_verify(spec: Path) ->
         emitted_job = jobs[job.id]
         if job.needs_identity_token:
             assert emitted_job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
-            script = "".join(emitted_job["script"])
+            script = emitted_job["script"]
             assert 'KVC_SIGN_ISSUER="$CI_SERVER_URL"' in script
             assert ('KVC_SIGN_IDENTITY="$CI_PROJECT_URL//.gitlab-ci.yml'
                     '@refs/heads/$CI_COMMIT_REF_NAME"') in script
@@ -134,7 +134,7 @@ def test_the_update_job_runs_only_from_its_schedule_and_pushes_with_merge_reques
     assert gitlab.UPDATE_JOB not in emitted(MINIMAL, "gitlab").document()  # not asked for
     job = document[gitlab.UPDATE_JOB]
     assert job["rules"] == [{"if": gitlab.UPDATE_SCHEDULE}]
-    script = "".join(job["script"])
+    script = job["script"]
     assert "-o merge_request.create" in script
     assert '"password=$KVC_UPDATE_TOKEN"' in script  # from the environment, not argv
     for name in (gitlab.PLAN_JOB, gitlab.TRIGGER_JOB):
@@ -177,7 +177,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_plan_job(root: Path, run: str) -> subprocess.CompletedProcess[str]:
     job = YAML(typ="safe").load((root / gitlab.CONFIG).read_text())[gitlab.PLAN_JOB]
-    script = "set -eo pipefail\n" + "\n".join(job["script"])
+    script = "set -eo pipefail\n" + job["script"]
     env = {**os.environ, **job["variables"], "KVC_STUB_RUN": run, "CI_PIPELINE_ID": "7"}
     return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True,
                           text=True, check=False, timeout=60)

@@ -152,8 +152,7 @@ def test_a_runner_the_backend_does_not_know_is_unsupported(tmp_path: Path) -> No
 def run_commands(spec: Path, backend: str) -> Iterator[tuple[str, str]]:
     if backend == "gitlab":  # a job's script is its steps
         for job_id, job in emitted(spec, backend).child_jobs().items():
-            for line in job.get("script", []):
-                yield job_id, line
+            yield job_id, job["script"]
         return
     document = emitted(spec, backend).document()
     for job_id, job in document["jobs"].items():
@@ -188,6 +187,8 @@ def test_every_stage_run_exports_the_neutral_runtime_values(spec: Path, backend:
         seen.add(job_id)
         exports = dict(line.removeprefix("export ").split("=", 1)
                        for line in command.splitlines() if line.startswith("export "))
+        if backend == "gitlab":  # one script: the identity for cosign verify is exported too
+            exports = {k: v for k, v in exports.items() if k in {r.value for r in Runtime}}
         assert exports == {k: f'"{v}"' for k, v in RUNTIME[backend].items()}, job_id
     assert seen == set(scripts)
 
