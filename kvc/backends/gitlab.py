@@ -262,6 +262,8 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
                          for producer in sorted(self._producers(job) - set(job.needs))]
         if job.default_branch_only:
             out["rules"] = self._publish_rules()
+            # Two pipelines never push one image at once (ci/yaml/#resource_group).
+            out["resource_group"] = job.id
         # Environment-scoped variables reach jobs that name the environment; `prepare`
         # is no deployment but has them (gitlab-org/gitlab issue 351510).
         if job.registry.access is RegistryAccess.PUSH:

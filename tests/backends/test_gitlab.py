@@ -235,3 +235,29 @@ def test_a_name_that_is_no_image_fails_the_plan_job(tree: Path, line: str) -> No
     assert result.returncode != 0
     assert "kvc: run.txt names" in result.stderr
     assert not (tree / "x").exists()
+
+
+def test_gitlab_registry_falls_back_to_the_job_token(tmp_path: Path) -> None:
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text(encoding="utf-8").replace(
+        "registry: ghcr.io/example", "registry: registry.gitlab.com/group/project"),
+        encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert result.exit_code == 0, result.output
+    jobs = YAML(typ="safe").load((tmp_path / gitlab.IMAGES / "debian-12.yml").read_text())
+    push = 'export KVC_REGISTRY_PASSWORD="${KVC_REGISTRY_PASSWORD:-$CI_REGISTRY_PASSWORD}"'
+    pull = 'export KVC_PULL_PASSWORD="${KVC_PULL_PASSWORD:-$CI_REGISTRY_PASSWORD}"'
+    assert push in jobs["containerize-debian-12"]["script"]
+    assert push in jobs["publish-debian-12"]["script"]
+    assert pull in jobs["test-debian-12-amd64"]["script"]
+    assert "CI_REGISTRY" not in jobs["build-debian-12-amd64"]["script"]
+    assert "CI_REGISTRY" not in emitted(MINIMAL, "gitlab").child_jobs()[
+        "containerize-debian-12"]["script"]  # ghcr.io: only the variables you set
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_one_publish_per_image_at_a_time(spec: Path) -> None:
+    out = emitted(spec, "gitlab")
+    for job in out.pipeline.jobs:
+        group = out.child_jobs()[job.id].get("resource_group")
+        assert group == (job.id if job.stage is Stage.PUBLISH else None)
