@@ -8,6 +8,7 @@ image files and GitLab's schema.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from ruamel.yaml import YAML
 from kvc.backends import gitlab
 from kvc.cli import main
 from kvc.ir import RegistryAccess, Stage
-from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, emitted, spec_params
+from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, SPECS, emitted, spec_params
 
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
@@ -261,3 +262,29 @@ def test_one_publish_per_image_at_a_time(spec: Path) -> None:
     for job in out.pipeline.jobs:
         group = out.child_jobs()[job.id].get("resource_group")
         assert group == (job.id if job.stage is Stage.PUBLISH else None)
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_every_job_script_passes_shellcheck(tmp_path: Path) -> None:
+    """The scripts kvc writes into the files (plan, update, tool setup), not only stages.
+
+    SC2016 (info) is left out: the update job's single quotes are meant (a
+    credential helper that reads the token when git runs it, a title with
+    backticks).
+    """
+    paths = []
+    for spec in SPECS:
+        out = emitted(spec, "gitlab")
+        parent = {name: job for name, job in out.document().items()
+                  if isinstance(job, dict) and "script" in job}
+        for name, job in {**out.child_jobs(), **parent}.items():
+            path = tmp_path / f"{spec.stem}-{name}.sh"
+            path.write_text("#!/usr/bin/env bash\n" + job["script"], encoding="utf-8")
+            paths.append(path)
+    broken = tmp_path / "broken.sh"
+    broken.write_text("#!/usr/bin/env bash\nfor f in $(ls); do echo $f; done\n", encoding="utf-8")
+    result = subprocess.run(["shellcheck", "-e", "SC2016", *map(str, paths)],
+                            capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert subprocess.run(["shellcheck", str(broken)], capture_output=True,
+                          check=False).returncode == 1
