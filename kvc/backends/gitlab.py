@@ -67,7 +67,9 @@ GITLAB_REGISTRY: Final = "registry.gitlab.com"
 GITLAB_REGISTRY_USER: Final = "$CI_REGISTRY_USER"
 GITLAB_REGISTRY_PASSWORD: Final = "$CI_REGISTRY_PASSWORD"
 ARTIFACTS_EXPIRE: Final = "3 days"
-# Documented defaults of a self-managed instance and of GitLab.com.
+# Defaults of max_yaml_size_bytes / max_yaml_depth (administration/instance_limits/)
+# and of "Maximum number of DAG dependencies that a job can have" ("One job can
+# only need 50 others": gitlab-org/gitlab issue 419720).
 MAX_YAML_BYTES: Final = 2 * 1024 * 1024
 MAX_YAML_DEPTH: Final = 100
 MAX_NEEDS: Final = 50
