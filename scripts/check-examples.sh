@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the shipped kvc-check pre-commit hook over every example, for both
-# backends, exactly as a user's repository would (pre-commit installs the hook
+# Run the shipped kvc-check pre-commit hook over every example, for every
+# backend, exactly as a user's repository would (pre-commit installs the hook
 # from this checkout at HEAD). Exits non-zero when any example is stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ trap 'rm -f "$config"' EXIT
 {
   printf 'repos:\n  - repo: %s\n    rev: %s\n    hooks:\n' "$PWD" "$(git rev-parse HEAD)"
   for spec in examples/*/kvc.yaml; do
-    for backend in github circleci; do
+    for backend in github circleci gitlab; do
       printf '      - id: kvc-check\n        alias: %s\n        args: [%s, --backend, %s]\n' \
         "$(basename "$(dirname "$spec")")-$backend" "$spec" "$backend"
     done

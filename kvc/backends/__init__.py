@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from kvc.backends.circleci import CircleCI
 from kvc.backends.github import GitHub
+from kvc.backends.gitlab import GitLab
 from kvc.backends.walk import Emitter
 
 Backend = type[Emitter]
@@ -17,4 +18,5 @@ Backend = type[Emitter]
 BACKENDS: dict[str, Backend] = {
     CircleCI.NAME: CircleCI,
     GitHub.NAME: GitHub,
+    GitLab.NAME: GitLab,
 }

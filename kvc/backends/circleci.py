@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from kvc import stages
 from kvc.backends import update, yamlout
-from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.backends.walk import PLAN_JOB, Emitter, Limit, Step, settings_of
+from kvc.backends.base import Files, comment_header
+from kvc.backends.walk import PLAN_JOB, Emitter, Limit, Step
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
 
@@ -112,13 +112,12 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
 
     RUNNER_SETTING = "resource_class"
     LIMITS = (CONFIG_LIMIT,)  # both files: the setup config and the continuation
+    SETTINGS = CircleCIBackend
     settings: CircleCIBackend
 
-    def load_settings(self, source: EmitInput) -> CircleCIBackend:
-        return settings_of(source, lambda b: b.circleci, CircleCIBackend())
 
     def files(self) -> Files:
-        header = comment_header(self.source.header_lines(self.NAME))
+        header = self.header()
         if self.source.update is not None:
             header += comment_header([
                 f"Checksum updates: create a scheduled pipeline named '{UPDATE_JOB}' with cron "

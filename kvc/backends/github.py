@@ -14,8 +14,8 @@ from typing import Any, Final
 from kvc import stages
 from kvc.backends import update, yamlout
 from kvc.backends.actions import ACTIONS
-from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.backends.walk import PLAN_JOB, Capabilities, Emitter, Limit, Step, settings_of
+from kvc.backends.base import Files
+from kvc.backends.walk import PLAN_JOB, Capabilities, Emitter, Limit, Step
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import GitHubBackend
 
@@ -132,14 +132,13 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     LIMITS = (WORKFLOW_FILE_LIMIT,)
 
     RUNNER_SETTING = "runs_on"
+    SETTINGS = GitHubBackend
     settings: GitHubBackend
 
-    def load_settings(self, source: EmitInput) -> GitHubBackend:
-        return settings_of(source, lambda b: b.github, GitHubBackend())
 
     def files(self) -> Files:
         name = self.settings.workflow or DEFAULT_WORKFLOW
-        header = comment_header(self.source.header_lines(self.NAME))
+        header = self.header()
         self._refuse_case_collisions()
         files = {f".github/workflows/{file}.yml": header + text
                  for file, text in self._workflows(name).items()}

@@ -142,20 +142,9 @@ def body(spec_name: str) -> str:
 
 def script(spec_name: str, backend: str) -> str:
     """The whole job as one shell script, for CI systems without a PR action."""
-    install, lock, compile_ = commands(spec_name, backend)
     title = shlex.quote(TITLE)
     text = shlex.quote(body(spec_name))
-    return f"""\
-{install}
-status=0
-{lock} || status=$?
-{compile_}
-if [ -n "$(git status --porcelain)" ]; then
-  git config user.name "kvc"
-  git config user.email "kvc-update@localhost"
-  git switch -C {BRANCH}
-  git add -A
-  git commit -m {title}
+    return commit_then(spec_name, backend, f"""\
   # The checkout's deploy key is read-only: push over HTTPS with the job's token,
   # which a credential helper hands to git from the environment (never in argv or URL).
   url="$(git remote get-url origin)"
@@ -167,6 +156,28 @@ if [ -n "$(git status --porcelain)" ]; then
     -c credential.helper='!f() {{ echo username=x-access-token; echo "password=$GH_TOKEN"; }}; f' \\
     push --force "$url" {BRANCH}
   gh pr create --head {BRANCH} --title {title} --body {text} || gh pr edit {BRANCH} --body {text}
-fi
+""")
+
+
+def commit_then(spec_name: str, backend: str, propose: str) -> str:
+    """Lock, recompile, and when anything changed commit it on BRANCH and run ``propose``.
+
+    ``propose`` is the CI's own way to push the branch and open the review
+    (indented shell lines); the job fails when a lookup failed, after proposing
+    the pins that did move.
+    """
+    install, lock, compile_ = commands(spec_name, backend)
+    return f"""\
+{install}
+status=0
+{lock} || status=$?
+{compile_}
+if [ -n "$(git status --porcelain)" ]; then
+  git config user.name "kvc"
+  git config user.email "kvc-update@localhost"
+  git switch -C {BRANCH}
+  git add -A
+  git commit -m {shlex.quote(TITLE)}
+{propose}fi
 exit "$status"
 """

@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from kvc import stages
-from kvc.backends.base import EmitInput, Files
+from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import Artifact, Cache, Job, Runtime
 from kvc.spec.diagnostics import Collector, Position
 
@@ -55,7 +55,8 @@ class Emitter:
     NAME: ClassVar[str]
     # Directories and root-level files kvc owns for this backend (checked and cleaned up).
     OWNED: ClassVar[tuple[str, ...]]
-    RUNNERS: ClassVar[Mapping[str, str]]
+    # Arch -> how the CI names a machine: a label, a resource class, a list of tags.
+    RUNNERS: ClassVar[Mapping[str, Any]]
     # Neutral runtime value -> a shell expression of the backend's own variables.
     RUNTIME: ClassVar[Mapping[Runtime, str]]
     # IR tool -> the setup steps it takes (an empty tuple: the runner already has it).
@@ -67,6 +68,8 @@ class Emitter:
     RUNNER_SETTING: ClassVar[str] = ""
     # Documented limits on the files this backend writes; the walk refuses to exceed them.
     LIMITS: ClassVar[tuple[Limit, ...]] = ()
+    # The model of the spec's ``backends.<NAME>`` block (kvc/spec/models.py), if any.
+    SETTINGS: ClassVar[type[Any] | None] = None
 
     def __init_subclass__(cls, *, name: str = "", owned: tuple[str, ...] = (),
                           **kwargs: Any) -> None:
@@ -82,7 +85,14 @@ class Emitter:
 
     def load_settings(self, source: EmitInput) -> Any:
         """The backend's block of the spec's ``backends:``, defaults filled in."""
-        return None
+        model = self.SETTINGS
+        if model is None:
+            return None
+        return settings_of(source, lambda b: getattr(b, self.NAME, None), model())
+
+    def header(self) -> str:
+        """The comment every file of this backend starts with."""
+        return comment_header(self.source.header_lines(self.NAME))
 
     @classmethod
     def emit(cls, source: EmitInput) -> Files:
@@ -213,12 +223,12 @@ class Emitter:
                    f"else\n  {run}\nfi")
         return "\n".join([*lines, run]) + ("\n" if lines or "\n" in run else "")
 
-    def runners(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    def runners(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         merged = dict(self.RUNNERS)
         merged.update((overrides if overrides is not None else self.runner_overrides()).items())
         return merged
 
-    def runner_overrides(self) -> Mapping[str, str]:
+    def runner_overrides(self) -> Mapping[str, Any]:
         chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None
         return {str(arch): name for arch, name in (chosen or {}).items()}
 

@@ -174,9 +174,23 @@ class GitHubBackend(Model):
         "the published digest, default false")
 
 
+class GitLabBackend(Model):
+    tags: dict[Arch, list[str]] | None = Field(
+        None, description="runner tags per arch, default {amd64: [] (the default Linux runner), "
+        "arm64: [saas-linux-small-arm64]}")
+    image: str | None = Field(None, description="container image every job runs in, default "
+                              "ubuntu:24.04")
+    environment: str | None = Field(
+        None, description="environment of containerize and publish; scope the push credentials "
+        "to it, default kvc-publish")
+    default_branch: str | None = Field(None, description="the only branch that publishes, "
+                                       "default the project's default branch")
+
+
 class Backends(Model):
     circleci: CircleCIBackend | None = None
     github: GitHubBackend | None = None
+    gitlab: GitLabBackend | None = None
 
 
 class Update(Model):

@@ -23,6 +23,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel], str], ...] = (
     ("Top level", models.Spec, ""),
     ("`backends.circleci`", models.CircleCIBackend, "backends.circleci."),
     ("`backends.github`", models.GitHubBackend, "backends.github."),
+    ("`backends.gitlab`", models.GitLabBackend, "backends.gitlab."),
     ("`update`", models.Update, "update."),
     ("Layer keys (`defaults`, a flavor, a release, `per_arch.<arch>`)", models.Layer, ""),
     ("`download`", models.DownloadLayer, "download."),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from kvc.backends import BACKENDS, circleci, github
+from kvc.backends import BACKENDS, circleci, github, gitlab
 from kvc.backends.base import EmitInput
 from kvc.commands import compile as compile_command
 from kvc.compiler.driver import Resolved, load
@@ -55,7 +55,10 @@ class Emitted:
 
     @property
     def main_path(self) -> str:
-        """The file holding the image pipeline (GitHub: the workflow, CircleCI: the config)."""
+        """The file holding the image pipeline (GitHub: the workflow, CircleCI: the config,
+        GitLab: the parent pipeline; the image jobs are in ``child()``)."""
+        if self.backend == "gitlab":
+            return gitlab.CONFIG
         if self.backend == "github":
             settings = self.resolved.spec.backends and self.resolved.spec.backends.github
             name = (settings and settings.workflow) or github.DEFAULT_WORKFLOW
@@ -68,6 +71,17 @@ class Emitted:
 
     def document(self) -> Any:
         return parse_yaml(self.text)
+
+    def child(self) -> dict[str, Any]:
+        """GitLab: the child pipeline that runs every image (what a forced plan selects)."""
+        text = self.files[gitlab.CHILD_HEAD] + "".join(
+            text for path, text in sorted(self.files.items()) if path.startswith(gitlab.IMAGES))
+        document: dict[str, Any] = parse_yaml(text)
+        return document
+
+    def child_jobs(self) -> dict[str, Any]:
+        return {name: job for name, job in self.child().items()
+                if isinstance(job, dict) and "script" in job}
 
 
 def image_workflow_jobs(document: dict[str, Any]) -> list[Any]:

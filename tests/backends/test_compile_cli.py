@@ -25,7 +25,12 @@ SHARED = {
                                    "publish.sh", "plan.sh")),
 }
 OWN = {"github": {".github/workflows/kvc.yml"},
-       "circleci": {".circleci/config.yml", ".circleci/kvc.yml"}}
+       "circleci": {".circleci/config.yml", ".circleci/kvc.yml"},
+       "gitlab": {".gitlab-ci.yml", ".gitlab/kvc/pipeline.yml", ".gitlab/kvc/nothing.yml",
+                  ".gitlab/kvc/images/debian-11.yml", ".gitlab/kvc/images/debian-12.yml"}}
+# The file holding the image jobs (CircleCI: the continuation).
+MAIN = {"github": ".github/workflows/kvc.yml", "circleci": ".circleci/kvc.yml",
+        "gitlab": ".gitlab-ci.yml"}
 
 RELEASE_11 = """\
       - release_version: "11"
@@ -103,7 +108,8 @@ def test_check_passes_on_a_current_tree_and_writes_nothing(repo: Path, backend: 
 def test_check_reports_stale_and_missing_files_and_writes_nothing(repo: Path,
                                                                   backend: str) -> None:
     assert kvc(repo, backend).exit_code == 0
-    workflow = sorted(OWN[backend])[-1]  # the image pipeline (CircleCI: the continuation)
+    # GitLab's runner choice for amd64 is in the image files (the parent names no arch).
+    workflow = ".gitlab/kvc/images/debian-12.yml" if backend == "gitlab" else MAIN[backend]
     path = repo / workflow
     path.write_text(path.read_text(encoding="utf-8").replace("amd64", "amd46"), encoding="utf-8")
     (repo / ".kvc" / "docker-bake.json").unlink()
@@ -139,6 +145,9 @@ def test_a_removed_release_leaves_a_left_over_that_compile_deletes(repo: Path,
     assert not (repo / ".kvc" / "manifests" / "debian-11.yaml").exists()
     assert (repo / ".kvc" / "manifests" / "debian-12.yaml").exists()
     assert kvc(repo, backend, "--check").exit_code == 0
+    if backend == "gitlab":  # the image's own child-pipeline file goes with it
+        assert "left over: .gitlab/kvc/images/debian-11.yml" in check.output
+        assert not (repo / ".gitlab/kvc/images/debian-11.yml").exists()
 
 
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
@@ -146,7 +155,7 @@ def test_files_kvc_did_not_write_are_never_touched(repo: Path, backend: str) -> 
     assert kvc(repo, backend).exit_code == 0
     foreign = repo / ".kvc" / "manifests" / "mine.yaml"  # no header: not a left-over
     foreign.write_text("kind: ConfigMap\n", encoding="utf-8")
-    workflow = sorted(OWN[backend])[-1]  # the image pipeline (CircleCI: the continuation)
+    workflow = MAIN[backend]
     hand_written = repo / workflow
     hand_written.write_text("# my own pipeline\nversion: 2.1\n", encoding="utf-8")
     age(repo)

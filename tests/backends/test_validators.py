@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from kvc.backends import buildfiles
+from kvc.backends.yamlout import dump as yamlout_dump
 from tests.backends.conftest import (
     BACKEND_NAMES,
     SPECS,
@@ -31,7 +32,8 @@ from tests.backends.conftest import (
 )
 
 BIN = Path(sys.executable).parent
-SCHEMAS = {"github": "vendor.github-workflows", "circleci": "vendor.circle-ci"}
+SCHEMAS = {"github": "vendor.github-workflows", "circleci": "vendor.circle-ci",
+           "gitlab": "vendor.gitlab-ci"}
 
 
 def run_tool(args: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
@@ -54,6 +56,10 @@ def write_emitted(root: Path, backend: str) -> list[Path]:
             path = root / out.name / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            paths.append(path)
+        if backend == "gitlab":  # and the largest child pipeline the plan job can write
+            path = root / out.name / "child-every-image.yml"
+            path.write_text(yamlout_dump(out.child()), encoding="utf-8")
             paths.append(path)
     return paths
 
@@ -155,6 +161,7 @@ jobs:
       - uses: actions/checkout@v4
 """
 BROKEN_CIRCLECI = "version: 2.1\njobs:\n  a:\n    steps: 3\n"
+BROKEN_GITLAB = "a:\n  script: echo\n  needs:\n    - job: b\n      artifacts: maybe\n"
 
 
 def test_validators_reject_broken_files(tmp_path: Path) -> None:
@@ -163,6 +170,8 @@ def test_validators_reject_broken_files(tmp_path: Path) -> None:
     (tmp_path / "unpinned.yml").write_text(UNPINNED_GITHUB, encoding="utf-8")
     assert check_jsonschema(SCHEMAS["github"], [tmp_path / "gh.yml"]).returncode == 1
     assert check_jsonschema(SCHEMAS["circleci"], [tmp_path / "cc.yml"]).returncode == 1
+    (tmp_path / "gl.yml").write_text(BROKEN_GITLAB, encoding="utf-8")
+    assert check_jsonschema(SCHEMAS["gitlab"], [tmp_path / "gl.yml"]).returncode == 1
     result = zizmor([tmp_path / "unpinned.yml"])
     assert result.returncode >= 10, report(result)  # findings, not a usage error
     assert "unpinned-uses" in result.stdout, report(result)

@@ -150,6 +150,10 @@ def test_a_runner_the_backend_does_not_know_is_unsupported(tmp_path: Path) -> No
 
 
 def run_commands(spec: Path, backend: str) -> Iterator[tuple[str, str]]:
+    if backend == "gitlab":  # a job's script is its steps
+        for job_id, job in emitted(spec, backend).child_jobs().items():
+            yield job_id, job["script"]
+        return
     document = emitted(spec, backend).document()
     for job_id, job in document["jobs"].items():
         for step in job["steps"]:
@@ -165,10 +169,13 @@ RUNTIME = {
     # The workspace id survives "Rerun workflow from failed"; the workflow id does not.
     "circleci": {"KVC_RUN_ID": "$CIRCLE_WORKFLOW_WORKSPACE_ID", "KVC_REVISION": "$CIRCLE_SHA1",
                  "KVC_SOURCE": "$CIRCLE_REPOSITORY_URL"},
+    # A retried job stays in its pipeline: CI_PIPELINE_ID is stable across retries.
+    "gitlab": {"KVC_RUN_ID": "$CI_PIPELINE_ID", "KVC_REVISION": "$CI_COMMIT_SHA",
+               "KVC_SOURCE": "$CI_PROJECT_URL"},
 }
 # Publish jobs only: a later step reads the promoted digest (GitHub), and signing
 # publish jobs the identity `cosign verify` checks (docs/verifying.md).
-PUBLISH_RUNTIME = {"github": {"KVC_OUTPUT_FILE": "$GITHUB_OUTPUT"}, "circleci": {}}
+PUBLISH_RUNTIME = {"github": {"KVC_OUTPUT_FILE": "$GITHUB_OUTPUT"}, "circleci": {}, "gitlab": {}}
 SIGN_RUNTIME = {
     "github": {"KVC_SIGN_ISSUER": "https://token.actions.githubusercontent.com",
                "KVC_SIGN_IDENTITY": "$GITHUB_SERVER_URL/$GITHUB_WORKFLOW_REF"},
@@ -176,6 +183,9 @@ SIGN_RUNTIME = {
                  "KVC_SIGN_IDENTITY_REGEXP":
                      r"^https://circleci\.com/api/v2/projects/$CIRCLE_PROJECT_ID/"
                      "pipeline-definitions/"},
+    "gitlab": {"KVC_SIGN_ISSUER": "$CI_SERVER_URL",
+               "KVC_SIGN_IDENTITY":
+                   "$CI_PROJECT_URL//.gitlab-ci.yml@refs/heads/$CI_COMMIT_REF_NAME"},
 }
 
 
@@ -204,8 +214,9 @@ def test_every_stage_run_exports_the_neutral_runtime_values(spec: Path, backend:
 def test_runtime_values_never_sit_in_the_literal_environment(spec: Path, backend: str) -> None:
     """CircleCI's `environment:` is literal: "$CIRCLE_SHA1" there would stay that string."""
     out = emitted(spec, backend)
-    for job in out.document()["jobs"].values():
-        env = job.get("env") or job.get("environment") or {}
+    jobs = out.child_jobs().values() if backend == "gitlab" else out.document()["jobs"].values()
+    for job in jobs:
+        env = job.get("env") or job.get("variables") or job.get("environment") or {}
         assert not {r.value for r in Runtime} & set(env)
     assert "CIRCLE_WORKFLOW_ID" not in out.text
 

@@ -1,7 +1,7 @@
 """No injection: hostile spec values compile, reach the emitted build script only
 as data, and arrive byte-for-byte where they belong.
 
-The spec is compiled for both backends; the environment of the build job is
+The spec is compiled for every backend; the environment of the build job is
 read back from each emitted file as the CI system reads it
 (tests/backends/ci_syntax.py: anything it would evaluate is a failure, so a
 missing escape fails here), the raw text is checked to carry the escape, and
@@ -27,6 +27,9 @@ from tests.stages.conftest import Stubs
 GH_EXPR_SPEC = "${{{{ secrets.KVC_REGISTRY_PASSWORD }}}}"
 GH_EXPR = "${{ secrets.KVC_REGISTRY_PASSWORD }}"
 CIRCLE_PARAM = "<< pipeline.git.revision >>"
+# GitLab expands "$NAME" and "${NAME}" in variables unless the variable says expand: false.
+GITLAB_VAR = "$CI_JOB_TOKEN ${CI_SERVER_URL} $$HOME"
+BACKENDS = ("github", "circleci", "gitlab")
 
 
 def _commands(canary: Path) -> list[str]:
@@ -34,6 +37,7 @@ def _commands(canary: Path) -> list[str]:
         f"echo $(touch {canary}) `touch {canary}` ; touch {canary}",
         "printf '%s\\n' \"double\" 'single' \\\\ && echo " + GH_EXPR,
         f"line one\nline two  with  spaces * ? [a] $HOME {CIRCLE_PARAM}",
+        f"echo {GITLAB_VAR}",
     ]
 
 
@@ -87,6 +91,20 @@ def _circleci_env(root: Path) -> dict[str, str]:
     return circleci_env(config["jobs"]["build-debian-12-amd64"]["environment"])
 
 
+def _gitlab_env(root: Path) -> dict[str, str]:
+    jobs = YAML(typ="safe").load((root / ".gitlab/kvc/images/debian-12.yml").read_text())
+    env = jobs["build-debian-12-amd64"]["variables"]
+    out = {}
+    for name, entry in env.items():
+        if isinstance(entry, dict):  # the only form GitLab leaves "$" alone in
+            assert entry["expand"] is False
+            out[name] = str(entry["value"])
+        else:
+            assert "$" not in str(entry), (name, entry)
+            out[name] = str(entry)
+    return out
+
+
 def test_hostile_values_arrive_verbatim_and_nothing_runs(stubs: Stubs, canary: Path) -> None:
     source = stubs.root / "upstream.qcow2"
     source.write_bytes(b"not really a disk, but the stubs do not care")
@@ -98,12 +116,13 @@ def test_hostile_values_arrive_verbatim_and_nothing_runs(stubs: Stubs, canary: P
     (stubs.root / "images/debian/Makefile").write_text("customize:\n\ttrue\n")
 
     runner = CliRunner()
-    for backend in ("github", "circleci"):
+    for backend in BACKENDS:
         result = runner.invoke(main, ["compile", str(spec), "--backend", backend])
         assert result.exit_code == 0, result.output
     env = _github_env(stubs.root)
     assert env == _circleci_env(stubs.root)
-    assert [env[f"KVC_POST_COMMAND_{i}"] for i in (1, 2, 3)] == commands
+    assert env == _gitlab_env(stubs.root)
+    assert [env[f"KVC_POST_COMMAND_{i}"] for i in (1, 2, 3, 4)] == commands
     motd = f"hello $(touch {canary}) {GH_EXPR} {CIRCLE_PARAM}"
     assert env["KVC_VAR_motd"] == motd
     url = f"https://example.org/$(touch${{IFS}}{canary})/`id`/disk.qcow2"
@@ -130,7 +149,7 @@ def test_emitted_files_never_splice_spec_values_into_run_scripts(
     spec.write_text(_spec(canary, digest, _commands(canary)))
     (stubs.root / "images/debian").mkdir(parents=True)
     runner = CliRunner()
-    for backend in ("github", "circleci"):
+    for backend in BACKENDS:
         assert runner.invoke(main, ["compile", str(spec), "--backend", backend]).exit_code == 0
     workflow = YAML(typ="safe").load((stubs.root / ".github/workflows/kvc.yml").read_text())
     for job in workflow["jobs"].values():
@@ -140,3 +159,7 @@ def test_emitted_files_never_splice_spec_values_into_run_scripts(
     config = (stubs.root / ".circleci/kvc.yml").read_text()
     commands = re.findall(r"command: (.*)", config)
     assert commands and all(str(canary) not in c for c in commands)
+    jobs = YAML(typ="safe").load((stubs.root / ".gitlab/kvc/images/debian-12.yml").read_text())
+    scripts = [job["script"] for job in jobs.values()]
+    assert scripts and all(str(canary) not in line and "CI_JOB_TOKEN" not in line
+                           for line in scripts)

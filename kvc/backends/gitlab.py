@@ -1,0 +1,415 @@
+"""GitLab CI: a parent pipeline that plans, and a child pipeline of the changed images.
+
+``.gitlab-ci.yml`` holds two jobs (and the scheduled update job): ``kvc-plan``
+runs the plan stage and concatenates, from files generated here, the child
+pipeline of the images that must run; ``kvc-images`` triggers it from that
+artifact (``trigger: include: artifact``) and mirrors its status
+(``strategy: depend``). Each image's jobs are one file under
+``.gitlab/kvc/images/``, so the plan job's script only copies files: it never
+writes YAML from data. The skeleton of every job comes from
+kvc/backends/walk.py; GitLab spells most of it as job keywords (``needs`` with
+artifacts, ``cache``, ``artifacts``, ``id_tokens``), so most step renderers
+return nothing and the script is the tool setup and the run command.
+
+GitLab references (docs.gitlab.com; sources in the gitlabhq/gitlabhq mirror):
+- hosted runner tags, untagged jobs on the small amd64 runner, privileged
+  Docker-in-Docker on ``saas-linux-*`` runners, the docker+machine executor:
+  doc/ci/runners/hosted_runners/linux.md (ci/runners/hosted_runners/linux/).
+- Docker-in-Docker with TLS: the service, ``DOCKER_HOST=tcp://docker:2376``,
+  ``DOCKER_TLS_CERTDIR=/certs``, and ``DOCKER_TLS_VERIFY`` / ``DOCKER_CERT_PATH``
+  set explicitly when the job image does not run Docker's entrypoint:
+  doc/ci/docker/docker_in_docker.md (ci/docker/docker_in_docker/).
+- dynamic child pipelines: ci/pipelines/downstream_pipelines/ ("Dynamic child
+  pipelines"); ``id_tokens``, ``variables:expand``, ``rules``, ``needs:artifacts``:
+  ci/yaml/; CI/CD configuration size 2 MB and depth 100 by default:
+  administration/instance_limits/ ("Maximum size and depth of CI/CD
+  configuration YAML files").
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any, Final
+
+from kvc.backends import update, yamlout
+from kvc.backends.base import Files, comment_header
+from kvc.backends.circleci import COSIGN_SHA256, COSIGN_VERSION
+from kvc.backends.walk import Emitter, Step
+from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage
+from kvc.spec.models import GitLabBackend
+
+CONFIG: Final = ".gitlab-ci.yml"
+DIRECTORY: Final = ".gitlab/kvc"
+CHILD_HEAD: Final = f"{DIRECTORY}/pipeline.yml"  # stages; the first part of every child
+NOTHING: Final = f"{DIRECTORY}/nothing.yml"  # the child when no image runs
+IMAGES: Final = f"{DIRECTORY}/images"  # one file of jobs per image slug
+PLAN_JOB: Final = "kvc-plan"
+TRIGGER_JOB: Final = "kvc-images"
+UPDATE_JOB: Final = "kvc-update"
+PLAN_DIR: Final = "kvc-plan"
+CHILD: Final = f"{PLAN_DIR}/pipeline.yml"
+JOB_IMAGE: Final = "ubuntu:24.04"
+ENVIRONMENT: Final = "kvc-publish"
+# Untagged jobs run on the small Linux x86-64 hosted runner; arm64 needs its tag
+# (doc/ci/runners/hosted_runners/linux.md, "Machine types available for Linux - Arm64").
+TAGS: Final[Mapping[str, tuple[str, ...]]] = {"amd64": (), "arm64": ("saas-linux-small-arm64",)}
+# A pinned Docker-in-Docker service (the docs: "Always pin a specific version").
+DIND: Final = "docker:27.5.1-dind"
+DIND_VARIABLES: Final[Mapping[str, str]] = {
+    "DOCKER_HOST": "tcp://docker:2376",
+    "DOCKER_TLS_CERTDIR": "/certs",
+    "DOCKER_TLS_VERIFY": "1",
+    "DOCKER_CERT_PATH": "/certs/client",
+}
+# GitLab's own registry: its job token pushes and pulls when no credentials were set.
+GITLAB_REGISTRY: Final = "registry.gitlab.com"
+GITLAB_REGISTRY_USER: Final = "$CI_REGISTRY_USER"
+GITLAB_REGISTRY_PASSWORD: Final = "$CI_REGISTRY_PASSWORD"
+ARTIFACTS_EXPIRE: Final = "3 days"
+# Defaults of max_yaml_size_bytes / max_yaml_depth (administration/instance_limits/)
+# and of "Maximum number of DAG dependencies that a job can have" ("One job can
+# only need 50 others": gitlab-org/gitlab issue 419720).
+MAX_YAML_BYTES: Final = 2 * 1024 * 1024
+MAX_YAML_DEPTH: Final = 100
+MAX_NEEDS: Final = 50
+STAGES: Final = [str(stage) for stage in Stage]
+PARENT_SOURCE: Final = "KVC_PARENT_SOURCE"
+# A schedule runs the update job when it sets this variable (and nothing else runs).
+SCHEDULE_VARIABLE: Final = "KVC_SCHEDULE"
+UPDATE_SCHEDULE: Final = f'$CI_PIPELINE_SOURCE == "schedule" && ${SCHEDULE_VARIABLE} == "update"'
+UPDATE_TOKEN: Final = "KVC_UPDATE_TOKEN"
+
+# Predefined variables (ci/variables/predefined_variables/). A retried job keeps
+# its pipeline, so CI_PIPELINE_ID names the staged files of the first attempt too.
+PREDEFINED_VARIABLES: Final[Mapping[Runtime, str]] = {
+    Runtime.RUN_ID: "$CI_PIPELINE_ID",
+    Runtime.REVISION: "$CI_COMMIT_SHA",
+    Runtime.SOURCE: "$CI_PROJECT_URL",
+    # Fulcio's certificate identity of a GitLab job is "https://" + the token's
+    # ci_config_ref_uri, the top-level pipeline definition (which, for a child
+    # pipeline, is still .gitlab-ci.yml), and its issuer is the instance URL:
+    # sigstore/fulcio@v1.8.8:config/identity/config.yaml:211-251 (gitlab-pipeline,
+    # subject-alternative-name-template), pkg/identity/gitlabcom/principal.go:197-218.
+    Runtime.SIGN_ISSUER: "$CI_SERVER_URL",
+    Runtime.SIGN_IDENTITY: f"$CI_PROJECT_URL//{CONFIG}@refs/heads/$CI_COMMIT_REF_NAME",
+}
+# The job image is a plain Ubuntu: docker and buildx come from its archive.
+INSTALL_BUILDX: Final = """\
+if ! docker buildx version >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+    docker.io docker-buildx
+fi
+"""
+INSTALL_COSIGN: Final = f"""\
+if ! command -v curl >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates
+fi
+curl -fsSL --retry 3 -o /tmp/cosign \\
+  https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}/cosign-linux-amd64
+echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
+install -m 0755 /tmp/cosign /usr/local/bin/cosign
+"""
+SETUP_SCRIPTS: Final[Mapping[str, tuple[Step, ...]]] = {
+    "buildx": (INSTALL_BUILDX,),
+    "cosign": (INSTALL_COSIGN,),
+}
+# The plan job's second half: the child pipeline is the head file plus the file of
+# each image named in run.txt, copied; a name is checked before it becomes a path.
+GENERATE_CHILD: Final = f"""\
+cat {CHILD_HEAD} > {CHILD}
+count=0
+while IFS= read -r slug || [ -n "$slug" ]; do
+  case "$slug" in
+    '') continue ;;
+    *[!A-Za-z0-9_-]*) echo "kvc: run.txt names no image: '$slug'" >&2; exit 1 ;;
+  esac
+  file="{IMAGES}/$slug.yml"
+  if [ ! -f "$file" ]; then
+    echo "kvc: run.txt names $slug, which has no $file; recompile" >&2
+    exit 1
+  fi
+  cat "$file" >> {CHILD}
+  count=$((count + 1))
+done < "$KVC_PLAN_DIR/run.txt"
+if [ "$count" -eq 0 ]; then
+  cat {NOTHING} >> {CHILD}
+fi
+echo "kvc: the child pipeline runs $count image(s)"
+"""
+# Parent pipelines: merge request pipelines, and branch pipelines when no merge
+# request is open (ci/yaml/workflow/, "Switch between branch pipelines and merge
+# request pipelines"), plus schedules and manual runs.
+WORKFLOW_RULES: Final = [
+    {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'},
+    {"if": '$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS && $CI_PIPELINE_SOURCE == "push"',
+     "when": "never"},
+    {"if": "$CI_COMMIT_BRANCH"},
+]
+
+
+class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
+    RUNNERS = TAGS
+    RUNTIME = PREDEFINED_VARIABLES
+    TOOLS = SETUP_SCRIPTS
+    # No text escape: a value holding "$" is written as {value, expand: false}.
+    ESCAPES = ()
+
+    RUNNER_SETTING = "tags"
+    SETTINGS = GitLabBackend
+    settings: GitLabBackend
+
+
+    def files(self) -> Files:
+        header = self.header()
+        pipeline = self.source.pipeline
+        documents: dict[str, dict[str, Any]] = {
+            CONFIG: self._parent(),
+            CHILD_HEAD: {"stages": STAGES},
+            NOTHING: {"kvc-nothing-to-run": self._nothing()},
+        }
+        for target in pipeline.targets:
+            documents[f"{IMAGES}/{target.slug}.yml"] = {
+                job.id: self._job(job) for job in pipeline.jobs if job.image == target.image}
+        files = {path: header + (self._notes() if path == CONFIG else "") + yamlout.dump(doc)
+                 for path, doc in documents.items()}
+        self._check_limits(files, documents)
+        self.errors.raise_if_any()
+        return files
+
+    def _check_limits(self, files: Files, documents: Mapping[str, Any]) -> None:
+        """Refuse what GitLab would reject: the largest child runs every image."""
+        child = len(files[CHILD_HEAD].encode()) + sum(
+            len(text.encode()) for path, text in files.items() if path.startswith(IMAGES))
+        sizes = {CONFIG: len(files[CONFIG].encode()), f"{CHILD} (every image)": child}
+        for path, size in sizes.items():
+            if size > MAX_YAML_BYTES:
+                self.unsupported(None, f"{path} would be {size} bytes; GitLab rejects CI/CD "
+                                 f"configuration over {MAX_YAML_BYTES} bytes (max_yaml_size_bytes)")
+        for path, document in documents.items():
+            if _depth(document) > MAX_YAML_DEPTH:
+                self.unsupported(None, f"{path} nests deeper than GitLab's limit of "
+                                 f"{MAX_YAML_DEPTH} (max_yaml_depth)")
+        for job in self.source.pipeline.jobs:
+            if len(job.needs) + len(self._producers(job)) > MAX_NEEDS:
+                self.unsupported(job.origin, f"{job.id} needs more than {MAX_NEEDS} jobs, "
+                                 "GitLab's limit for one job's needs")
+
+    def _notes(self) -> str:
+        lines = [f"Set up: CI/CD variables KVC_REGISTRY_USER / KVC_REGISTRY_PASSWORD "
+                 f"(protected, masked, environment {self._environment()}); "
+                 "see docs/backends/gitlab.md."]
+        if self.source.update is not None:
+            lines.append(f"Checksum updates: a pipeline schedule with cron "
+                         f"'{self.source.update.schedule}' and variable "
+                         f"{SCHEDULE_VARIABLE}=update; {UPDATE_TOKEN} is a project access token.")
+        return comment_header(lines)
+
+    # -- the parent pipeline ----------------------------------------------------------------
+
+    def _parent(self) -> dict[str, Any]:
+        not_update = [{"if": UPDATE_SCHEDULE, "when": "never"}, {"when": "on_success"}]
+        jobs: dict[str, Any] = {
+            PLAN_JOB: {
+                "stage": "plan",
+                **self._machine("amd64"),
+                "rules": not_update,
+                "variables": {"KVC_PLAN_DIR": PLAN_DIR},
+                "script": _script([self._exports(tuple(Runtime)) + "bash .kvc/stages/plan.sh\n",
+                                   GENERATE_CHILD]),
+                "artifacts": {"paths": [f"{PLAN_DIR}/"], "expire_in": ARTIFACTS_EXPIRE,
+                              "when": "always"},
+            },
+            TRIGGER_JOB: {
+                "stage": "images",
+                "rules": not_update,
+                "needs": [{"job": PLAN_JOB, "artifacts": True}],
+                # Trigger variables reach the child: publish rules read where the parent came from.
+                "variables": {PARENT_SOURCE: "$CI_PIPELINE_SOURCE"},
+                "trigger": {"include": [{"artifact": CHILD, "job": PLAN_JOB}],
+                            "strategy": "depend"},
+            },
+        }
+        stages = ["plan", "images"]
+        if self.source.update is not None:
+            jobs[UPDATE_JOB] = self._update_job()
+            stages.append("update")
+        return {"workflow": {"rules": WORKFLOW_RULES}, "stages": stages, **jobs}
+
+    def _nothing(self) -> dict[str, Any]:
+        """A child pipeline needs one job: this one says that nothing changed."""
+        return {"stage": str(Stage.BUILD), **self._machine("amd64"),
+                "script": ["echo 'kvc: every image is current; nothing to build'"]}
+
+    def _machine(self, arch: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"image": self.settings.image or JOB_IMAGE}
+        tags = list(self.runners()[arch])
+        if tags:
+            out["tags"] = tags
+        return out
+
+    # -- image jobs ---------------------------------------------------------------------------
+
+    def _job(self, job: Job) -> dict[str, Any]:
+        out: dict[str, Any] = {"stage": str(job.stage), **self._machine(job.runner)}
+        out["needs"] = [{"job": need, "artifacts": need in self._producers(job)}
+                        for need in job.needs]
+        # Artifacts come only from jobs in `needs`: an ancestor that produced a file this
+        # job reads is named too (it already ran: the ordering is the IR's).
+        out["needs"] += [{"job": producer, "artifacts": True}
+                         for producer in sorted(self._producers(job) - set(job.needs))]
+        if job.default_branch_only:
+            out["rules"] = self._publish_rules()
+            # Two pipelines never push one image at once (ci/yaml/#resource_group).
+            out["resource_group"] = job.id
+        # Environment-scoped variables reach jobs that name the environment; `prepare`
+        # is no deployment but has them (gitlab-org/gitlab issue 351510).
+        if job.registry.access is RegistryAccess.PUSH:
+            out["environment"] = {"name": self._environment(),
+                                  "action": "start" if job.default_branch_only else "prepare"}
+        if job.needs_identity_token:
+            out["id_tokens"] = {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+        out["timeout"] = f"{job.timeout_minutes} minutes"
+        docker = "buildx" in job.tools or job.stage is Stage.TEST
+        if docker:
+            out["services"] = [{"name": DIND, "alias": "docker"}]
+        out["variables"] = {**(DIND_VARIABLES if docker else {}), **self._variables(job)}
+        if job.cache is not None:
+            out["cache"] = {"key": job.cache.key, "paths": [job.cache.path]}
+        out["script"] = _script(self.steps(job))
+        artifacts = self._artifacts(job.produces)
+        if artifacts:
+            out["artifacts"] = artifacts
+        return out
+
+    def _producers(self, job: Job) -> set[str]:
+        wanted = set(job.consumes)
+        return {other.id for other in self.source.pipeline.jobs
+                if wanted & set(other.produces)}
+
+    def _variables(self, job: Job) -> dict[str, Any]:
+        """Literal values: GitLab expands "$" in variables unless told not to."""
+        return {name: {"value": value, "expand": False} if "$" in value else value
+                for name, value in self.env(job).items()}
+
+    def _environment(self) -> str:
+        return self.settings.environment or ENVIRONMENT
+
+    def _publish_rules(self) -> list[dict[str, Any]]:
+        branch = self.settings.default_branch
+        if branch is not None and any(c in branch for c in '"\\$'):
+            self.unsupported(None, f"backends.gitlab.default_branch {branch!r} cannot be "
+                             "compared in a GitLab rule")
+        target = f'"{branch}"' if branch is not None else "$CI_DEFAULT_BRANCH"
+        return [
+            {"if": f'${PARENT_SOURCE} == "merge_request_event" || $CI_MERGE_REQUEST_IID',
+             "when": "never"},
+            {"if": f"$CI_COMMIT_BRANCH == {target}"},
+        ]
+
+    @staticmethod
+    def _artifacts(produced: tuple[Artifact, ...]) -> dict[str, Any]:
+        if not produced:
+            return {}
+        out: dict[str, Any] = {"paths": [a.path for a in produced],
+                               "expire_in": ARTIFACTS_EXPIRE}
+        if any(a.keep_on_failure for a in produced):
+            out["when"] = "always"  # the default, on_success, loses the logs of a failure
+        return out
+
+    def _exports(self, runtime: tuple[Runtime, ...]) -> str:
+        return "".join(f'export {value}="{self.RUNTIME[value]}"\n'
+                       for value in runtime if value in self.RUNTIME)
+
+    # -- step renderers (script lines; the rest are job keywords) ------------------------------
+
+    def checkout(self, job: Job) -> list[Step]:
+        return []  # the runner clones the repository before the script
+
+    def fetch(self, job: Job, artifact: Artifact) -> list[Step]:
+        return []  # `needs: artifacts: true` downloads them
+
+    def restore(self, job: Job, cache: Cache) -> list[Step]:
+        return []  # `cache:` restores before the script and saves after it
+
+    def identity(self, job: Job) -> list[Step]:
+        return []  # `id_tokens: SIGSTORE_ID_TOKEN`; the identity is a runtime value
+
+    def run(self, job: Job, command: str) -> list[Step]:
+        return [*_credentials(job.registry), command]
+
+    def keep(self, job: Job, artifact: Artifact) -> list[Step]:
+        return []  # `artifacts:` uploads after the script
+
+    # -- the scheduled update job -------------------------------------------------------------
+
+    def _update_job(self) -> dict[str, Any]:
+        return {
+            "stage": "update",
+            **self._machine("amd64"),
+            "rules": [{"if": UPDATE_SCHEDULE}],
+            "timeout": "20 minutes",
+            "script": _script([INSTALL_UPDATE_TOOLS,
+                               update_script(self.source.spec_name, self.NAME)]),
+        }
+
+
+def _script(steps: list[Step]) -> str:
+    """One block of shell: the runner runs it in one bash with errexit, as a list's items.
+
+    A single string keeps multi-line steps (if ... fi) whole and is written as
+    a YAML literal block.
+    """
+    return "".join(str(step) if str(step).endswith("\n") else f"{step}\n" for step in steps)
+
+
+def _depth(node: Any) -> int:
+    if isinstance(node, Mapping):
+        return 1 + max((_depth(v) for v in node.values()), default=0)
+    if isinstance(node, list | tuple):
+        return 1 + max((_depth(v) for v in node), default=0)
+    return 0
+
+
+def _credentials(registry: Registry) -> list[Step]:
+    """On GitLab's registry, the job's own token stands in for unset credentials."""
+    names = registry.credentials
+    if not names or registry.host != GITLAB_REGISTRY:
+        return []
+    user, password = names
+    return [f'export {user}="${{{user}:-{GITLAB_REGISTRY_USER}}}"\n'
+            f'export {password}="${{{password}:-{GITLAB_REGISTRY_PASSWORD}}}"\n']
+
+
+INSTALL_UPDATE_TOOLS: Final = """\
+if ! command -v git >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+    git python3 python3-venv ca-certificates
+fi
+"""
+
+
+def update_script(spec_name: str, backend: str) -> str:
+    """Push the update branch with push options that open the merge request.
+
+    Push options (topics/git/commit/, "Push options for merge requests") need no
+    API client; the push goes over HTTPS with a project access token that a
+    credential helper reads from the environment, never from argv or the URL.
+    """
+    title = shlex.quote(f"merge_request.title={update.TITLE}")
+    body = shlex.quote(f"merge_request.description={update.body(spec_name)}")
+    return update.commit_then(spec_name, backend, f"""\
+  git -c credential.helper= \\
+    -c credential.helper='!f() {{ echo username=kvc; echo "password=${UPDATE_TOKEN}"; }}; f' \\
+    push --force \\
+    -o merge_request.create -o "merge_request.target=$CI_DEFAULT_BRANCH" \\
+    -o {title} -o {body} -o merge_request.remove_source_branch \\
+    "$CI_SERVER_URL/$CI_PROJECT_PATH.git" "HEAD:refs/heads/{update.BRANCH}"
+""")
+
+
+NAME: Final = GitLab.NAME
+emit = GitLab.emit

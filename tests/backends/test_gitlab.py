@@ -1,0 +1,290 @@
+"""GitLab: what the emitted pipelines promise, read back from the files.
+
+The plan job's script is run for real (bash, a stub plan.sh writing run.txt)
+in a compiled tree, and the child pipeline it writes is checked against the
+image files and GitLab's schema.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from kvc.backends import gitlab
+from kvc.cli import main
+from kvc.ir import RegistryAccess, Stage
+from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, SPECS, emitted, spec_params
+
+OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
+MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
+
+
+def literal(value: Any) -> str:
+    """A variable as the job sees it: ``expand: false`` keeps "$" as typed."""
+    if isinstance(value, dict):
+        assert value["expand"] is False
+        return str(value["value"])
+    assert "$" not in str(value), f"{value!r} would be expanded by GitLab"
+    return str(value)
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_every_value_arrives_as_written(spec: Path) -> None:
+    out = emitted(spec, "gitlab")
+    jobs = out.child_jobs()
+    for job in out.pipeline.jobs:
+        variables = {k: literal(v) for k, v in jobs[job.id]["variables"].items()
+                     if k not in gitlab.DIND_VARIABLES}
+        assert variables == job.env_dict(), job.id
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_publish_runs_only_on_the_default_branch_and_never_for_merge_requests(
+        spec: Path) -> None:
+    out = emitted(spec, "gitlab")
+    jobs = out.child_jobs()
+    branch = '"release"' if spec == OVERRIDES else "$CI_DEFAULT_BRANCH"
+    for job in out.pipeline.jobs:
+        rules = jobs[job.id].get("rules")
+        if job.stage is not Stage.PUBLISH:
+            assert rules is None, job.id
+            continue
+        never, only = rules
+        assert never["when"] == "never"
+        assert "merge_request_event" in never["if"] and "$CI_MERGE_REQUEST_IID" in never["if"]
+        assert only == {"if": f"$CI_COMMIT_BRANCH == {branch}"}
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_the_child_knows_whether_its_parent_is_a_merge_request_pipeline(spec: Path) -> None:
+    trigger = emitted(spec, "gitlab").document()[gitlab.TRIGGER_JOB]
+    assert trigger["variables"] == {gitlab.PARENT_SOURCE: "$CI_PIPELINE_SOURCE"}
+    assert trigger["trigger"] == {
+        "include": [{"artifact": gitlab.CHILD, "job": gitlab.PLAN_JOB}], "strategy": "depend"}
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_signing_gets_a_sigstore_token_and_the_identity_to_verify(spec: Path) -> None:
+    out = emitted(spec, "gitlab")
+    jobs = out.child_jobs()
+    for job in out.pipeline.jobs:
+        emitted_job = jobs[job.id]
+        if job.needs_identity_token:
+            assert emitted_job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+            script = emitted_job["script"]
+            assert 'KVC_SIGN_ISSUER="$CI_SERVER_URL"' in script
+            assert ('KVC_SIGN_IDENTITY="$CI_PROJECT_URL//.gitlab-ci.yml'
+                    '@refs/heads/$CI_COMMIT_REF_NAME"') in script
+        else:
+            assert "id_tokens" not in emitted_job, job.id
+    assert any(j.needs_identity_token for j in emitted(OVERRIDES, "gitlab").pipeline.jobs)
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_only_push_jobs_run_in_the_credentials_environment(spec: Path) -> None:
+    out = emitted(spec, "gitlab")
+    jobs = out.child_jobs()
+    name = "registry-push" if spec == OVERRIDES else gitlab.ENVIRONMENT
+    for job in out.pipeline.jobs:
+        environment = jobs[job.id].get("environment")
+        if job.registry.access is RegistryAccess.PUSH:
+            action = "start" if job.stage is Stage.PUBLISH else "prepare"
+            assert environment == {"name": name, "action": action}, job.id
+        else:
+            assert environment is None, job.id
+
+
+def test_runners_by_tags() -> None:
+    for spec, expected in ((MINIMAL, {"amd64": None, "arm64": ["saas-linux-small-arm64"]}),
+                           (OVERRIDES, {"amd64": ["kvm", "x86-64"],
+                                        "arm64": ["kvm", "aarch64"]})):
+        out = emitted(spec, "gitlab")
+        jobs = out.child_jobs()
+        for job in out.pipeline.jobs:
+            assert jobs[job.id].get("tags") == expected[job.runner], job.id
+            assert jobs[job.id]["image"] == ("debian:12" if spec == OVERRIDES else "ubuntu:24.04")
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_docker_jobs_get_docker_in_docker_over_tls(spec: Path) -> None:
+    out = emitted(spec, "gitlab")
+    jobs = out.child_jobs()
+    for job in out.pipeline.jobs:
+        emitted_job = jobs[job.id]
+        if "buildx" in job.tools or job.stage is Stage.TEST:
+            assert emitted_job["services"] == [{"name": gitlab.DIND, "alias": "docker"}]
+            variables = emitted_job["variables"]
+            assert {k: variables[k] for k in gitlab.DIND_VARIABLES} == dict(
+                gitlab.DIND_VARIABLES)
+        else:
+            assert "services" not in emitted_job, job.id
+
+
+def test_the_update_job_runs_only_from_its_schedule_and_pushes_with_merge_request_options(
+) -> None:
+    multi = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    document = emitted(multi, "gitlab").document()
+    assert gitlab.UPDATE_JOB not in emitted(MINIMAL, "gitlab").document()  # not asked for
+    job = document[gitlab.UPDATE_JOB]
+    assert job["rules"] == [{"if": gitlab.UPDATE_SCHEDULE}]
+    script = job["script"]
+    assert "-o merge_request.create" in script
+    assert '"password=$KVC_UPDATE_TOKEN"' in script  # from the environment, not argv
+    for name in (gitlab.PLAN_JOB, gitlab.TRIGGER_JOB):
+        assert document[name]["rules"][0] == {"if": gitlab.UPDATE_SCHEDULE, "when": "never"}
+
+
+def test_a_pipeline_over_the_size_limit_is_refused(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(gitlab, "MAX_YAML_BYTES", 4000)
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert result.exit_code == 1, result.output
+    assert "kvc-plan/pipeline.yml (every image) would be" in result.output
+    assert "max_yaml_size_bytes" in result.output and "[unsupported]" in result.output
+    assert not (tmp_path / ".gitlab-ci.yml").exists()
+
+
+# -- the plan job, run ---------------------------------------------------------------------
+
+STUB_PLAN = """\
+#!/usr/bin/env bash
+set -euo pipefail
+mkdir -p "$KVC_PLAN_DIR"
+printf '%s' "$KVC_STUB_RUN" > "$KVC_PLAN_DIR/run.txt"
+"""
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("gitlab")
+    spec = root / "kvc.yaml"
+    multi = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    spec.write_text(multi.read_text(encoding="utf-8"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert result.exit_code == 0, result.output
+    (root / ".kvc/stages/plan.sh").write_text(STUB_PLAN, encoding="utf-8")
+    return root
+
+
+def run_plan_job(root: Path, run: str) -> subprocess.CompletedProcess[str]:
+    job = YAML(typ="safe").load((root / gitlab.CONFIG).read_text())[gitlab.PLAN_JOB]
+    script = "set -eo pipefail\n" + job["script"]
+    env = {**os.environ, **job["variables"], "KVC_STUB_RUN": run, "CI_PIPELINE_ID": "7"}
+    return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True,
+                          text=True, check=False, timeout=60)
+
+
+def images(root: Path) -> list[str]:
+    return sorted(p.stem for p in (root / gitlab.IMAGES).glob("*.yml"))
+
+
+def child_of(root: Path) -> dict[str, Any]:
+    document: dict[str, Any] = YAML(typ="safe").load((root / gitlab.CHILD).read_text())
+    return document
+
+
+def test_the_plan_job_writes_a_child_of_exactly_the_images_that_run(tree: Path) -> None:
+    slugs = images(tree)
+    assert len(slugs) >= 2
+    result = run_plan_job(tree, f"{slugs[1]}\n")
+    assert result.returncode == 0, result.stderr
+    child = child_of(tree)
+    own = YAML(typ="safe").load((tree / gitlab.IMAGES / f"{slugs[1]}.yml").read_text())
+    assert child == {"stages": gitlab.STAGES, **own}
+
+
+def test_every_image_when_all_run(tree: Path) -> None:
+    slugs = images(tree)
+    assert run_plan_job(tree, "\n".join(slugs)).returncode == 0  # no final newline
+    child = child_of(tree)
+    for slug in slugs:
+        own = YAML(typ="safe").load((tree / gitlab.IMAGES / f"{slug}.yml").read_text())
+        assert own.items() <= child.items()
+    result = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"),
+                             "--builtin-schema", "vendor.gitlab-ci", str(tree / gitlab.CHILD)],
+                            capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_image_to_run_is_still_a_valid_child(tree: Path) -> None:
+    result = run_plan_job(tree, "")
+    assert result.returncode == 0, result.stderr
+    child = child_of(tree)
+    assert set(child) == {"stages", "kvc-nothing-to-run"}
+    assert "0 image(s)" in result.stdout
+
+
+def test_blank_lines_in_run_txt_are_no_images(tree: Path) -> None:
+    assert run_plan_job(tree, f"\n{images(tree)[0]}\n\n").returncode == 0
+    assert set(child_of(tree)) - {"stages"} == set(
+        YAML(typ="safe").load((tree / gitlab.IMAGES / f"{images(tree)[0]}.yml").read_text()))
+
+
+@pytest.mark.parametrize("line", ["../../etc/passwd", "$(touch x)", "a b", "no-such-image"])
+def test_a_name_that_is_no_image_fails_the_plan_job(tree: Path, line: str) -> None:
+    result = run_plan_job(tree, f"{images(tree)[0]}\n{line}\n")
+    assert result.returncode != 0
+    assert "kvc: run.txt names" in result.stderr
+    assert not (tree / "x").exists()
+
+
+def test_gitlab_registry_falls_back_to_the_job_token(tmp_path: Path) -> None:
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text(encoding="utf-8").replace(
+        "registry: ghcr.io/example", "registry: registry.gitlab.com/group/project"),
+        encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert result.exit_code == 0, result.output
+    jobs = YAML(typ="safe").load((tmp_path / gitlab.IMAGES / "debian-12.yml").read_text())
+    push = 'export KVC_REGISTRY_PASSWORD="${KVC_REGISTRY_PASSWORD:-$CI_REGISTRY_PASSWORD}"'
+    pull = 'export KVC_PULL_PASSWORD="${KVC_PULL_PASSWORD:-$CI_REGISTRY_PASSWORD}"'
+    assert push in jobs["containerize-debian-12"]["script"]
+    assert push in jobs["publish-debian-12"]["script"]
+    assert pull in jobs["test-debian-12-amd64"]["script"]
+    assert "CI_REGISTRY" not in jobs["build-debian-12-amd64"]["script"]
+    assert "CI_REGISTRY" not in emitted(MINIMAL, "gitlab").child_jobs()[
+        "containerize-debian-12"]["script"]  # ghcr.io: only the variables you set
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_one_publish_per_image_at_a_time(spec: Path) -> None:
+    out = emitted(spec, "gitlab")
+    for job in out.pipeline.jobs:
+        group = out.child_jobs()[job.id].get("resource_group")
+        assert group == (job.id if job.stage is Stage.PUBLISH else None)
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_every_job_script_passes_shellcheck(tmp_path: Path) -> None:
+    """The scripts kvc writes into the files (plan, update, tool setup), not only stages.
+
+    SC2016 (info) is left out: the update job's single quotes are meant (a
+    credential helper that reads the token when git runs it, a title with
+    backticks).
+    """
+    paths = []
+    for spec in SPECS:
+        out = emitted(spec, "gitlab")
+        parent = {name: job for name, job in out.document().items()
+                  if isinstance(job, dict) and "script" in job}
+        for name, job in {**out.child_jobs(), **parent}.items():
+            path = tmp_path / f"{spec.stem}-{name}.sh"
+            path.write_text("#!/usr/bin/env bash\n" + job["script"], encoding="utf-8")
+            paths.append(path)
+    broken = tmp_path / "broken.sh"
+    broken.write_text("#!/usr/bin/env bash\nfor f in $(ls); do echo $f; done\n", encoding="utf-8")
+    result = subprocess.run(["shellcheck", "-e", "SC2016", *map(str, paths)],
+                            capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert subprocess.run(["shellcheck", str(broken)], capture_output=True,
+                          check=False).returncode == 1
