@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from kvc.backends import circleci, github, yamlout
+from kvc.backends import circleci, github, gitlab, yamlout
 from kvc.backends.base import EmitInput
 from kvc.backends.walk import Limit
 from kvc.compiler.driver import resolve_document
@@ -75,7 +75,18 @@ def circleci_jobs(out: Emitted, images: str) -> set[str]:
     return {"plan"} | circleci_started(out.document(), values)
 
 
-STARTED = {"github": github_jobs, "circleci": circleci_jobs}
+def gitlab_jobs(out: Emitted, images: str) -> set[str]:
+    """The plan job's child is the head plus each selected image's file (the plan
+    job's own script is run against a stub plan.sh in tests/backends/test_gitlab.py)."""
+    started = {"plan"}
+    for slug in filter(None, images.split(",")):
+        document = parse_yaml(out.files[f"{gitlab.IMAGES}/{slug}.yml"])
+        started |= {name for name, job in document.items()
+                    if isinstance(job, dict) and "script" in job}
+    return started
+
+
+STARTED = {"github": github_jobs, "circleci": circleci_jobs, "gitlab": gitlab_jobs}
 
 
 @pytest.mark.parametrize(("spec", "backend"), cases())
