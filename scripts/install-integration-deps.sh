@@ -42,7 +42,14 @@ PACKAGES=(
   make
   cloud-guest-utils
   uidmap
+  rsync
 )
+
+# gitlab-ci-local (npm) runs the emitted GitLab pipelines in shell mode
+# (tests/backends/test_gitlab_ci_local.py); 4.52.2 is the newest that runs on
+# Node 20 (later releases use Set.prototype.union) and builds no native module.
+GITLAB_CI_LOCAL_VERSION=4.52.2
+TOOLS_DIR="$(cd "$(dirname "$0")/.." && pwd)/.tools"
 
 # The appliance needs a kernel matching the machine's architecture.
 kernel_package() {
@@ -72,18 +79,33 @@ missing_packages() {
   done
 }
 
-main() {
+install_packages() {
   local -a wanted missing
   wanted=("${PACKAGES[@]}" "$(kernel_package)")
+  command -v npm >/dev/null 2>&1 || wanted+=(npm)
   mapfile -t missing < <(missing_packages "${wanted[@]}")
   if [ "${#missing[@]}" -eq 0 ]; then
-    echo "install-integration-deps: everything already installed"
+    echo "install-integration-deps: every Debian package already installed"
     return 0
   fi
   echo "install-integration-deps: installing ${missing[*]}"
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+install_gitlab_ci_local() {
+  if [ -x "$TOOLS_DIR/node_modules/.bin/gitlab-ci-local" ]; then
+    return 0
+  fi
+  echo "install-integration-deps: installing gitlab-ci-local $GITLAB_CI_LOCAL_VERSION into $TOOLS_DIR"
+  npm install --prefix "$TOOLS_DIR" --no-audit --no-fund --loglevel=error \
+    "gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION"
+}
+
+main() {
+  install_packages
+  install_gitlab_ci_local
 }
 
 main "$@"

@@ -28,13 +28,13 @@ from ruamel.yaml import YAML
 
 from kvc.backends import gitlab
 from tests.backends.conftest import EXAMPLES
+from tests.gate import INSTALL_HINT, require, unavailable
 
-EXECUTOR = os.environ.get("KVC_GITLAB_CI_LOCAL") or shutil.which("gitlab-ci-local")
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(EXECUTOR is None or shutil.which("rsync") is None,
-                       reason="gitlab-ci-local or rsync is not installed"),
-]
+# scripts/install-integration-deps.sh installs it here (npm, pinned version).
+LOCAL_INSTALL = Path(__file__).resolve().parents[2] / ".tools/node_modules/.bin/gitlab-ci-local"
+EXECUTOR = (os.environ.get("KVC_GITLAB_CI_LOCAL") or shutil.which("gitlab-ci-local")
+            or (str(LOCAL_INSTALL) if LOCAL_INSTALL.exists() else None))
+pytestmark = pytest.mark.integration
 
 STUB = """\
 #!/usr/bin/env bash
@@ -72,6 +72,9 @@ HOSTILE = "echo `id` ; touch pwned && 'single' \"double\" * {braces}"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if EXECUTOR is None:  # skipped, or failed under KVC_REQUIRE_INTEGRATION=1
+        unavailable(f"gitlab-ci-local is not installed ({INSTALL_HINT})")
+    require("rsync")
     root = tmp_path_factory.mktemp("gitlab-ci-local")
     multi = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
     yaml = YAML()
