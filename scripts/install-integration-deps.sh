@@ -43,6 +43,7 @@ PACKAGES=(
   cloud-guest-utils
   uidmap
   rsync
+  jq
 )
 
 # gitlab-ci-local (npm) runs the emitted GitLab pipelines in shell mode

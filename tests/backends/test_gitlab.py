@@ -8,7 +8,6 @@ image files and GitLab's schema.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from kvc.backends import gitlab
 from kvc.cli import main
 from kvc.ir import RegistryAccess, Stage
 from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, SPECS, emitted, spec_params
+from tests.gate import require
 
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
@@ -264,7 +264,6 @@ def test_one_publish_per_image_at_a_time(spec: Path) -> None:
         assert group == (job.id if job.stage is Stage.PUBLISH else None)
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_every_job_script_passes_shellcheck(tmp_path: Path) -> None:
     """The scripts kvc writes into the files (plan, update, tool setup), not only stages.
 
@@ -272,6 +271,7 @@ def test_every_job_script_passes_shellcheck(tmp_path: Path) -> None:
     credential helper that reads the token when git runs it, a title with
     backticks).
     """
+    require("shellcheck")
     paths = []
     for spec in SPECS:
         out = emitted(spec, "gitlab")

@@ -14,7 +14,6 @@ import hashlib
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import threading
 import urllib.parse
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from kvc import stages
+from tests.gate import require
 
 STAGES = Path(stages.__file__).parent
 FINGERPRINT = "0123456789abcdef0123"
@@ -35,8 +35,9 @@ MANIFEST = json.dumps({"schemaVersion": 2,
                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
                        "config": {"digest": CONFIG_DIGEST}}).encode()
 
-pytestmark = pytest.mark.skipif(shutil.which("jq") is None or shutil.which("curl") is None,
-                                reason="plan.sh needs curl and jq")
+@pytest.fixture(autouse=True)
+def _plan_tools() -> None:
+    require("jq", "curl")  # plan.sh reads registries with them
 
 
 @dataclass
