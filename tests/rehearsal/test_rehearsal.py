@@ -49,7 +49,10 @@ def new_run(world: World, c: Compiled, credentials: bool = True, n: int = 1) -> 
     creds = CREDS if credentials else {}
     if c.backend == "github":
         event = "push" if credentials else "pull_request"
-        return GitHubRun(world, c.pipeline, event=event, secrets=creds, run_id=str(4241 + n))
+        # Without credentials: a pull request from a fork (no secrets, and
+        # the workflow withholds GITHUB_TOKEN from a fork's pushes).
+        return GitHubRun(world, c.pipeline, event=event, secrets=creds, fork=not credentials,
+                         run_id=str(4241 + n))
     branch = "main" if credentials else "feature"
     return CircleRun(world, c.pipeline, branch=branch, contexts={"kvc-publish": creds},
                      replace_steps=REPLACED, pipeline=f"p{n}")
