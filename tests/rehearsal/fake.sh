@@ -67,6 +67,8 @@ finish() {
   json "$PWD"
   line+=",\"cwd\":$J,\"facts\":$FACTS,\"rc\":$rc}"
   printf '%s\n' "$line" >>"$W/calls.jsonl"
+  # A booted fake qemu stays up (as a VM would) until the mode's teardown kills it.
+  [ -z "${LINGER:-}" ] || exec sleep "$LINGER"
   exit "$rc"
 }
 
@@ -283,6 +285,7 @@ fake_qemu_system() {
   echo kvc-boot-ok >>"$console"
   [ -z "$qga" ] || : >"$qga.agent"
   facts_list tested "$digest"
+  LINGER=60
 }
 
 fake_socat() { # guest-ping over the agent socket qemu "opened"
