@@ -71,7 +71,8 @@ class CircleRun:
     ) -> None:
         self.world, self.workers = world, workers
         self.branch = branch
-        self.pipeline = {"trigger_source": "webhook", "git.branch": branch}
+        # A push: no schedule, so pipeline.schedule.name is empty.
+        self.pipeline = {"trigger_source": "webhook", "git.branch": branch, "schedule.name": ""}
         doc = mapping(YAML(typ="safe").load(config), str(config))
         # A setup config (`setup: true`) runs its one workflow, whose job continues
         # the pipeline with another config and parameters (circleci/continuation).
