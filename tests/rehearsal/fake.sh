@@ -110,19 +110,35 @@ url_blob() {
   printf '%s/internet/%s' "$W" "${sum%% *}"
 }
 
+# curl: a URL on the fake internet is a 200; any other URL is a 404, which
+# fails the call under --fail (-f) as real curl does (exit 22) and otherwise
+# is an answer: empty body, `-w '%{http_code}'` prints 404 (the plan stage
+# reads the registry API this way: 404 = not published). -D writes the status line.
 fake_curl() {
-  local url="" a out blob
+  local url="" a out blob status=200 fail=false
   for a in "${ARGS[@]}"; do
-    [[ "$a" == *://* ]] && url=$a
+    case "$a" in
+      *://*) url=$a ;;
+      --fail | -[!-]*f*) fail=true ;; # --fail, or a short-option cluster with f
+    esac
   done
   blob=$(url_blob "$url")
-  [ -f "$blob" ] || die 22 "curl: (22) The requested URL returned error: 404 ($url)"
+  if [ ! -f "$blob" ]; then
+    "$fail" && die 22 "curl: (22) The requested URL returned error: 404 ($url)"
+    status=404 blob=/dev/null
+  fi
+  if out=$(opt -D); then
+    printf 'HTTP/1.1 %s\r\n\r\n' "$status" >"$out"
+  fi
   if out=$(opt --output) || out=$(opt -o); then
-    cp "$blob" "$out"
+    cat "$blob" >"$out"
   else
     cat "$blob"
   fi
-  fact downloaded "$url"
+  if out=$(opt -w); then
+    printf '%s' "${out//%\{http_code\}/$status}"
+  fi
+  if [ "$status" = 200 ]; then fact downloaded "$url"; else fact answered "$status $url"; fi
 }
 
 fake_qemu_img() {

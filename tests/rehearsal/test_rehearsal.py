@@ -9,6 +9,8 @@ and every test booted, and re-running failed jobs goes green.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -273,3 +275,47 @@ def test_rehearsal_refuses_what_it_does_not_understand(
     path.write_text(cc.pipeline.read_text().replace("- store_artifacts:", "- store_test_results:"))
     with pytest.raises(RehearsalError, match="store_test_results"):
         CircleRun(cc.world(tmp_path / "cc"), path, contexts={"kvc-publish": CREDS}).run()
+
+
+def plan_rows(c: Compiled) -> list[list[str]]:
+    """The compiled .kvc/plan.tsv: slug, image, repository, fingerprint, refresh, tags."""
+    text = (c.tree / ".kvc" / "plan.tsv").read_text()
+    return [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def publish_unchanged(world: World, c: Compiled) -> None:
+    """Serve each image on the fake registry API with the label plan.sh compares.
+
+    The manifest under the first tag, then its config blob holding the
+    `dev.kvc.fingerprint` label (opencontainers/distribution-spec@v1.1.1:spec.md:150-174).
+    """
+    for _, _, repo, fingerprint, _, tags in plan_rows(c):
+        host, name = repo.split("/", 1)
+        config = json.dumps({"config": {"Labels": {"dev.kvc.fingerprint": fingerprint}}}).encode()
+        digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        manifest = json.dumps({"schemaVersion": 2, "config": {"digest": digest}}).encode()
+        world.serve(f"https://{host}/v2/{name}/manifests/{tags.split(',')[0]}", manifest)
+        world.serve(f"https://{host}/v2/{name}/blobs/{digest}", config)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_plan_runs_what_is_not_published_and_skips_what_is(
+    compiled: Callable[[str, str], Compiled], tmp_path: Path, backend: str
+) -> None:
+    c = compiled("minimal", backend)
+    world = c.world(tmp_path / "new")
+    run = new_run(world, c)
+    run.run()
+    assert_all_green(run)
+    (row,) = plan_rows(c)
+    host, name = row[2].split("/", 1)
+    asked = [v for _, _, v in world.facts("answered")]
+    assert f"404 https://{host}/v2/{name}/manifests/{row[5].split(',')[0]}" in asked
+    world = c.world(tmp_path / "unchanged")
+    publish_unchanged(world, c)
+    run = new_run(world, c)
+    run.run()
+    ran = {j for j, r in run.results.items() if r.status != "skipped"}
+    assert ran == {"plan"}, "an unchanged image runs no job after the plan"
+    assert run.results["plan"].status == "success"
+    assert not world.facts("staged")
