@@ -37,6 +37,7 @@ SPECS = {
     "minimal": REPO / "examples" / "minimal" / "kvc.yaml",
     "multi-distro": REPO / "examples" / "multi-distro" / "kvc.yaml",
     "sign": HERE / "specs" / "sign.yaml",
+    "attest": HERE / "specs" / "attest.yaml",
 }
 BACKENDS = ("github", "circleci")
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {

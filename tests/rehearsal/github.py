@@ -65,6 +65,9 @@ ACTIONS = {
     "docker/setup-buildx-action": (),
     "docker/setup-qemu-action": (),
     "sigstore/cosign-installer": (),
+    "actions/attest-build-provenance": (
+        "subject-name", "subject-digest", "push-to-registry", "create-storage-record",
+    ),
 }
 SHA = re.compile(r"^([\w.-]+/[\w.-]+)@[0-9a-f]{40}$")
 
@@ -104,6 +107,7 @@ class GitHubRun:
         self.vars = Open(variables or {})
         self.inputs = self._inputs(inputs or {})
         self.outputs: dict[str, dict[str, str]] = {}
+        self.attestations: list[tuple[str, str, str]] = []  # (job, subject, digest)
         self.attempt = 0
         self.artifacts: dict[str, Artifact] = {}
         self.results: dict[str, JobResult] = {}
@@ -319,6 +323,17 @@ class JobSteps:
         return True
 
     def act_setup_qemu_action(self, inputs: dict[str, str], outputs: dict[str, str]) -> bool:
+        return True
+
+    def act_attest_build_provenance(self, inputs: dict[str, str], outputs: dict[str, str]) -> bool:
+        """Attest SUBJECT@DIGEST: it must be a well-formed digest already in the registry."""
+        subject, digest = inputs["subject-name"], inputs.get("subject-digest", "")
+        registry = self.run_.world.state / "registry.txt"
+        known = registry.read_text().split() if registry.exists() else []
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest) or f"{subject}@{digest}" not in known:
+            self.m.note(f"attest-build-provenance: {subject}@{digest!r} is not in the registry")
+            return False
+        self.run_.attestations.append((self.job, subject, digest))
         return True
 
     def act_cosign_installer(self, inputs: dict[str, str], outputs: dict[str, str]) -> bool:

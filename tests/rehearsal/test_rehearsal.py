@@ -319,3 +319,11 @@ def test_the_plan_runs_what_is_not_published_and_skips_what_is(
     assert ran == {"plan"}, "an unchanged image runs no job after the plan"
     assert run.results["plan"].status == "success"
     assert not world.facts("staged")
+
+
+def test_github_attests_the_promoted_digest(green: Callable[..., tuple[World, Run]]) -> None:
+    world, run = green("attest", "github")
+    assert isinstance(run, GitHubRun)
+    assert_all_green(run)
+    promoted = latest(world, "promoted")["publish-debian-12"]
+    assert run.attestations == [("publish-debian-12", "ghcr.io/example/debian", promoted)]
