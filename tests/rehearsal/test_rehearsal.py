@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,19 @@ def test_rehearsal_refuses_what_it_does_not_understand(
     path.write_text(cc.pipeline.read_text().replace("- store_artifacts:", "- store_test_results:"))
     with pytest.raises(RehearsalError, match="store_test_results"):
         CircleRun(cc.world(tmp_path / "cc"), path, contexts={"kvc-publish": CREDS}).run()
+    # The setup config: another orb step, or a continuation that never happens.
+    setup = cc.tree / ".circleci" / "config.yml"
+    for name, (old, new, match) in {
+        "orb": (r"continuation/continue:", "continuation/finish:", "continuation/finish"),
+        "no continuation": (r" *- continuation/continue:\n( {8,}.*\n)+", "", "did not continue"),
+    }.items():
+        path = tmp_path / f"setup-{name.replace(' ', '-')}.yml"
+        mutated = re.sub(old, new, setup.read_text(), count=1)
+        assert mutated != setup.read_text(), name
+        path.write_text(mutated)
+        with pytest.raises(RehearsalError, match=match):
+            CircleRun(cc.world(tmp_path / f"cc-{name}"), path,
+                      contexts={"kvc-publish": CREDS}).run()
 
 
 def plan_rows(c: Compiled) -> list[list[str]]:
