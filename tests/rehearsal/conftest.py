@@ -3,7 +3,9 @@
 A bundled example is compiled as shipped except for its checksum pins: the
 fake internet cannot serve the real upstream images, so each build's URL
 serves a small payload named after its flavor, release and arch (compressed
-when the URL says .xz/.gz/.bz2) and the copied spec pins that payload's digest.
+when the URL says .xz/.gz/.bz2); the copied spec pins that payload's digest,
+or, for a `verify_at_build: true` release, its checksum_url serves a checksum
+file listing the payloads.
 The same holds for the test stage's pinned tool downloads, when the compiled
 tree has a pin table (.kvc/stages/tools.sh rows "NAME VERSION ARCH URL
 SHA256"): each URL serves the rehearsal's own fake of that tool (or a stub
