@@ -20,6 +20,7 @@ Anything else raises RehearsalError.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from tests.rehearsal.expr import text
 from tests.rehearsal.world import (
     JobResult,
     Layer,
@@ -68,19 +70,16 @@ class CircleRun:
         pipeline: str = "p1",
     ) -> None:
         self.world, self.workers = world, workers
-        self.doc = mapping(YAML(typ="safe").load(config), str(config))
-        only_keys(self.doc, TOP_KEYS, str(config))
-        wf = mapping(mapping(self.doc["workflows"], "workflows")[workflow], workflow)
-        only_keys(wf, ("jobs", "when"), f"workflows.{workflow}")
-        self.pipeline = {"trigger_source": "webhook", "git.branch": branch}
-        self.enabled = logic(substitute(wf.get("when", True), {}, workflow, self.pipeline))
+        self.branch = branch
+        # A push: no schedule, so pipeline.schedule.name is empty.
+        self.pipeline = {"trigger_source": "webhook", "git.branch": branch, "schedule.name": ""}
+        doc = mapping(YAML(typ="safe").load(config), str(config))
+        # A setup config (`setup: true`) runs its one workflow, whose job continues
+        # the pipeline with another config and parameters (circleci/continuation).
+        self.setup: dict[str, Any] | None = doc if doc.get("setup") else None
+        self.continued: tuple[Path, dict[str, Any]] | None = None
         self.entries: dict[str, dict[str, Any]] = {}
-        for item in wf["jobs"]:
-            name, entry = (item, {}) if isinstance(item, str) else next(iter(item.items()))
-            only_keys(mapping(entry, name), ENTRY_KEYS, f"workflow job {name}")
-            self.entries[name] = entry or {}
-        self.needs = {j: list(e.get("requires", [])) for j, e in self.entries.items()}
-        self.order = topological(self.needs)
+        self.load(doc, [workflow] if self.setup is None else list(doc["workflows"]), str(config))
         self.branch = branch
         self.contexts = contexts or {}
         self.replace_steps = dict(replace_steps or {})
@@ -92,11 +91,55 @@ class CircleRun:
         self.results: dict[str, JobResult] = {}
         self.history: list[JobResult] = []
 
+    def load(self, doc: dict[str, Any], workflows: list[str], where: str) -> None:
+        """Make DOC's enabled WORKFLOWS the jobs to run (merged: their names are unique)."""
+        self.doc = doc
+        only_keys(doc, (*TOP_KEYS, "setup", "orbs", "parameters"), where)
+        params = mapping(doc.get("parameters"), "parameters")
+        for k, v in params.items():
+            self.pipeline.setdefault(f"parameters.{k}", text(mapping(v, k).get("default")))
+        self.enabled = False
+        for name in workflows:
+            wf = mapping(mapping(doc["workflows"], "workflows")[name], name)
+            only_keys(wf, ("jobs", "when"), f"workflows.{name}")
+            if not logic(substitute(wf.get("when", True), {}, name, self.pipeline)):
+                continue
+            self.enabled = True
+            for item in wf["jobs"]:
+                job, entry = (item, {}) if isinstance(item, str) else next(iter(item.items()))
+                only_keys(mapping(entry, job), ENTRY_KEYS, f"workflow job {job}")
+                self.entries[job] = entry or {}
+        self.needs = {j: list(e.get("requires", [])) for j, e in self.entries.items()}
+        self.order = topological(self.needs)
+
+    def continue_pipeline(self) -> None:
+        """After the setup workflow: load the continuation config with its parameters."""
+        if self.continued is None:
+            raise RehearsalError("the setup workflow did not continue the pipeline")
+        config, params = self.continued
+        doc = mapping(YAML(typ="safe").load(config), str(config))
+        declared = mapping(doc.get("parameters"), "parameters")
+        only_keys(params, declared, "continuation parameters")
+        self.pipeline.update({f"parameters.{k}": text(v) for k, v in params.items()})
+        self.setup_entries = dict(self.entries)
+        self.entries = {}
+        self.load(doc, list(doc["workflows"]), str(config))
+        # The setup job ran before every continued job; keep it in the graph.
+        self.entries.update(self.setup_entries)
+        self.needs.update({j: [] for j in self.setup_entries})
+        self.order = topological(self.needs)
+
     @property
     def workflow_id(self) -> str:
         return self.workflows[-1]
 
     def run(self) -> dict[str, str]:
+        if self.setup is not None:
+            self._workflow(set(self.entries))
+            if self.results and all(r.status == "success" for r in self.results.values()):
+                self.continue_pipeline()
+                return self._workflow(set(self.entries) - set(self.setup_entries))
+            return {j: r.status for j, r in self.results.items()}
         return self._workflow(set(self.entries))
 
     def rerun_from_failed(self) -> dict[str, str]:
@@ -161,7 +204,8 @@ class CircleRun:
         only_keys(executor, ("machine", "resource_class", "environment"), spec["executor"])
         only_keys(mapping(executor["machine"], "machine"), ("image",), "machine")
         env.update({k: str(v) for k, v in mapping(executor.get("environment"), "env").items()})
-        env.update({k: str(v) for k, v in mapping(spec.get("environment"), job).items()})
+        job_env = substitute(mapping(spec.get("environment"), job), {}, job, self.pipeline)
+        env.update({k: text(v) for k, v in job_env.items()})
         return env
 
 
@@ -184,7 +228,7 @@ class JobSteps:
         commands = mapping(self.run_.doc.get("commands"), "commands")
         out: list[Any] = []
         for raw in steps:
-            step = substitute(raw, params, where)
+            step = substitute(raw, params, where, self.run_.pipeline)
             name = step if isinstance(step, str) else next(iter(step))
             if name in commands:
                 cmd = mapping(commands[name], name)
@@ -201,11 +245,20 @@ class JobSteps:
     def step(self, step: Any, where: str) -> None:
         kind = step if isinstance(step, str) else next(iter(step))
         body = {} if isinstance(step, str) else step[kind]
-        handler = getattr(self, "do_" + kind, None)
+        handler = getattr(self, "do_" + kind.replace("/", "_"), None)
         if handler is None:
             raise RehearsalError(f"{where}: step {kind!r} is not emulated")
-        if kind != "run" and self.failed:
-            return  # on_success is the default `when` of every step kind
+        if kind != "run":
+            body = dict(mapping(body, where)) if body else {}
+            when = body.pop("when", "on_success")
+            if when not in ("on_success", "always", "on_fail"):
+                raise RehearsalError(f"{where}: when {when!r} is not emulated")
+            # store_artifacts runs after a failed step whatever its `when`
+            # (configuration-reference.adoc:1822); other steps obey `when`.
+            runs = (kind == "store_artifacts" or when == "always"
+                    or (when == "on_fail") == self.failed)
+            if not runs:
+                return
         ok = handler(body, where)
         self.failed = self.failed or not ok
 
@@ -230,6 +283,14 @@ class JobSteps:
         script = self.m.tmp / f"step-{len(self.m.result.log)}.sh"
         script.write_text(str(spec["command"]))
         return self.m.shell(["/bin/bash", "-eo", "pipefail", str(script)], env) == 0
+
+    def do_continuation_continue(self, body: Any, where: str) -> bool:
+        """circleci/continuation's continue: the config and parameters for the pipeline."""
+        spec = mapping(body, where)
+        only_keys(spec, ("configuration_path", "parameters"), where)
+        params = json.loads((self.m.work / str(spec["parameters"])).read_text())
+        self.run_.continued = (self.m.work / str(spec["configuration_path"]), params)
+        return True
 
     def do_persist_to_workspace(self, body: Any, where: str) -> bool:
         spec = mapping(body, where)
@@ -330,6 +391,10 @@ def logic(value: Any) -> bool:
         return any(logic(v) for v in arg)
     if op == "equal":
         return all(v == arg[0] for v in arg)
+    if op == "matches":
+        spec = mapping(arg, "matches")
+        only_keys(spec, ("pattern", "value"), "matches")
+        return re.fullmatch(str(spec["pattern"]), str(spec["value"])) is not None
     raise RehearsalError(f"logic operator {op!r} is not emulated")
 
 

@@ -3,7 +3,9 @@
 A bundled example is compiled as shipped except for its checksum pins: the
 fake internet cannot serve the real upstream images, so each build's URL
 serves a small payload named after its flavor, release and arch (compressed
-when the URL says .xz/.gz/.bz2) and the copied spec pins that payload's digest.
+when the URL says .xz/.gz/.bz2); the copied spec pins that payload's digest,
+or, for a `verify_at_build: true` release, its checksum_url serves a checksum
+file listing the payloads.
 The same holds for the test stage's pinned tool downloads, when the compiled
 tree has a pin table (.kvc/stages/tools.sh rows "NAME VERSION ARCH URL
 SHA256"): each URL serves the rehearsal's own fake of that tool (or a stub
@@ -37,6 +39,7 @@ SPECS = {
     "minimal": REPO / "examples" / "minimal" / "kvc.yaml",
     "multi-distro": REPO / "examples" / "multi-distro" / "kvc.yaml",
     "sign": HERE / "specs" / "sign.yaml",
+    "attest": HERE / "specs" / "attest.yaml",
 }
 BACKENDS = ("github", "circleci")
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {
@@ -81,12 +84,19 @@ def payload(flavor: str, version: str, arch: str, url: str) -> bytes:
 
 
 def repin(spec: Path, scratch: Path) -> dict[str, bytes]:
-    """Pin SPEC's checksums to the fake payloads; return URL -> payload."""
+    """Pin SPEC's checksums to the fake payloads; return URL -> payload.
+
+    A release pinned in the spec (`release_checksum`) gets the payload's
+    digest; a `verify_at_build: true` release (no pin, KVC_CHECKSUM_URL set)
+    gets its checksum_url served as a GNU checksum file listing every
+    payload that URL covers, in the algorithm its file name says.
+    """
     compile_spec(spec, scratch, "github")
     workflow = YAML(typ="safe").load(scratch / ".github" / "workflows" / "kvc.yml")
     yaml = YAML()
     doc = yaml.load(spec)
     internet: dict[str, bytes] = {}
+    sums: dict[str, list[str]] = {}
     for job in workflow["jobs"].values():
         env = job.get("env", {})
         if "KVC_URL" not in env:
@@ -94,11 +104,19 @@ def repin(spec: Path, scratch: Path) -> dict[str, bytes]:
         flavor, version, arch = env["KVC_FLAVOR"], env["KVC_RELEASE_VERSION"], env["KVC_ARCH"]
         content = payload(flavor, version, arch, env["KVC_URL"])
         internet[env["KVC_URL"]] = content
+        if not env.get("KVC_CHECKSUM") and env.get("KVC_CHECKSUM_URL"):
+            url = env["KVC_CHECKSUM_URL"]
+            algo = "sha512" if "512" in url.rsplit("/", 1)[-1] else "sha256"
+            name = env["KVC_URL"].split("?")[0].rsplit("/", 1)[-1]
+            sums.setdefault(url, []).append(f"{hashlib.new(algo, content).hexdigest()}  {name}\n")
+            continue
         algo = env["KVC_CHECKSUM"].split(":", 1)[0]
         digest = hashlib.new(algo, content).hexdigest()
         for release in doc["flavors"][flavor]["releases"]:
             if str(release["release_version"]) == version:
                 release["release_checksum"][arch] = f"{algo}:{digest}"
+    for url, lines in sums.items():
+        internet[url] = "".join(sorted(set(lines))).encode()
     yaml.dump(doc, spec)
     return internet
 

@@ -1,7 +1,7 @@
 """The subset of GitHub Actions expressions kvc emits, evaluated strictly.
 
-Literals, context paths, ==, !=, !, &&, ||, parentheses and the status
-functions. Anything else (another function, an unknown context or key)
+Literals, context paths, ==, !=, !, &&, ||, parentheses, contains() and the
+status functions. Anything else (another function, an unknown context or key)
 raises RehearsalError: a construct the rehearsal cannot evaluate must never
 be silently taken as true or false.
 Semantics follow GitHub's expression docs: strings compare case-insensitively,
@@ -112,7 +112,15 @@ class Evaluator:
 
     def call(self, name: str) -> Any:
         self.take()
-        if self.take()[1] != ")" or name not in STATUS:
+        args: list[Any] = []
+        while self.peek() != ")":
+            args.append(self.or_())
+            if self.peek() == ",":
+                self.take()
+        self.take()
+        if name in FUNCTIONS:
+            return FUNCTIONS[name](*args)
+        if args or name not in STATUS:
             raise RehearsalError(f"function {name}() is not supported by the rehearsal")
         self.used_status = True
         return self.status(name)
@@ -134,6 +142,16 @@ class Evaluator:
                 raise RehearsalError(f"{where} is not known to the rehearsal")
             value = value.get(key)
         return value
+
+
+def contains(search: Any, item: Any) -> bool:
+    """GitHub's contains(): an array element, or a case-insensitive substring."""
+    if isinstance(search, list):
+        return any(loose_equal(v, item) for v in search)
+    return text(item).casefold() in text(search).casefold()
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {"contains": contains}
 
 
 class Open(dict[str, Any]):

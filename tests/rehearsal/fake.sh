@@ -67,6 +67,8 @@ finish() {
   json "$PWD"
   line+=",\"cwd\":$J,\"facts\":$FACTS,\"rc\":$rc}"
   printf '%s\n' "$line" >>"$W/calls.jsonl"
+  # A booted fake qemu stays up (as a VM would) until the mode's teardown kills it.
+  [ -z "${LINGER:-}" ] || exec sleep "$LINGER"
   exit "$rc"
 }
 
@@ -108,19 +110,35 @@ url_blob() {
   printf '%s/internet/%s' "$W" "${sum%% *}"
 }
 
+# curl: a URL on the fake internet is a 200; any other URL is a 404, which
+# fails the call under --fail (-f) as real curl does (exit 22) and otherwise
+# is an answer: empty body, `-w '%{http_code}'` prints 404 (the plan stage
+# reads the registry API this way: 404 = not published). -D writes the status line.
 fake_curl() {
-  local url="" a out blob
+  local url="" a out blob status=200 fail=false
   for a in "${ARGS[@]}"; do
-    [[ "$a" == *://* ]] && url=$a
+    case "$a" in
+      *://*) url=$a ;;
+      --fail | -[!-]*f*) fail=true ;; # --fail, or a short-option cluster with f
+    esac
   done
   blob=$(url_blob "$url")
-  [ -f "$blob" ] || die 22 "curl: (22) The requested URL returned error: 404 ($url)"
+  if [ ! -f "$blob" ]; then
+    "$fail" && die 22 "curl: (22) The requested URL returned error: 404 ($url)"
+    status=404 blob=/dev/null
+  fi
+  if out=$(opt -D); then
+    printf 'HTTP/1.1 %s\r\n\r\n' "$status" >"$out"
+  fi
   if out=$(opt --output) || out=$(opt -o); then
-    cp "$blob" "$out"
+    cat "$blob" >"$out"
   else
     cat "$blob"
   fi
-  fact downloaded "$url"
+  if out=$(opt -w); then
+    printf '%s' "${out//%\{http_code\}/$status}"
+  fi
+  if [ "$status" = 200 ]; then fact downloaded "$url"; else fact answered "$status $url"; fi
 }
 
 fake_qemu_img() {
@@ -243,6 +261,62 @@ fake_cosign() {
   fi
 }
 
+# The qemu test mode (arm64 without KVM). skopeo copy SRC oci:DEST writes a
+# one-layer OCI layout whose disk/disk.qcow2 names the image's digest (the
+# archive's first line, or the registry's digest for a docker:// reference).
+fake_skopeo() {
+  local src dest digest ref
+  [ "${ARGS[0]}" = copy ] || return 0
+  src="${ARGS[-2]}" dest="${ARGS[-1]#oci:}"
+  case "$src" in
+    oci-archive:*) digest=$(head -n1 "${src#oci-archive:}") || die 1 "no archive $src" ;;
+    docker://*)
+      ref="${src#docker://}"
+      digest=$(lookup "$W/registry.txt" "$ref") || die 1 "manifest unknown: $ref"
+      ;;
+    *) die 97 "skopeo copy from $src is not emulated" ;;
+  esac
+  mkdir -p "$dest/blobs/sha256" "$M/layer/disk"
+  printf 'containerDisk %s\n' "$digest" >"$M/layer/disk/disk.qcow2"
+  tar -cf "$dest/blobs/sha256/layer" -C "$M/layer" disk || die 1 "tar failed"
+  rm -rf "$M/layer"
+  fact copied "$digest"
+}
+
+# qemu-system-*: the KVM probe (no -serial file:) fails as on a runner without
+# KVM; a boot writes kvc-boot-ok to the console only when its disk came from
+# a staged image, and leaves a flag beside the agent socket for fake socat.
+fake_qemu_system() {
+  local console="" disk="" qga="" a digest
+  for a in "${ARGS[@]}"; do
+    case "$a" in
+      file:*) console="${a#file:}" ;;
+      file=*format=qcow2*) disk="${a#file=}"; disk="${disk%%,*}" ;;
+      socket,*path=*) qga="${a#*path=}"; qga="${qga%%,*}" ;;
+    esac
+  done
+  [ -n "$console" ] || die 1 "no emulator here (the KVM probe fails fast)"
+  digest=$(sed -n 's/^containerDisk //p' "$disk" 2>/dev/null)
+  [ -n "$digest" ] || die 1 "the disk $disk is not a staged containerDisk"
+  echo kvc-boot-ok >>"$console"
+  [ -z "$qga" ] || : >"$qga.agent"
+  facts_list tested "$digest"
+  LINGER=60
+}
+
+fake_socat() { # guest-ping over the agent socket qemu "opened"
+  local sock="${ARGS[-1]#UNIX-CONNECT:}"
+  [ -f "$sock.agent" ] || die 1 "connect: No such file or directory"
+  cat >/dev/null
+  echo '{"return": {}}'
+}
+
+fake_genisoimage() {
+  local out
+  out=$(opt -output) || die 1 "no -output"
+  : >"$out"
+}
+
 fake_circleci() {
   [ "${ARGS[*]:0:3}" = "run oidc get" ] || die 97 "circleci ${ARGS[*]} is not emulated"
   printf 'fake.oidc.token'
@@ -258,6 +332,9 @@ case "$TOOL" in
   kubectl) fake_kubectl ;;
   cosign) fake_cosign ;;
   circleci) fake_circleci ;;
-  qemu-system-*) die 1 "no emulator here (the KVM probe fails fast)" ;;
+  qemu-system-*) fake_qemu_system ;;
+  skopeo) fake_skopeo ;;
+  socat) fake_socat ;;
+  genisoimage) fake_genisoimage ;;
 esac
 finish 0

@@ -3,7 +3,7 @@
 Reads the bake file's target the way buildx does for kvc's Containerfile
 (`COPY ${TARGETARCH}/disk.qcow2`: one disk per platform under the context),
 hashes those disks into the image digest, then "pushes" it (registry.txt
-lines "ref digest" for the repo@digest and every tag) or writes an "OCI
+lines "ref digest" for repo@digest, and every tag unless pushed by digest) or writes an "OCI
 archive" (first line the digest, then the names it carries). Prints the call's
 facts as JSON. Standard library only: it runs under `python -I -S`.
 """
@@ -20,6 +20,13 @@ from pathlib import Path
 
 def option(argv: list[str], flag: str) -> str | None:
     return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def repository(name: str) -> str:
+    """NAME without its tag; a registry port (host:5000/repo) is not a tag."""
+    name = name.split("@", 1)[0]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    return name[:colon] if colon > slash else name
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +56,11 @@ def main(argv: list[str]) -> int:
         fields["type"] == "image" and fields.get("push") == "true"
     )
     if pushed:
-        lines = [f"{n.rsplit(':', 1)[0]}@{digest} {digest}\n{n} {digest}\n" for n in names]
+        # Every name is pushed as repo@digest; under push-by-digest=true no tag
+        # is pushed (moby/buildkit@v0.32.2:README.md:284), otherwise each tag too.
+        by_digest = fields.get("push-by-digest") == "true"
+        lines = [f"{repository(n)}@{digest} {digest}\n" + ("" if by_digest else f"{n} {digest}\n")
+                 for n in names]
         with (Path(os.environ["REHEARSAL_WORLD"]) / "registry.txt").open("a") as f:
             f.write("".join(lines))
     elif fields["type"] == "oci" and "dest" in fields:

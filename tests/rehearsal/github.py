@@ -50,7 +50,7 @@ from tests.rehearsal.world import (
 WORKFLOW_KEYS = ("name", "on", "permissions", "concurrency", "env", "jobs")
 JOB_KEYS = (
     "name", "needs", "if", "permissions", "runs-on", "timeout-minutes", "env", "steps",
-    "environment",
+    "environment", "outputs",
 )
 STEP_KEYS = ("id", "name", "if", "uses", "with", "run", "env", "timeout-minutes")
 # Inputs each emulated action accepts; anything else is refused.
@@ -65,6 +65,9 @@ ACTIONS = {
     "docker/setup-buildx-action": (),
     "docker/setup-qemu-action": (),
     "sigstore/cosign-installer": (),
+    "actions/attest-build-provenance": (
+        "subject-name", "subject-digest", "push-to-registry", "create-storage-record",
+    ),
 }
 SHA = re.compile(r"^([\w.-]+/[\w.-]+)@[0-9a-f]{40}$")
 
@@ -84,7 +87,10 @@ class GitHubRun:
         event: str = "push",
         ref: str = "refs/heads/main",
         secrets: Mapping[str, str] | None = None,
+        fork: bool = False,
         run_id: str = "4242",
+        inputs: Mapping[str, str] | None = None,
+        variables: Mapping[str, str] | None = None,
         workers: int = os.cpu_count() or 2,
     ) -> None:
         self.world, self.workers = world, workers
@@ -94,15 +100,43 @@ class GitHubRun:
         self.needs = {k: as_list(v.get("needs")) for k, v in self.jobs.items()}
         self.order = topological(self.needs)
         self.event, self.ref, self.run_id = event, ref, run_id
-        self.secrets = Open(secrets or {})
+        # GITHUB_TOKEN is in `secrets` on every run (docs "Automatic token
+        # authentication"); a fork's pull request gets a read-only one.
+        self.secrets = Open({"GITHUB_TOKEN": "ghs_rehearsal", **(secrets or {})})
+        self.fork = fork
+        self.vars = Open(variables or {})
+        self.inputs = self._inputs(inputs or {})
+        self.outputs: dict[str, dict[str, str]] = {}
+        self.attestations: list[tuple[str, str, str]] = []  # (job, subject, digest)
         self.attempt = 0
         self.artifacts: dict[str, Artifact] = {}
         self.results: dict[str, JobResult] = {}
         self.history: list[JobResult] = []
         # Evaluated once so that an expression there is checked like any other.
-        ev = Evaluator({"github": self.github(""), "secrets": self.secrets}, lambda n: True)
+        ev = Evaluator(self.contexts(""), lambda n: True)
         for value in mapping(self.doc.get("concurrency"), "concurrency").values():
             interpolate(text(value), ev)
+
+    def _inputs(self, given: Mapping[str, str]) -> Open:
+        """`inputs`: workflow_dispatch inputs with their defaults; empty for other events."""
+        on = self.doc.get("on")
+        on = mapping(on, "on") if isinstance(on, dict) else {}
+        declared = mapping(mapping(on.get("workflow_dispatch"), "workflow_dispatch").get(
+            "inputs"), "workflow_dispatch.inputs")
+        only_keys(given, declared, "workflow_dispatch inputs")
+        if self.event != "workflow_dispatch":
+            if given:
+                raise RehearsalError("inputs are given only to a workflow_dispatch run")
+            return Open()
+        return Open({k: given.get(k, text(mapping(v, k).get("default")))
+                     for k, v in declared.items()})
+
+    def contexts(self, job: str) -> dict[str, Any]:
+        """The contexts every expression of JOB may read (docs "Contexts")."""
+        needs = {d: {"result": self.results[d].status, "outputs": Open(self.outputs.get(d, {}))}
+                 for d in self.needs.get(job, []) if d in self.results}
+        return {"github": self.github(job), "secrets": self.secrets, "vars": self.vars,
+                "inputs": self.inputs, "needs": needs}
 
     # --- runs ---------------------------------------------------------------
 
@@ -133,8 +167,9 @@ class GitHubRun:
             "run_attempt": str(self.attempt), "workflow": self.doc.get("name", ""),
             "job": job, "sha": "0" * 40, "repository": "example/images",
             "server_url": "https://github.com", "actor": "octocat",
-            "event": ({"pull_request": {"head": {"repo": {"fork": False}}}}
-                      if self.event == "pull_request" else {}),
+            # The event payload: properties another event would carry are null.
+            "event": Open({"pull_request": {"head": {"repo": {"fork": self.fork}}}}
+                          if self.event == "pull_request" else {}),
             "token": "ghs_rehearsal", "workflow_ref":
                 f"example/images/.github/workflows/kvc.yml@{self.ref}",
         }
@@ -144,8 +179,7 @@ class GitHubRun:
         only_keys(spec, JOB_KEYS, f"jobs.{job}")
         machine = Machine(self.world, job, f"{self.run_id}-attempt-{self.attempt}")
         needs_ok = all(self.results[d].status == "success" for d in self.needs[job])
-        contexts = {"github": self.github(job), "secrets": self.secrets, "needs": Open()}
-        ev = Evaluator(contexts, lambda name: {"always": True, "success": needs_ok,
+        ev = Evaluator(self.contexts(job), lambda name: {"always": True, "success": needs_ok,
                                                "failure": not needs_ok, "cancelled": False}[name])
         if not condition(spec.get("if", True), ev):
             machine.result.status = "skipped"
@@ -173,7 +207,7 @@ class JobSteps:
         for known in self.known_ids:
             steps.setdefault(known, None)
         contexts = {
-            "github": self.run_.github(self.job), "secrets": self.run_.secrets,
+            **self.run_.contexts(self.job),
             "env": Open(extra_env), "steps": steps, "runner": {"temp": str(self.m.tmp)},
         }
         return Evaluator(contexts, lambda n: {"always": True, "success": not self.failed,
@@ -192,6 +226,9 @@ class JobSteps:
             if not self.failed and key not in self.run_.world.caches:
                 origin = Origin(self.job, self.m.result.run)
                 self.run_.world.caches[key] = Layer(self.m.collect(path), origin)
+        ev = self.evaluator(self.env)
+        self.run_.outputs[self.job] = {
+            k: interpolate(text(v), ev) for k, v in mapping(self.spec.get("outputs"), "o").items()}
         if self.failed:
             self.m.result.status = "failure"
 
@@ -286,6 +323,17 @@ class JobSteps:
         return True
 
     def act_setup_qemu_action(self, inputs: dict[str, str], outputs: dict[str, str]) -> bool:
+        return True
+
+    def act_attest_build_provenance(self, inputs: dict[str, str], outputs: dict[str, str]) -> bool:
+        """Attest SUBJECT@DIGEST: it must be a well-formed digest already in the registry."""
+        subject, digest = inputs["subject-name"], inputs.get("subject-digest", "")
+        registry = self.run_.world.state / "registry.txt"
+        known = registry.read_text().split() if registry.exists() else []
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest) or f"{subject}@{digest}" not in known:
+            self.m.note(f"attest-build-provenance: {subject}@{digest!r} is not in the registry")
+            return False
+        self.run_.attestations.append((self.job, subject, digest))
         return True
 
     def act_cosign_installer(self, inputs: dict[str, str], outputs: dict[str, str]) -> bool:

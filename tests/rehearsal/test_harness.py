@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.rehearsal import fake_bake
 from tests.rehearsal.circleci import CircleRun
 from tests.rehearsal.github import GitHubRun
 from tests.rehearsal.world import World, provenance_violations
@@ -121,3 +122,25 @@ def test_circleci_bash_env_reaches_later_steps(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text(json.dumps(config))
     assert CircleRun(World(tmp_path / "w", repo), path).run() == {"a": "success"}
+
+
+@pytest.mark.parametrize(("output", "expected"), [
+    ("type=image,push=true,push-by-digest=true,name-canonical=true",
+     ["localhost:5000/kvc/debian@{d} {d}"]),
+    ("type=registry", ["localhost:5000/kvc/debian@{d} {d}", "localhost:5000/kvc/debian:12 {d}"]),
+])
+def test_fake_bake_records_repo_at_digest_and_tags_only_when_pushed_by_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, expected: list[str]
+) -> None:
+    """A registry port is not a tag; push-by-digest pushes no tag."""
+    (tmp_path / "ctx" / "amd64").mkdir(parents=True)
+    (tmp_path / "ctx" / "amd64" / "disk.qcow2").write_text("disk")
+    bake = {"target": {"t": {"context": str(tmp_path / "ctx"), "platforms": ["linux/amd64"]}}}
+    (tmp_path / "bake.json").write_text(json.dumps(bake))
+    monkeypatch.setenv("REHEARSAL_WORLD", str(tmp_path))
+    tag = "localhost:5000/kvc/debian" + ("" if "by-digest" in output else ":12")
+    assert fake_bake.main(["-f", str(tmp_path / "bake.json"), "--set", f"t.tags={tag}",
+                           "--set", f"t.output={output}", "t"]) == 0
+    lines = (tmp_path / "registry.txt").read_text().splitlines()
+    digest = lines[0].split()[1]
+    assert lines == [e.format(d=digest) for e in expected]
