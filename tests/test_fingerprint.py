@@ -59,3 +59,13 @@ def test_makefile_directory_contents_are_part_of_the_fingerprint(tmp_path: Path)
     assert all(first[job] != second[job] for job in first)
     shutil.rmtree(make_dir)
     assert _fingerprints(spec) != second
+
+
+
+def test_a_change_to_the_tests_alone_changes_the_image_fingerprint(tmp_path: Path) -> None:
+    """The plan skips an image whose fingerprint is published: a test-only change must run."""
+    spec = Path(__file__).resolve().parents[1] / "examples/minimal/kvc.yaml"
+    before = build_pipeline(load(spec)).targets[0].fingerprint
+    changed = tmp_path / "kvc.yaml"
+    changed.write_text(spec.read_text() + "defaults:\n  test: {timeout: 25m}\n")
+    assert build_pipeline(load(changed)).targets[0].fingerprint != before

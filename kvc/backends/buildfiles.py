@@ -187,6 +187,10 @@ def user_data(target: Target, header: list[str]) -> str:
     runcmd: list[list[str]] = []
     if "guest-agent" in checks:
         runcmd.append(["systemctl", "enable", "--now", "qemu-guest-agent"])
-    runcmd.append(["sh", "-c", f"echo {BOOT_MARKER} > /dev/console"])
+    # /dev/console is only the last console= of the kernel command line (tty0 on
+    # some images): also write to each serial port that exists, which is where
+    # KubeVirt's console log and the qemu mode read (ttyS0, ttyAMA0 on arm64).
+    runcmd.append(["sh", "-c", f"for d in /dev/console /dev/ttyS0 /dev/ttyAMA0 /dev/hvc0; "
+                               f"do [ -c \"$d\" ] && echo {BOOT_MARKER} > \"$d\"; done; true"])
     document["runcmd"] = runcmd
     return "#cloud-config\n" + comment_header(header) + yamlout.dump(document)

@@ -38,6 +38,7 @@ CONTINUATION: Final = ".circleci/kvc.yml"
 # the path of a file holding one (the orb's registry page, circleci/continuation).
 CONTINUATION_ORB: Final = "circleci/continuation@1.1.0"
 RUN_PARAMETER: Final = "kvc-run"
+NOTHING_JOB: Final = "kvc-nothing-to-run"
 FORCE_PARAMETER: Final = "force"
 PARAMETERS_FILE: Final = f"{stages.PLAN_DIR}/parameters.json"
 # run.txt -> {"kvc-run": ",slug,slug,"}: slugs are [A-Za-z0-9_-], JSON-safe as they are.
@@ -178,6 +179,15 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
                 "when": when,
                 "jobs": [self._workflow_entry(job) for job in pipeline.jobs
                          if job.image == target.image]}
+        # Continuing into a config whose every workflow is filtered out fails the
+        # pipeline ("All Workflows have been filtered from this Pipeline";
+        # CircleCI-Public/continuation-orb#6): an unchanged push runs this short job.
+        jobs[NOTHING_JOB] = {"executor": "amd64", "steps": [{"run": {
+            "name": "No image changed", "command": "echo 'kvc: the plan selected no image'"}}]}
+        nothing: dict[str, Any] = {"equal": [",,", f"<< pipeline.parameters.{RUN_PARAMETER} >>"]}
+        if self.source.update is not None:
+            nothing = {"and": [{"not": SCHEDULED}, nothing]}
+        workflows[NOTHING_JOB] = {"when": nothing, "jobs": [NOTHING_JOB]}
         if self.source.update is not None:
             jobs[UPDATE_JOB] = self._update_job()
             workflows[UPDATE_JOB] = {

@@ -45,18 +45,28 @@ def _hash_tree(digest: hashlib._Hash, root: Path) -> None:
         digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
-def image_fingerprint(builds: Iterable[tuple[str, str]], tags: Iterable[str]) -> str:
+def image_fingerprint(builds: Iterable[tuple[str, str]], tags: Iterable[str],
+                      tests: Iterable[tuple[str, str]] = ()) -> str:
     """One image's fingerprint: its builds' (arch, fingerprint) pairs and its packaging.
 
     It is what the published image's ``dev.kvc.fingerprint`` label records, so
     it changes whenever the image would differ: a build's output (whose
     fingerprint already covers kvc's version and the build scripts), the
-    Containerfile and containerize script that package it, or its tags.
+    Containerfile and containerize script that package it, or its tags; and
+    whenever its test would differ (each test job's inputs and the test
+    scripts), so a change to the tests alone is tested, not skipped by the plan.
     """
     digest = hashlib.sha256()
-    digest.update(json.dumps({"builds": sorted(builds), "tags": list(tags)}).encode())
+    digest.update(json.dumps({"builds": sorted(builds), "tags": list(tags),
+                              "tests": sorted(tests)}).encode())
     digest.update(_packaging())
+    digest.update(_test_scripts())
     return digest.hexdigest()[:20]
+
+
+@lru_cache(maxsize=1)
+def _test_scripts() -> bytes:
+    return b"".join(stages.read(name).encode() for name in stages.used_by(Stage.TEST))
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ never blocks the others.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def target(builds: Sequence[ImageBuild], jobs: Sequence[Job]) -> Target:
     publish = first.publish
     tags = (*publish.tags, *(("latest",) if publish.latest else ()))
     built = [(j.arch or "", j.fingerprint or "") for j in jobs if j.stage is Stage.BUILD]
+    tested = [(j.arch or "", json.dumps(j.inputs)) for j in jobs if j.stage is Stage.TEST]
     return Target(
         image=first.image_id, slug=names.slug, flavor=first.flavor,
         release_version=first.release_version, repository=first.image,
@@ -68,7 +70,7 @@ def target(builds: Sequence[ImageBuild], jobs: Sequence[Job]) -> Target:
         tags=tags, context=names.context_dir,
         upstream=tuple(Upstream(b.arch, b.url, b.checksum or "") for b in builds),
         checks=tuple(dict.fromkeys(c for b in builds if b.test.enabled for c in b.test.checks)),
-        fingerprint=image_fingerprint(built, tags),
+        fingerprint=image_fingerprint(built, tags, tested),
         refresh_seconds=publish.refresh_seconds or 0,
         attest=publish.attest,
     )

@@ -96,18 +96,20 @@ main() {
   for tag in "${tags[@]}"; do
     args+=(--tag "$KVC_IMAGE:$tag")
   done
-  kvc_log "promoting $ref to ${tags[*]}"
-  # No --annotation: with one source that is an index, imagetools create pushes its
-  # original bytes (docker/buildx@v0.36.1:util/imagetools/create.go:104-118), so the
-  # final tags name the tested digest, attestation manifests included.
-  kvc_retry 3 "${KVC_RETRY_DELAY:-10}" docker buildx imagetools create "${args[@]}" "$ref"
-  record_digest "$digest"
+  # Sign and verify the digest before any tag moves: the signature binds to the
+  # digest, and a failed signing must not leave unsigned images under final tags.
   if kvc_bool KVC_SIGN; then
     command -v cosign >/dev/null 2>&1 || kvc_die "cosign is not installed (add a cosign install step before publish)"
     kvc_log "signing $KVC_IMAGE@$digest"
     kvc_retry 3 "${KVC_RETRY_DELAY:-10}" cosign sign --yes "$KVC_IMAGE@$digest"
     verify_signature "$KVC_IMAGE@$digest"
   fi
+  kvc_log "promoting $ref to ${tags[*]}"
+  # No --annotation: with one source that is an index, imagetools create pushes its
+  # original bytes (docker/buildx@v0.36.1:util/imagetools/create.go:104-118), so the
+  # final tags name the tested digest, attestation manifests included.
+  kvc_retry 3 "${KVC_RETRY_DELAY:-10}" docker buildx imagetools create "${args[@]}" "$ref"
+  record_digest "$digest"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

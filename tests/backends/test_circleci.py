@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kvc.backends import circleci
 from kvc.ir import RegistryAccess, Stage
 from kvc.spec.models import CircleCIBackend
 from tests.backends.ci_syntax import circleci_env
@@ -259,3 +260,11 @@ def test_jobs_are_defined_once_and_used_once(spec: Path, backend: str) -> None:
     assert set(used) == {job.id for job in out.pipeline.jobs}
     assert set(used) <= set(out.document()["jobs"])
     assert max(used.values()) == 1
+
+
+def test_an_unchanged_push_still_runs_one_workflow() -> None:
+    """CircleCI fails a continued pipeline whose every workflow is filtered out."""
+    out = emitted(EXAMPLES[0], "circleci")
+    nothing = out.document()["workflows"][circleci.NOTHING_JOB]
+    assert nothing["when"] == {"equal": [",,", "<< pipeline.parameters.kvc-run >>"]}
+    assert nothing["jobs"] == [circleci.NOTHING_JOB]

@@ -31,6 +31,11 @@ flavors:
 """
 
 
+# The marker goes to /dev/console and to every serial port that exists.
+MARKER = ["sh", "-c", "for d in /dev/console /dev/ttyS0 /dev/ttyAMA0 /dev/hvc0; "
+                      "do [ -c \"$d\" ] && echo kvc-boot-ok > \"$d\"; done; true"]
+
+
 def files(tmp_path: Path, checks: str) -> dict[str, str]:
     spec = tmp_path / "kvc.yaml"
     spec.write_text(SPEC % (checks, hashlib.sha256(b"debian-12").hexdigest()))
@@ -47,7 +52,7 @@ def test_user_data_always_writes_the_boot_marker_last(tmp_path: Path) -> None:
     assert text.startswith("#cloud-config\n")  # cloud-init ignores user-data without it
     document = parse(text)
     assert document["runcmd"] == [["systemctl", "enable", "--now", "qemu-guest-agent"],
-                                  ["sh", "-c", "echo kvc-boot-ok > /dev/console"]]
+                                  MARKER]
     assert "users" not in document
 
 
@@ -55,7 +60,7 @@ def test_user_data_creates_the_ssh_user_only_for_the_ssh_check(tmp_path: Path) -
     document = parse(files(tmp_path, "[boot, ssh]")[".kvc/manifests/debian-12.user-data"])
     assert document["users"] == ["default", {"name": "kvc", "shell": "/bin/bash",
                                              "ssh_authorized_keys": ["__KVC_SSH_PUBKEY__"]}]
-    assert document["runcmd"] == [["sh", "-c", "echo kvc-boot-ok > /dev/console"]]
+    assert document["runcmd"] == [MARKER]
 
 
 def test_manifest_reads_user_data_from_a_secret_and_logs_the_console(tmp_path: Path) -> None:

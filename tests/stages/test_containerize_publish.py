@@ -158,7 +158,7 @@ def promoted_tags(argv: list[str]) -> list[str]:
 def test_promotes_digest_to_all_tags_and_signs(stubs: Stubs) -> None:
     result = stubs.run("publish.sh", publish_env(stubs))
     assert result.returncode == 0, result.stderr
-    assert stubs.tools() == ["docker", "cosign", "cosign"]
+    assert stubs.tools() == ["cosign", "cosign", "docker"]  # signed before any tag moves
     create = stubs.calls("docker")[0].argv
     assert create[:3] == ["buildx", "imagetools", "create"]
     assert create[-1] == f"{IMAGE}@{DIGEST}"

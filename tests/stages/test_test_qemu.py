@@ -7,11 +7,9 @@ its command line, so the checks' waiting and failing logic runs for real.
 
 from __future__ import annotations
 
-import io
 import shlex
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -180,38 +178,6 @@ def test_disk_comes_from_the_oci_archive_when_there_is_one(
     assert result.returncode == 0, result.stderr
     (copy,) = [c.argv for c in stubs.calls("skopeo") if c.argv[0] == "copy"]
     assert copy[-2] == f"oci-archive:{STAGED}/image.oci.tar"
-
-
-def test_disk_from_a_single_platform_archive_without_skopeo(
-    stubs: Stubs, qemu_env: dict[str, str], tmp_path: Path
-) -> None:
-    """No skopeo, no docker: the archive is unpacked with tar alone, and the
-    layer holding disk/disk.qcow2 is the disk qemu boots."""
-    (stubs.bin / "skopeo").unlink()
-    (stubs.bin / "docker").unlink()
-    layer = io.BytesIO()
-    with tarfile.open(fileobj=layer, mode="w:gz") as tar:
-        data = b"the real disk"
-        info = tarfile.TarInfo("disk/disk.qcow2")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    archive = stubs.root / STAGED / "image.oci.tar"
-    with tarfile.open(archive, "w") as tar:
-        for name, content in [
-            ("index.json", b'{"manifests":[{"platform":{"architecture":"arm64"}}]}'),
-            ("blobs/sha256/aa", b'{"config":1}'),
-            ("blobs/sha256/bb", layer.getvalue()),
-        ]:
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    seen = tmp_path / "seen-disk"
-    stubs.add("qemu-system-aarch64", f'for a in "$@"; do case "$a" in file=*disk.qcow2,*) '
-              f'f="${{a#file=}}"; cp "${{f%%,*}}" "{seen}" ;; esac; done\n' + FAKE_QEMU)
-    result = run_mode(stubs, qemu_env | {"PATH": f"{stubs.bin}:{system_bin_without(tmp_path)}"})
-    assert result.returncode == 0, result.stderr
-    assert seen.read_bytes() == b"the real disk"
-    assert "skopeo" not in stubs.tools()
 
 
 def system_bin_without(tmp_path: Path, hidden: tuple[str, ...] = ("skopeo", "docker")) -> Path:

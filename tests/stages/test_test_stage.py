@@ -287,7 +287,7 @@ def test_user_data_reaches_the_vm_through_a_secret(stage: Stubs) -> None:
     assert result.returncode == 0, result.stderr
     user_data = Path(str(stage.log) + ".secret-kvc-user-data").read_text()
     assert user_data.startswith("#cloud-config\n")
-    assert "kvc-boot-ok > /dev/console" in user_data
+    assert "echo kvc-boot-ok > \"$d\"" in user_data and "/dev/ttyS0" in user_data
     assert "- ssh-ed25519 " in user_data and "__KVC_SSH_PUBKEY__" not in user_data
     assert "qemu-guest-agent" in user_data
     manifest = (stage.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml").read_text()

@@ -160,7 +160,9 @@ mode_check_ssh() {
   local out user="${KVC_SSH_USER:-kvc}"
   wait_exists "vmi/$KV_VM"
   while :; do
-    if out="$(virtctl ssh --identity-file="$SSH_KEY" \
+    # timeout and BatchMode/ConnectTimeout: a hung session must not outlive the deadline.
+    if out="$(timeout 60 virtctl ssh --identity-file="$SSH_KEY" \
+      --local-ssh-opts=-oBatchMode=yes --local-ssh-opts=-oConnectTimeout=20 \
       --local-ssh-opts=-oStrictHostKeyChecking=no \
       --local-ssh-opts=-oUserKnownHostsFile=/dev/null \
       --command='echo kvc-ssh-ok' "$user@vmi/$KV_VM" 2>&1)" &&

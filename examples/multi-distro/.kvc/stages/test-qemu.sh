@@ -35,10 +35,10 @@ qemu_tools() {
   esac
   printf '%s\n' "$system" qemu-img:qemu-utils genisoimage:genisoimage socat:socat \
     ssh:openssh-client tar:tar
-  # The archive is unpacked with tar alone; a registry needs a client.
-  if [ ! -f "$KVC_STAGED_DIR/image.oci.tar" ] && ! command -v docker >/dev/null 2>&1; then
-    printf '%s\n' skopeo:skopeo
-  fi
+  # skopeo picks this arch's manifest, from the registry or from the archive:
+  # BuildKit's OCI archive holds a nested multi-platform index whose top level
+  # names no platform, so tar alone could pick the other arch's disk.
+  printf '%s\n' skopeo:skopeo
 }
 
 # UEFI firmware for qemu-system-aarch64 -machine virt, from Debian's and

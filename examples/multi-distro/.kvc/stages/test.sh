@@ -173,7 +173,7 @@ main() {
   kvc_log "mode: $MODE ($MODE_REASON)"
   summary "### kvc test: $KVC_IMAGE_SLUG ($KVC_ARCH)" "" "- mode: **$MODE** ($MODE_REASON)" \
     "- image: \`$STAGED_REF\`"
-  kvc_ensure_tools ssh-keygen:openssh-client ssh:openssh-client base64:coreutils
+  kvc_ensure_tools ssh-keygen:openssh-client ssh:openssh-client base64:coreutils curl:curl
   here="$(dirname "${BASH_SOURCE[0]}")"
   # shellcheck source-path=SCRIPTDIR source=test-kubevirt.sh
   . "$here/test-$MODE.sh"
