@@ -38,13 +38,21 @@ CONTINUATION: Final = ".circleci/kvc.yml"
 # the path of a file holding one (the orb's registry page, circleci/continuation).
 CONTINUATION_ORB: Final = "circleci/continuation@1.1.0"
 RUN_PARAMETER: Final = "kvc-run"
-NOTHING_JOB: Final = "kvc-nothing-to-run"
 FORCE_PARAMETER: Final = "force"
 PARAMETERS_FILE: Final = f"{stages.PLAN_DIR}/parameters.json"
 # run.txt -> {"kvc-run": ",slug,slug,"}: slugs are [A-Za-z0-9_-], JSON-safe as they are.
 WRITE_PARAMETERS: Final = (f'printf \'{{"{RUN_PARAMETER}": ",%s,"}}\\n\' '
                            '"$(paste -sd, "$KVC_PLAN_DIR/run.txt")" '
                            f'> "{PARAMETERS_FILE}"')
+# The configuration the setup job continues with. When the plan selects no image,
+# kvc.yml would have every workflow filtered out, which fails the pipeline ("All
+# Workflows have been filtered from this Pipeline"; CircleCI-Public/continuation-orb#6).
+# It then continues with the empty configuration the orb's own `finish` command posts
+# to advance a pipeline without running anything
+# (CircleCI-Public/continuation-orb@084f189:src/scripts/finish.sh:17-21), so an
+# unchanged push runs the plan job and nothing else.
+CONTINUE_FILE: Final = f"{stages.PLAN_DIR}/continue.yml"
+EMPTY_CONFIGURATION: Final = "{version: 2, jobs: {}, workflows: {version: 2}}"
 # "A compiled config YAML must be at most 8MB" (CircleCI support, "Maximum Size of
 # a CircleCI Configuration File", support.circleci.com/hc/en-us/articles/360045043634);
 # read as 8,000,000 bytes, the stricter reading.
@@ -140,16 +148,26 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
 
     def _setup(self) -> dict[str, Any]:
         """The setup configuration: plan, then continue with only the images that run."""
+        environment = {"KVC_PLAN_DIR": stages.PLAN_DIR,
+                       "KVC_FORCE": f"<< pipeline.parameters.{FORCE_PARAMETER} >>"}
+        # A forced run continues into kvc.yml even when it selects nothing (a typo):
+        # the trigger passed `force`, which only kvc.yml declares.
+        continues = '[ -s "$KVC_PLAN_DIR/run.txt" ] || [ -n "$KVC_FORCE" ]'
+        if self.source.update is not None:  # the scheduled update runs with no image
+            environment["KVC_TRIGGER"] = "<< pipeline.trigger_source >>"
+            continues += ' || [ "$KVC_TRIGGER" = scheduled_pipeline ]'
+        choose = (f"if {continues}; then\n  {WRITE_PARAMETERS}\n  cp {CONTINUATION} "
+                  f"{CONTINUE_FILE}\nelse\n  echo '{{}}' > {PARAMETERS_FILE}\n"
+                  f"  echo '{EMPTY_CONFIGURATION}' > {CONTINUE_FILE}\nfi")
         plan = {
             "executor": "amd64",
-            "environment": {"KVC_PLAN_DIR": stages.PLAN_DIR,
-                            "KVC_FORCE": f"<< pipeline.parameters.{FORCE_PARAMETER} >>"},
+            "environment": environment,
             "steps": [
                 "checkout",
                 {"run": {"name": "Decide which images run",
-                         "command": self.plan_command(WRITE_PARAMETERS)}},
+                         "command": self.plan_command(choose)}},
                 {"store_artifacts": {"path": stages.PLAN_DIR, "destination": "plan"}},
-                {"continuation/continue": {"configuration_path": CONTINUATION,
+                {"continuation/continue": {"configuration_path": CONTINUE_FILE,
                                            "parameters": PARAMETERS_FILE}},
             ],
         }
@@ -179,15 +197,6 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
                 "when": when,
                 "jobs": [self._workflow_entry(job) for job in pipeline.jobs
                          if job.image == target.image]}
-        # Continuing into a config whose every workflow is filtered out fails the
-        # pipeline ("All Workflows have been filtered from this Pipeline";
-        # CircleCI-Public/continuation-orb#6): an unchanged push runs this short job.
-        jobs[NOTHING_JOB] = {"executor": "amd64", "steps": [{"run": {
-            "name": "No image changed", "command": "echo 'kvc: the plan selected no image'"}}]}
-        nothing: dict[str, Any] = {"equal": [",,", f"<< pipeline.parameters.{RUN_PARAMETER} >>"]}
-        if self.source.update is not None:
-            nothing = {"and": [{"not": SCHEDULED}, nothing]}
-        workflows[NOTHING_JOB] = {"when": nothing, "jobs": [NOTHING_JOB]}
         if self.source.update is not None:
             jobs[UPDATE_JOB] = self._update_job()
             workflows[UPDATE_JOB] = {

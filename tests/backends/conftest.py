@@ -87,7 +87,7 @@ class Emitted:
 def image_workflow_jobs(document: dict[str, Any]) -> list[Any]:
     """CircleCI: every image workflow's job entries, in order (not the scheduled update's)."""
     return [entry for name, workflow in document["workflows"].items()
-            if name not in {circleci.UPDATE_JOB, circleci.NOTHING_JOB}
+            if name != circleci.UPDATE_JOB
             for entry in workflow["jobs"]]
 
 

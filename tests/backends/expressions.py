@@ -177,7 +177,9 @@ def circleci_when(statement: Any, values: Mapping[str, str]) -> bool:
 def circleci_started(document: Mapping[str, Any], values: Mapping[str, str]) -> set[str]:
     """The jobs of every workflow whose `when` holds (no `when`: it runs)."""
     started: set[str] = set()
-    for workflow in document["workflows"].values():
+    for name, workflow in document["workflows"].items():
+        if name == "version":  # `workflows: {version: 2}` in a version 2 config
+            continue
         if "when" in workflow and not circleci_when(workflow["when"], values):
             continue
         for entry in workflow["jobs"]:

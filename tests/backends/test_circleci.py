@@ -5,11 +5,15 @@ Expected defaults are written out here (not read from kvc.backends.circleci).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from kvc.backends import circleci
 from kvc.ir import RegistryAccess, Stage
@@ -22,6 +26,7 @@ from tests.backends.conftest import (
     cases,
     emitted,
     image_workflow_jobs,
+    parse_yaml,
 )
 
 CIRCLECI = cases("circleci")
@@ -262,9 +267,45 @@ def test_jobs_are_defined_once_and_used_once(spec: Path, backend: str) -> None:
     assert max(used.values()) == 1
 
 
-def test_an_unchanged_push_still_runs_one_workflow() -> None:
+def _continuation(tmp_path: Path, spec: Path, run: str, env: dict[str, str]) -> tuple[str, Any]:
+    """The setup job's plan step in bash, plan.sh replaced by one writing RUN to run.txt."""
+    out = emitted(spec, "circleci")
+    setup = parse_yaml(out.files[circleci.CONFIG])
+    job = setup["jobs"]["plan"]
+    (command,) = [s["run"]["command"] for s in job["steps"] if isinstance(s, dict) and "run" in s]
+    (cont,) = [s["continuation/continue"] for s in job["steps"]
+               if isinstance(s, dict) and "continuation/continue" in s]
+    (tmp_path / ".kvc/stages").mkdir(parents=True)
+    (tmp_path / ".kvc/stages/plan.sh").write_text(
+        f'mkdir -p "$KVC_PLAN_DIR"; printf %s "{run}" > "$KVC_PLAN_DIR/run.txt"\n')
+    (tmp_path / ".circleci").mkdir()
+    (tmp_path / circleci.CONTINUATION).write_text(out.files[circleci.CONTINUATION])
+    values = {k: ("" if "<<" in str(v) else str(v)) for k, v in job["environment"].items()}
+    subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, check=True,
+                   env={**os.environ, **values, **env})
+    config = (tmp_path / cont["configuration_path"]).read_text()
+    return config, json.loads((tmp_path / cont["parameters"]).read_text())
+
+
+def test_an_unchanged_push_continues_with_an_empty_configuration(tmp_path: Path) -> None:
     """CircleCI fails a continued pipeline whose every workflow is filtered out."""
-    out = emitted(EXAMPLES[0], "circleci")
-    nothing = out.document()["workflows"][circleci.NOTHING_JOB]
-    assert nothing["when"] == {"equal": [",,", "<< pipeline.parameters.kvc-run >>"]}
-    assert nothing["jobs"] == [circleci.NOTHING_JOB]
+    config, parameters = _continuation(tmp_path, MINIMAL, "", {})
+    assert config.strip() == circleci.EMPTY_CONFIGURATION
+    assert parameters == {}  # the empty configuration declares none
+
+
+@pytest.mark.parametrize(("run", "env"), [
+    ("minimal-1\n", {}),                              # an image runs
+    ("", {"KVC_FORCE": "typo"}),                       # the trigger passed `force`
+])
+def test_a_selected_or_forced_run_continues_with_the_image_workflows(
+        tmp_path: Path, run: str, env: dict[str, str]) -> None:
+    config, parameters = _continuation(tmp_path, MINIMAL, run, env)
+    assert config == (tmp_path / circleci.CONTINUATION).read_text()
+    assert parameters == {"kvc-run": ",minimal-1," if run else ",,"}
+
+
+def test_a_scheduled_update_continues_with_the_update_workflow(tmp_path: Path) -> None:
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    config, _ = _continuation(tmp_path, spec, "", {"KVC_TRIGGER": "scheduled_pipeline"})
+    assert circleci.UPDATE_JOB in YAML(typ="safe").load(config)["workflows"]

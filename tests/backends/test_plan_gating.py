@@ -72,8 +72,7 @@ def github_jobs(out: Emitted, images: str) -> set[str]:
 def circleci_jobs(out: Emitted, images: str) -> set[str]:
     values = {"pipeline.parameters.kvc-run": images, "pipeline.parameters.force": "",
               "pipeline.trigger_source": "webhook"}
-    # The no-op workflow that keeps an all-filtered continuation valid is not an image job.
-    return {"plan"} | (circleci_started(out.document(), values) - {circleci.NOTHING_JOB})
+    return {"plan"} | circleci_started(out.document(), values)
 
 
 def gitlab_jobs(out: Emitted, images: str) -> set[str]:
@@ -110,7 +109,7 @@ def test_circleci_setup_config_plans_then_continues() -> None:
     assert setup["orbs"] == {"continuation": "circleci/continuation@1.1.0"}
     steps = setup["jobs"]["plan"]["steps"]
     assert steps[-1] == {"continuation/continue": {
-        "configuration_path": circleci.CONTINUATION,
+        "configuration_path": circleci.CONTINUE_FILE,
         "parameters": circleci.PARAMETERS_FILE}}
     # A parameter given at trigger time must be declared where the pipeline continues.
     assert set(setup["parameters"]) <= set(out.document()["parameters"])

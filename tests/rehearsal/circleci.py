@@ -123,7 +123,12 @@ class CircleRun:
         self.pipeline.update({f"parameters.{k}": text(v) for k, v in params.items()})
         self.setup_entries = dict(self.entries)
         self.entries = {}
-        self.load(doc, list(doc["workflows"]), str(config))
+        # `version: 2` configs may carry `workflows: {version: 2}`: not a workflow.
+        names = [n for n in mapping(doc.get("workflows"), "workflows") if n != "version"]
+        self.load(doc, names, str(config))
+        if names and not self.enabled:
+            raise RehearsalError(f"{config}: All Workflows have been filtered from this "
+                                 "Pipeline (CircleCI fails the pipeline)")
         # The setup job ran before every continued job; keep it in the graph.
         self.entries.update(self.setup_entries)
         self.needs.update({j: [] for j in self.setup_entries})
