@@ -64,9 +64,15 @@ DEFAULT_CONTEXT: Final = ("kvc-publish",)
 # The update job's token may push to the repository: it never shares a context with
 # the registry credentials, so neither reaches the other's jobs.
 DEFAULT_UPDATE_CONTEXT: Final = ("kvc-update",)
-# Customization can be silent for long stretches (package updates under emulation).
-NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, str]] = {
-    Stage.BUILD: "60m", Stage.CONTAINERIZE: "30m", Stage.TEST: "30m", Stage.PUBLISH: "20m",
+# How long a run step may print nothing before CircleCI ends it (default 10m:
+# circleci/circleci-docs@9734a14:docs/reference/modules/ROOT/pages/
+# configuration-reference.adoc:1658-1661). Customization can be silent for long
+# stretches (package updates under emulation). The test stage's single waits
+# (kind's control plane, kubectl) may each take up to the spec's test.timeout, so
+# a test job's limit is its whole job budget (test.timeout + 30m), never less than
+# the table's; its poll loops also log a line every minute (kvc_poll_until).
+NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, int]] = {
+    Stage.BUILD: 60, Stage.CONTAINERIZE: 30, Stage.TEST: 30, Stage.PUBLISH: 20,
 }
 # Machine images lack cosign: a pinned release, verified against its published sha256.
 COSIGN_VERSION: Final = "v3.0.6"
@@ -84,6 +90,14 @@ token="$(circleci run oidc get --claims '{"aud": "sigstore"}')"
 echo "export SIGSTORE_ID_TOKEN='$token'" >> "$BASH_ENV"
 """
 UPDATE_JOB: Final = "kvc-update"
+
+
+def no_output_minutes(job: Job) -> int:
+    """The run step's no_output_timeout in minutes (see NO_OUTPUT_TIMEOUT)."""
+    minutes = NO_OUTPUT_TIMEOUT[job.stage]
+    if job.stage is Stage.TEST:
+        minutes = max(minutes, job.timeout_minutes)
+    return minutes
 SCHEDULED: Final = {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
 
 
@@ -273,7 +287,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
 
     def run(self, job: Job, command: str) -> list[Step]:
         return [{"run": {"name": f"Run the {job.stage} stage",
-                         "no_output_timeout": NO_OUTPUT_TIMEOUT[job.stage],
+                         "no_output_timeout": f"{no_output_minutes(job)}m",
                          "command": command}}]
 
     def save(self, job: Job, cache: Cache) -> list[Step]:

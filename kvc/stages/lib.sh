@@ -49,6 +49,47 @@ kvc_retry() {
   done
 }
 
+# kvc_poll_until WHAT INTERVAL PROBE [ARG...]: run PROBE every INTERVAL seconds
+# until it succeeds, for as long as the caller's DEADLINE (epoch seconds, a
+# global of the test driver) allows. PROBE returns 0 (done),
+# 1 (not yet) or anything else (give up now: qemu exited, say), which
+# kvc_poll_until returns; each PROBE call must itself be bounded in time. Returns
+# 1 at the deadline. The one poll loop of every mode: while it waits it logs a
+# line at least every KVC_HEARTBEAT seconds (default 60), because CircleCI ends
+# a step that prints nothing for its no_output_timeout
+# (circleci/circleci-docs@9734a14:docs/reference/modules/ROOT/pages/
+# configuration-reference.adoc:1658-1661) and a slow boot must not look hung.
+kvc_poll_until() {
+  local what="$1" interval="$2" rc now last
+  shift 2
+  last="$(date +%s)"
+  while :; do
+    rc=0
+    "$@" || rc=$?
+    [ "$rc" -ne 0 ] || return 0
+    [ "$rc" -eq 1 ] || return "$rc"
+    now="$(date +%s)"
+    if [ "$now" -ge "$DEADLINE" ]; then
+      kvc_log "gave up waiting for $what: the test timeout is over"
+      return 1
+    fi
+    if [ $((now - last)) -ge "${KVC_HEARTBEAT:-60}" ]; then
+      kvc_log "still waiting for $what ($((DEADLINE - now))s left)"
+      last="$now"
+    fi
+    sleep "$interval"
+  done
+}
+
+# kvc_poll_slice: the seconds one blocking wait inside a poll may take: at most
+# 30, so heartbeats keep coming, and never past the deadline.
+kvc_poll_slice() {
+  local left=$((DEADLINE - $(date +%s)))
+  [ "$left" -ge 1 ] || left=1
+  [ "$left" -le 30 ] || left=30
+  printf '%s\n' "$left"
+}
+
 # Run a command as root: CI runners are usually a sudo-capable user,
 # containers are usually root without sudo.
 kvc_as_root() {

@@ -25,19 +25,45 @@ KV_TOOLS=""
 KV_PULL_SECRET="kvc-pull"
 KV_USER_DATA_SECRET="kvc-user-data"
 
+KV_WAIT_ERROR=""
+
+# Probes for kvc_poll_until (lib.sh): 0 done, 1 not yet; each call is bounded.
+kv_exists() {
+  kubectl get "$@" -o name --request-timeout=30s >/dev/null 2>&1 || return 1
+}
+
+kv_condition_met() {
+  local out
+  if out="$(kubectl wait "$@" --timeout="$(kvc_poll_slice)s" 2>&1)"; then
+    return 0
+  fi
+  KV_WAIT_ERROR="$out"
+  return 1
+}
+
 # wait_exists KIND/NAME [kubectl args...]: poll until the object exists.
 # `kubectl wait` on an object that does not exist yet fails at once with
 # NotFound, so every wait is preceded by this.
 wait_exists() {
   local object="$1"
   shift
-  until kubectl get "$object" "$@" -o name >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-      kvc_log "$object was never created"
-      return 1
-    fi
-    sleep "${KVC_POLL_INTERVAL:-5}"
-  done
+  kvc_poll_until "$object to be created" "${KVC_POLL_INTERVAL:-5}" kv_exists "$object" "$@" || {
+    kvc_log "$object was never created"
+    return 1
+  }
+}
+
+# wait_condition KIND/NAME CONDITION [kubectl args...]: kubectl wait, in
+# slices of at most 30 s so the poll logs while it waits, until the deadline.
+wait_condition() {
+  local object="$1" condition="$2"
+  shift 2
+  KV_WAIT_ERROR=""
+  kvc_poll_until "$object to be $condition" "${KVC_POLL_INTERVAL:-5}" \
+    kv_condition_met "$object" --for="condition=$condition" "$@" || {
+    kvc_log "$object never became $condition${KV_WAIT_ERROR:+: $KV_WAIT_ERROR}"
+    return 1
+  }
 }
 
 # The kind, kubectl and virtctl this stage runs: always kvc's pinned,
@@ -68,7 +94,7 @@ kv_install_kubevirt() {
       -p '{"spec":{"configuration":{"developerConfiguration":{"useEmulation":true}}}}'
   fi
   wait_exists kubevirt/kubevirt -n kubevirt
-  kubectl -n kubevirt wait kubevirt/kubevirt --for=condition=Available --timeout="$(remaining)s"
+  wait_condition kubevirt/kubevirt Available -n kubevirt
 }
 
 mode_up() {
@@ -129,51 +155,56 @@ mode_boot() {
 }
 
 kv_console() {
-  kubectl logs -l "kubevirt.io=virt-launcher,kubevirt.io/vm=$KV_VM" -c guest-console-log --tail=-1
+  kubectl logs -l "kubevirt.io=virt-launcher,kubevirt.io/vm=$KV_VM" -c guest-console-log \
+    --tail=-1 --request-timeout=30s
 }
 
 # boot: the VMI is Ready once its pod is, even with a guest stuck in its boot
 # loader. Only the cloud-init marker on the serial console proves the OS ran.
+# Captured, not piped into grep -q: under pipefail a kubectl cut off by
+# grep's early exit (SIGPIPE) would turn a match into a failure.
+kv_console_has_marker() {
+  local console
+  console="$(kv_console 2>/dev/null || true)"
+  [[ "$console" == *kvc-boot-ok* ]] || return 1
+}
+
 mode_check_boot() {
   wait_exists "vmi/$KV_VM"
-  kubectl wait "vmi/$KV_VM" --for=condition=Ready --timeout="$(remaining)s"
-  local console
-  # Captured, not piped into grep -q: under pipefail a kubectl cut off by
-  # grep's early exit (SIGPIPE) would turn a match into a failure.
-  while console="$(kv_console 2>/dev/null || true)"; [[ "$console" != *kvc-boot-ok* ]]; do
-    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-      kvc_log "the serial console never showed kvc-boot-ok (console log: $KVC_LOG_DIR/console.log)"
-      return 1
-    fi
-    sleep "${KVC_POLL_INTERVAL:-5}"
-  done
+  wait_condition "vmi/$KV_VM" Ready
+  kvc_poll_until "kvc-boot-ok on the serial console" "${KVC_POLL_INTERVAL:-5}" \
+    kv_console_has_marker || {
+    kvc_log "the serial console never showed kvc-boot-ok (console log: $KVC_LOG_DIR/console.log)"
+    return 1
+  }
 }
 
 mode_check_guest_agent() {
   wait_exists "vmi/$KV_VM"
-  kubectl wait "vmi/$KV_VM" --for=condition=AgentConnected --timeout="$(remaining)s"
+  wait_condition "vmi/$KV_VM" AgentConnected
+}
+
+KV_SSH_OUT=""
+
+# One ssh attempt; timeout and BatchMode/ConnectTimeout: a hung session must
+# not outlive the deadline.
+kv_ssh_ok() {
+  KV_SSH_OUT="$(timeout 60 virtctl ssh --identity-file="$SSH_KEY" \
+    --local-ssh-opts=-oBatchMode=yes --local-ssh-opts=-oConnectTimeout=20 \
+    --local-ssh-opts=-oStrictHostKeyChecking=no \
+    --local-ssh-opts=-oUserKnownHostsFile=/dev/null \
+    --command='echo kvc-ssh-ok' "${KVC_SSH_USER:-kvc}@vmi/$KV_VM" 2>&1)" || return 1
+  [[ "$KV_SSH_OUT" == *kvc-ssh-ok* ]] || return 1
 }
 
 # SSH needs the guest fully up (sshd, cloud-init): retry until the deadline.
 mode_check_ssh() {
-  local out user="${KVC_SSH_USER:-kvc}"
   wait_exists "vmi/$KV_VM"
-  while :; do
-    # timeout and BatchMode/ConnectTimeout: a hung session must not outlive the deadline.
-    if out="$(timeout 60 virtctl ssh --identity-file="$SSH_KEY" \
-      --local-ssh-opts=-oBatchMode=yes --local-ssh-opts=-oConnectTimeout=20 \
-      --local-ssh-opts=-oStrictHostKeyChecking=no \
-      --local-ssh-opts=-oUserKnownHostsFile=/dev/null \
-      --command='echo kvc-ssh-ok' "$user@vmi/$KV_VM" 2>&1)" &&
-      [[ "$out" == *kvc-ssh-ok* ]]; then
-      return 0
-    fi
-    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-      kvc_log "ssh output: $out"
-      return 1
-    fi
-    sleep "${KVC_POLL_INTERVAL:-10}"
-  done
+  KV_SSH_OUT=""
+  kvc_poll_until "ssh into the guest" "${KVC_POLL_INTERVAL:-10}" kv_ssh_ok || {
+    kvc_log "ssh output: $KV_SSH_OUT"
+    return 1
+  }
 }
 
 # Everything useful for a post-mortem; never fails.

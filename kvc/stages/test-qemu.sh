@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # kvc test mode "qemu": boot the staged containerDisk with qemu-system
-# directly, no Kubernetes and no Docker engine. The driver (test.sh) sources
+# directly, no Kubernetes and no Docker engine. The driver (lib.sh) sources
 # lib.sh and this file and calls, in order: mode_up, mode_boot, each
 # mode_check_<check>, then on every exit path mode_collect_logs and mode_down
 # (docs/stages.md, "Test modes"). It provides WORK, DEADLINE, remaining,
@@ -245,23 +245,30 @@ console_has_marker() {
   tr '\r' '\n' <"$QEMU_CONSOLE" | grep -Eq '^kvc-boot-ok[[:space:]]*$'
 }
 
+# Probes for kvc_poll_until (lib.sh): 0 done, 1 not yet, 2 qemu is gone (no
+# point waiting longer).
+qemu_alive() {
+  qemu_running && return 1
+  kvc_log "qemu is not running (see qemu.log)"
+  return 2
+}
+
+qemu_booted() {
+  console_has_marker && return 0
+  qemu_running && return 1
+  kvc_log "qemu exited before the guest booted (see qemu.log)"
+  return 2
+}
+
 mode_check_boot() {
+  local rc=0
   kvc_log "check boot: waiting for kvc-boot-ok on the serial console"
-  while :; do
-    if console_has_marker; then
-      kvc_log "check boot passed"
-      return 0
-    fi
-    if ! qemu_running; then
-      kvc_log "qemu exited before the guest booted (see qemu.log)"
-      return 1
-    fi
-    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-      kvc_log "no kvc-boot-ok on the console before the deadline"
-      return 1
-    fi
-    sleep 2
-  done
+  kvc_poll_until "kvc-boot-ok on the serial console" 2 qemu_booted || rc=$?
+  case "$rc" in
+    0) kvc_log "check boot passed" ;;
+    1) kvc_log "no kvc-boot-ok on the console before the deadline" ;;
+  esac
+  return "$rc"
 }
 
 # One guest-ping over the agent's socket; the agent answers {"return": {}}.
@@ -270,43 +277,45 @@ guest_ping() {
   local out
   out="$(printf '{"execute":"guest-ping"}\n' |
     timeout 15 socat -t 5 - "UNIX-CONNECT:$QEMU_QGA" 2>/dev/null)" || true
-  [[ "$out" == *'"return"'* ]]
+  [[ "$out" == *'"return"'* ]] && return 0
+  qemu_alive
 }
 
 mode_check_guest_agent() {
+  local rc=0
   kvc_log "check guest-agent: guest-ping over virtio-serial org.qemu.guest_agent.0"
-  while :; do
-    if guest_ping; then
-      kvc_log "check guest-agent passed"
-      return 0
-    fi
-    qemu_running || { kvc_log "qemu is not running"; return 1; }
-    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-      kvc_log "the guest agent did not answer before the deadline"
-      return 1
-    fi
-    sleep 3
-  done
+  kvc_poll_until "the guest agent" 3 guest_ping || rc=$?
+  case "$rc" in
+    0) kvc_log "check guest-agent passed" ;;
+    1) kvc_log "the guest agent did not answer before the deadline" ;;
+  esac
+  return "$rc"
+}
+
+QEMU_SSH_OUT=""
+
+# One ssh attempt, bounded by timeout and ConnectTimeout.
+qemu_ssh_ok() {
+  if QEMU_SSH_OUT="$(timeout 60 ssh -i "$SSH_KEY" -p "$QEMU_PORT" -o BatchMode=yes \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o ConnectTimeout=10 -o LogLevel=ERROR \
+    "${KVC_SSH_USER:-kvc}@127.0.0.1" echo kvc-ssh-ok 2>&1)" &&
+    [[ "$QEMU_SSH_OUT" == *kvc-ssh-ok* ]]; then
+    return 0
+  fi
+  qemu_alive
 }
 
 mode_check_ssh() {
-  local out="" user="${KVC_SSH_USER:-kvc}"
-  kvc_log "check ssh: running a command as $user on 127.0.0.1:$QEMU_PORT"
-  while :; do
-    if out="$(timeout 60 ssh -i "$SSH_KEY" -p "$QEMU_PORT" -o BatchMode=yes \
-      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-      -o ConnectTimeout=10 -o LogLevel=ERROR \
-      "$user@127.0.0.1" echo kvc-ssh-ok 2>&1)" && [[ "$out" == *kvc-ssh-ok* ]]; then
-      kvc_log "check ssh passed"
-      return 0
-    fi
-    qemu_running || { kvc_log "qemu is not running"; return 1; }
-    if [ "$(date +%s)" -ge "$DEADLINE" ]; then
-      kvc_log "ssh output: $out"
-      return 1
-    fi
-    sleep 5
-  done
+  local rc=0
+  kvc_log "check ssh: running a command as ${KVC_SSH_USER:-kvc} on 127.0.0.1:$QEMU_PORT"
+  QEMU_SSH_OUT=""
+  kvc_poll_until "ssh into the guest" 5 qemu_ssh_ok || rc=$?
+  case "$rc" in
+    0) kvc_log "check ssh passed" ;;
+    1) kvc_log "ssh output: $QEMU_SSH_OUT" ;;
+  esac
+  return "$rc"
 }
 
 # The console log is already in KVC_LOG_DIR; add what qemu said. Never fails.

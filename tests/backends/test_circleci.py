@@ -309,3 +309,26 @@ def test_a_scheduled_update_continues_with_the_update_workflow(tmp_path: Path) -
     spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
     config, _ = _continuation(tmp_path, spec, "", {"KVC_TRIGGER": "scheduled_pipeline"})
     assert circleci.UPDATE_JOB in YAML(typ="safe").load(config)["workflows"]
+
+
+def minutes(duration: str) -> float:
+    """CircleCI's duration strings ("20m", "1.25h", "5s") in minutes."""
+    unit = {"s": 1 / 60, "m": 1, "h": 60}[duration[-1]]
+    return float(duration[:-1]) * unit
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_no_step_is_cut_off_before_its_stage_deadline(spec: Path, backend: str) -> None:
+    """A test stage's single wait may last its whole test.timeout without output
+    (kind's control plane, a slow boot): CircleCI's no_output_timeout must not end it
+    first. multi-distro's arm64 test has a 40m timeout."""
+    out = emitted(spec, backend)
+    for job in out.pipeline.jobs:
+        (run,) = [r for r in step_args(expanded_steps(out.document(), job.id), "run")
+                  if f"bash {job.script}" in r["command"]]
+        limit = minutes(run["no_output_timeout"])
+        assert limit >= 20, job.id
+        if job.stage is Stage.TEST:
+            timeout = job.env_dict()["KVC_TIMEOUT"]
+            assert timeout.endswith("m"), timeout  # the specs here write minutes
+            assert limit >= int(timeout[:-1]) + 10, (job.id, timeout, limit)

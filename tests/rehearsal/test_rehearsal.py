@@ -208,7 +208,9 @@ def rerun(run: Run) -> None:
 
 
 def fail_first_test(world: World, run: Run) -> None:
-    world.fail("kubectl", "wait", "test-debian-12-amd64")
+    # A failed `kubectl create` (the user-data Secret) fails the job at once; a failed
+    # `kubectl wait` would not: waits are retried in slices until the test deadline.
+    world.fail("kubectl", "create", "test-debian-12-amd64")
     run.run()
     assert run.results["test-debian-12-amd64"].status == "failure"
     assert run.results["test-debian-12-arm64"].status == "success"

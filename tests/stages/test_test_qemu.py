@@ -273,3 +273,13 @@ def test_kvm_only_for_the_hosts_own_arch(stubs: Stubs, qemu_env: dict[str, str])
         assert result.returncode == 0, result.stderr
         machine = qemu_call(stubs, qemu[arch]).argv[1]
         assert ("accel=kvm" in machine) == (arch == own), (arch, machine)
+
+
+def test_silent_boot_logs_while_it_waits(stubs: Stubs, qemu_env: dict[str, str]) -> None:
+    """Each line restarts CircleCI's no_output_timeout: a slow boot must not go quiet."""
+    env = qemu_env | {"FAKE_QEMU_CONSOLE": r"UEFI firmware\r\n", "KVC_TIMEOUT_SECONDS": "5",
+                      "KVC_HEARTBEAT": "0"}
+    result = run_mode(stubs, env)
+    assert result.returncode != 0
+    assert "still waiting for kvc-boot-ok on the serial console" in result.stderr
+    assert "no kvc-boot-ok on the console before the deadline" in result.stderr

@@ -478,3 +478,62 @@ def test_kernel_is_made_readable_before_the_kvm_probe(stubs: Stubs) -> None:
     result = lib(snippet, stubs.env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["kernel", "probe"]
+
+
+# --- waiting: bounded slices and a heartbeat (CircleCI's no_output_timeout) ----
+
+
+POLL = """
+n=0
+probe() {  # not yet (1) until the 4th call, or give up (7) when asked
+  n=$((n + 1))
+  [ "$n" -lt 4 ] || return 0
+  [ -z "${GIVE_UP:-}" ] || return 7
+  return 1
+}
+DEADLINE=$(( $(date +%s) + ${SECONDS_LEFT:-600} ))
+rc=0
+kvc_poll_until "the thing" 0 probe || rc=$?
+echo "rc=$rc calls=$n"
+"""
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "rc=0 calls=4"),
+    ({"GIVE_UP": "1"}, "rc=7 calls=1"),  # anything but 1 stops the wait at once
+    ({"SECONDS_LEFT": "-1"}, "rc=1 calls=1"),  # past the deadline: one try, then no
+])
+def test_poll_until_outcomes(env: dict[str, str], expected: str) -> None:
+    result = lib(POLL, {"PATH": "/usr/bin:/bin", "KVC_HEARTBEAT": "0", **env})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_poll_until_logs_while_it_waits() -> None:
+    result = lib(POLL, {"PATH": "/usr/bin:/bin", "KVC_HEARTBEAT": "0"})
+    beats = [line for line in result.stderr.splitlines() if "still waiting for the thing" in line]
+    assert len(beats) == 3, result.stderr  # one per failed try at a 0 s heartbeat
+    quiet = lib(POLL, {"PATH": "/usr/bin:/bin", "KVC_HEARTBEAT": "3600"})
+    assert "still waiting" not in quiet.stderr
+
+
+def test_slow_boot_keeps_the_log_alive(stage: Stubs) -> None:
+    """A VM whose console stays silent: the wait logs while it lasts (each line
+    restarts CircleCI's no_output_timeout), then fails at the test deadline."""
+    result = run(stage, KVC_TIMEOUT="3s", KVC_HEARTBEAT="0", KVC_POLL_INTERVAL="1",
+                 KVC_FAKE_CONSOLE="Booting from Hard Disk...")
+    assert result.returncode != 0
+    assert "still waiting for kvc-boot-ok on the serial console" in result.stderr
+    assert "never showed kvc-boot-ok" in result.stderr
+
+
+def test_kubectl_waits_are_sliced_below_the_heartbeat(stage: Stubs) -> None:
+    """A kubectl wait prints nothing until it ends: one bounded by the whole 10m
+    test timeout could be silent for longer than CircleCI allows."""
+    result = run(stage)
+    assert result.returncode == 0, result.stderr
+    found = waits(argvs(stage, "kubectl"))
+    assert len(found) == 3
+    for _, argv in found:
+        (timeout,) = [a for a in argv if a.startswith("--timeout=")]
+        assert 1 <= int(timeout.removeprefix("--timeout=").removesuffix("s")) <= 30, argv
