@@ -13,7 +13,7 @@ from kvc.backends import BACKENDS, Backend, buildfiles, update
 from kvc.backends.base import EmitInput, Files, is_generated
 from kvc.commands import schema
 from kvc.commands.common import suggest
-from kvc.compiler import dag
+from kvc.compiler import dag, pull_access
 from kvc.compiler.driver import Resolved, load
 from kvc.compiler.graph import build_pipeline
 from kvc.output import Scope, check_tree, write_tree
@@ -106,6 +106,8 @@ def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = Fals
         click.echo(f"kvc: warning: the update job installs kvc=={__version__}, which is not "
                    "a release: install kvc from a release or a git commit to compile it "
                    "(docs/releasing.md)", err=True)
+    for warning in pull_access.warnings(resolved, backend):
+        click.echo(warning, err=True)
     written = write_tree(root, files, where)
     click.echo(f"{spec}: {len(files)} files for {backend} in {root} ({written} changed)")
     return 1 if fail_if_changed and written else 0

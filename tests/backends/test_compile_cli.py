@@ -175,3 +175,31 @@ def test_unknown_backend_suggests_the_closest(repo: Path) -> None:
     assert result.exit_code == 2  # a usage error (docs/cli.md)
     assert "'githb'; did you mean 'github'?" in result.output
     assert set(tree(repo)) == {"kvc.yaml"}
+
+
+PULL_WARNING = "warning: CircleCI test jobs pull the staged ghcr.io images without credentials"
+
+
+@pytest.mark.parametrize(("backends", "backend", "warns"), [
+    ("", "circleci", True),  # a new ghcr.io package is private: the test pull would fail
+    ("backends:\n  circleci:\n    resource_class: {amd64: large}\n", "circleci", True),
+    ("backends:\n  circleci:\n    pull_context: [kvc-pull]\n", "circleci", False),
+    ("backends:\n  circleci:\n    pull_context: []\n", "circleci", False),  # public, said so
+    ("", "github", False),  # GITHUB_TOKEN with packages: read pulls from ghcr.io
+    ("", "gitlab", False),  # CI/CD variables are invisible to kvc
+])
+def test_compile_warns_when_circleci_tests_pull_without_credentials(
+        repo: Path, backends: str, backend: str, warns: bool) -> None:
+    spec = repo / "kvc.yaml"
+    spec.write_text(spec.read_text() + backends)
+    result = kvc(repo, backend)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if PULL_WARNING in line]
+    assert len(lines) == (1 if warns else 0), result.output
+    if warns:
+        where = "backends" if backends else "registry"
+        line_no = next(i for i, text in enumerate(spec.read_text().splitlines(), 1)
+                       if text.startswith(f"{where}:"))
+        column = 3 if backends else 1  # the circleci key under backends, else registry
+        assert lines[0].startswith(f"{spec}:{line_no + (1 if backends else 0)}:{column}: ")
+        assert "ErrImagePull" in lines[0] and "pull_context" in lines[0]

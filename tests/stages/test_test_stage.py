@@ -537,3 +537,20 @@ def test_kubectl_waits_are_sliced_below_the_heartbeat(stage: Stubs) -> None:
     for _, argv in found:
         (timeout,) = [a for a in argv if a.startswith("--timeout=")]
         assert 1 <= int(timeout.removeprefix("--timeout=").removesuffix("s")) <= 30, argv
+
+
+def test_anonymous_pull_is_named_when_the_test_fails(stage: Stubs) -> None:
+    """A private image without pull credentials fails with ErrImagePull after a long
+    wait: the log says up front, and again at the failure, that the pull was anonymous."""
+    result = run(stage, KVC_TIMEOUT="2s", KVC_FAKE_CONSOLE="")
+    assert result.returncode != 0
+    notes = [line for line in result.stderr.splitlines() if "no pull credentials" in line]
+    assert len(notes) == 2, result.stderr
+    assert "the test failed; note: no pull credentials" in notes[1]
+    assert REF in notes[0]
+
+
+def test_no_pull_note_with_credentials_or_an_archive(stage: Stubs) -> None:
+    result = run(stage, KVC_PULL_USER="robot", KVC_PULL_PASSWORD="secret")
+    assert result.returncode == 0, result.stderr
+    assert "no pull credentials" not in result.stderr

@@ -32,6 +32,7 @@ MODE_REASON=""
 KVM=false
 MODE_LOADED=false
 CHECKS_DONE=""
+PULL_NOTE=""
 
 # parse_timeout 15m|90s|1h30m|600 -> seconds on stdout.
 parse_timeout() {
@@ -123,6 +124,16 @@ select_mode() {
   fi
 }
 
+# pull_access: say when the staged image is pulled anonymously. Only the CI
+# knows whether it is private; a private image then fails with ErrImagePull (or
+# skopeo's "unauthorized") after a long wait, and this note names the cause.
+pull_access() {
+  [ ! -f "$KVC_STAGED_DIR/image.oci.tar" ] || return 0
+  [ -z "${KVC_PULL_USER:-}" ] || [ -z "${KVC_PULL_PASSWORD:-}" ] || return 0
+  PULL_NOTE="no pull credentials (KVC_PULL_USER/KVC_PULL_PASSWORD are empty): $STAGED_REF is pulled anonymously, which fails (ErrImagePull) if the image is private; give the test job read-only pull credentials or make the image public (docs/stages.md, 'Registry credentials')"
+  kvc_log "$PULL_NOTE"
+}
+
 summary() {
   [ -n "${KVC_SUMMARY_FILE:-}" ] || return 0
   printf '%s\n' "$@" >>"$KVC_SUMMARY_FILE" || true
@@ -152,6 +163,7 @@ cleanup() {
   if [ "$rc" -eq 0 ]; then
     summary "- result: passed (${CHECKS_DONE:-no checks})" ""
   else
+    [ -z "$PULL_NOTE" ] || kvc_log "the test failed; note: $PULL_NOTE"
     summary "- result: FAILED (passed: ${CHECKS_DONE:-none}); logs in $KVC_LOG_DIR" ""
   fi
   [ -z "$WORK" ] || rm -rf "$WORK"
@@ -169,6 +181,7 @@ main() {
   [ -f "$KVC_STAGED_DIR/ref" ] || kvc_die "no staged image at $KVC_STAGED_DIR/ref"
   [ -f "$KVC_USER_DATA" ] || kvc_die "no cloud-init user-data at $KVC_USER_DATA"
   STAGED_REF="$(head -n1 "$KVC_STAGED_DIR/ref")"
+  pull_access
   select_mode
   kvc_log "mode: $MODE ($MODE_REASON)"
   summary "### kvc test: $KVC_IMAGE_SLUG ($KVC_ARCH)" "" "- mode: **$MODE** ($MODE_REASON)" \
