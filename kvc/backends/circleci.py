@@ -14,7 +14,7 @@ from typing import Any, Final
 from kvc import stages
 from kvc.backends import update, yamlout
 from kvc.backends.base import Files, comment_header
-from kvc.backends.walk import PLAN_JOB, Emitter, Limit, Step
+from kvc.backends.walk import PLAN_JOB, REBUILD, Emitter, Limit, Step
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
 
@@ -38,11 +38,17 @@ CONTINUATION: Final = ".circleci/kvc.yml"
 # the path of a file holding one (the orb's registry page, circleci/continuation).
 CONTINUATION_ORB: Final = "circleci/continuation@1.1.0"
 RUN_PARAMETER: Final = "kvc-run"
+# The forced and refresh-due images (plan.sh's rebuild.txt): their build jobs get it as
+# KVC_REBUILD and rebuild even when restore_cache found their fingerprint's output.
+REBUILD_PARAMETER: Final = "kvc-rebuild"
 FORCE_PARAMETER: Final = "force"
 PARAMETERS_FILE: Final = f"{stages.PLAN_DIR}/parameters.json"
-# run.txt -> {"kvc-run": ",slug,slug,"}: slugs are [A-Za-z0-9_-], JSON-safe as they are.
-WRITE_PARAMETERS: Final = (f'printf \'{{"{RUN_PARAMETER}": ",%s,"}}\\n\' '
+# run.txt -> {"kvc-run": ",slug,slug,", "kvc-rebuild": ...}: slugs are [A-Za-z0-9_-],
+# JSON-safe as they are.
+WRITE_PARAMETERS: Final = (f'printf \'{{"{RUN_PARAMETER}": ",%s,", '
+                           f'"{REBUILD_PARAMETER}": ",%s,"}}\\n\' '
                            '"$(paste -sd, "$KVC_PLAN_DIR/run.txt")" '
+                           '"$(paste -sd, "$KVC_PLAN_DIR/rebuild.txt")" '
                            f'> "{PARAMETERS_FILE}"')
 # The configuration the setup job continues with. When the plan selects no image,
 # kvc.yml would have every workflow filtered out, which fails the pipeline ("All
@@ -158,7 +164,8 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
         # and the same name in both files is allowed (dynamic-config.adoc:58). It is
         # never passed to `continue`, which would conflict (dynamic-config.adoc:60-65).
         return {FORCE_PARAMETER: {"type": "string", "default": ""},
-                RUN_PARAMETER: {"type": "string", "default": ""}}
+                RUN_PARAMETER: {"type": "string", "default": ""},
+                REBUILD_PARAMETER: {"type": "string", "default": ""}}
 
     def _setup(self) -> dict[str, Any]:
         """The setup configuration: plan, then continue with only the images that run."""
@@ -192,8 +199,17 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
             "parameters": {FORCE_PARAMETER: self._parameters()[FORCE_PARAMETER]},
             "executors": self._executors(),
             "jobs": {PLAN_JOB: plan},
-            "workflows": {PLAN_JOB: {"jobs": [PLAN_JOB]}},
+            "workflows": {PLAN_JOB: {"jobs": [self._plan_entry(environment)]}},
         }
+
+    def _plan_entry(self, environment: dict[str, str]) -> Any:
+        """The plan reads private images' labels with the test jobs' pull context, if any
+        (walk.Emitter.plan_registry): never the push context."""
+        registry = self.plan_registry()
+        if registry is None or not self.settings.pull_context:
+            return PLAN_JOB
+        environment["KVC_PULL_REGISTRY"] = registry.host
+        return {PLAN_JOB: {"context": list(self.settings.pull_context)}}
 
     def _gate(self, slug: str) -> dict[str, Any]:
         return {"matches": {"pattern": f"^.*,{slug},.*$",
@@ -256,7 +272,10 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
                 for arch, resource in self.runners().items()}
 
     def _job(self, job: Job) -> dict[str, Any]:
-        return {"executor": job.runner, "environment": self.env(job), "steps": self.steps(job)}
+        environment = self.env(job)
+        if job.cache is not None and job.cache.skip_run_on_hit:
+            environment[REBUILD] = f"<< pipeline.parameters.{REBUILD_PARAMETER} >>"
+        return {"executor": job.runner, "environment": environment, "steps": self.steps(job)}
 
     def _workflow_entry(self, job: Job) -> Any:
         entry: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from kvc.backends import update, yamlout
 from kvc.backends.actions import ACTIONS
 from kvc.backends.base import Files
 from kvc.backends.walk import PLAN_JOB, Capabilities, Emitter, Limit, Step
-from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
+from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage
 from kvc.spec.models import GitHubBackend
 
 DEFAULT_WORKFLOW: Final = "kvc"
@@ -72,7 +72,15 @@ SHARD_BUDGET: Final = 450_000
 # job's `if:` has no status function, so it gets the implicit success().
 PLAN_OUTPUT: Final = "images"
 PLAN_GATE: Final = "contains(needs.plan.outputs.images, ',{slug},')"
+# The images forced or due for a refresh (plan.sh's rebuild.txt): their builds skip
+# the fingerprint cache, which would restore the disk the refresh is meant to replace.
+# A skipped actions/cache step has no post step, so nothing is saved either (the key
+# exists already, and caches are immutable).
+REBUILD_OUTPUT: Final = "rebuild"
+NO_CACHE_GATE: Final = "!contains(needs.plan.outputs.rebuild, ',{slug},')"
 PLAN_WRITE_OUTPUT: Final = ('echo "images=,$(paste -sd, "$KVC_PLAN_DIR/run.txt")," '
+                            '>> "$GITHUB_OUTPUT"\n'
+                            'echo "rebuild=,$(paste -sd, "$KVC_PLAN_DIR/rebuild.txt")," '
                             '>> "$GITHUB_OUTPUT"')
 FORCE_INPUT: Final = {
     "description": "Images to rebuild whatever the registry says: all, or comma-separated "
@@ -207,16 +215,24 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
         env = {"KVC_PLAN_DIR": stages.PLAN_DIR, "KVC_FORCE": "${{ inputs.force }}"}
         if slugs is not None:
             env["KVC_PLAN_IMAGES"] = ",".join(slugs)
-        return {
+        step: dict[str, Any] = {"name": "Decide which images run", "id": "plan",
+                                "run": self.plan_command(PLAN_WRITE_OUTPUT)}
+        job: dict[str, Any] = {
             "name": "plan",
             "runs-on": self.runners()["amd64"],
             "timeout-minutes": 15,
-            "outputs": {PLAN_OUTPUT: f"${{{{ steps.plan.outputs.{PLAN_OUTPUT} }}}}"},
-            "env": env,
-            "steps": [*self.checkout_plan(),
-                      {"name": "Decide which images run", "id": "plan",
-                       "run": self.plan_command(PLAN_WRITE_OUTPUT)}],
+            "outputs": {name: f"${{{{ steps.plan.outputs.{name} }}}}"
+                        for name in (PLAN_OUTPUT, REBUILD_OUTPUT)},
         }
+        # The test jobs' pull access, for reading a private image's label: on ghcr.io
+        # the run's token with packages: read (nothing more), elsewhere the pull secrets.
+        registry = self.plan_registry(slugs)
+        if registry is not None:
+            step["env"] = {**_credentials(registry), "KVC_PULL_REGISTRY": registry.host}
+            permissions = _permissions(registry)
+            if permissions:  # `permissions: {}` would take away contents: read too
+                job["permissions"] = permissions
+        return {**job, "env": env, "steps": [*self.checkout_plan(), step]}
 
     def checkout_plan(self) -> list[Step]:
         return [_uses("checkout", {"persist-credentials": False})]
@@ -259,8 +275,10 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
                       name=f"Fetch {artifact.name}")]
 
     def restore(self, job: Job, cache: Cache) -> list[Step]:
-        return [_uses("cache", {"path": cache.path, "key": cache.key},
-                      id="cache", name="Restore the build output for this fingerprint")]
+        # A gated job needs the plan, whose rebuild list it reads.
+        gate = {"if": NO_CACHE_GATE.format(slug=self.slug(job.image))} if self.gated(job) else {}
+        return [_uses("cache", {"path": cache.path, "key": cache.key}, id="cache",
+                      name="Restore the build output for this fingerprint", **gate)]
 
     def run(self, job: Job, command: str) -> list[Step]:
         step: dict[str, Any] = {"name": f"Run the {job.stage} stage"}
@@ -375,12 +393,13 @@ def _title(job: Job) -> str:
     return f"{job.stage} {job.image}" + (f" {job.arch}" if job.arch else "")
 
 
-def _permissions(job: Job, *, provenance: bool = False) -> dict[str, str]:
+def _permissions(job: Job | Registry, *, provenance: bool = False) -> dict[str, str]:
     """Only what the job uses, on top of the workflow's ``contents: read``."""
     permissions: dict[str, str] = {}
-    if job.registry.host == GHCR and job.registry.access in GHCR_PERMISSION:
-        permissions["packages"] = GHCR_PERMISSION[job.registry.access]
-    if job.needs_identity_token:
+    registry = job if isinstance(job, Registry) else job.registry
+    if registry.host == GHCR and registry.access in GHCR_PERMISSION:
+        permissions["packages"] = GHCR_PERMISSION[registry.access]
+    if isinstance(job, Job) and job.needs_identity_token:
         permissions["id-token"] = "write"
     if provenance:
         permissions.update(PROVENANCE_PERMISSIONS)
@@ -393,12 +412,13 @@ def _subject_name(repository: str, host: str) -> str:
     return repository if repository.startswith(f"{host}/") else f"{host}/{repository}"
 
 
-def _credentials(job: Job) -> dict[str, str]:
+def _credentials(job: Job | Registry) -> dict[str, str]:
     """Registry credentials for the run step only, never for the whole job."""
-    names = job.registry.credentials
+    registry = job if isinstance(job, Registry) else job.registry
+    names = registry.credentials
     if not names:
         return {}
-    if job.registry.host == GHCR:
+    if registry.host == GHCR:
         user, password = names
         return {user: GHCR_USER, password: GHCR_PASSWORD}
     return {name: f"${{{{ secrets.{name} }}}}" for name in names}

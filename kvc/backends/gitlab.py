@@ -35,7 +35,7 @@ from typing import Any, Final
 from kvc.backends import update, yamlout
 from kvc.backends.base import Files, comment_header
 from kvc.backends.circleci import COSIGN_SHA256, COSIGN_VERSION
-from kvc.backends.walk import Emitter, Step
+from kvc.backends.walk import REBUILD, Emitter, Step
 from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage
 from kvc.spec.models import GitLabBackend
 
@@ -118,6 +118,8 @@ SETUP_SCRIPTS: Final[Mapping[str, tuple[Step, ...]]] = {
 }
 # The plan job's second half: the child pipeline is the head file plus the file of
 # each image named in run.txt, copied; a name is checked before it becomes a path.
+# Then the global variable KVC_REBUILD lists rebuild.txt's images (forced or due for a
+# refresh): their build jobs rebuild even when `cache:` restored their output.
 GENERATE_CHILD: Final = f"""\
 cat {CHILD_HEAD} > {CHILD}
 count=0
@@ -137,7 +139,17 @@ done < "$KVC_PLAN_DIR/run.txt"
 if [ "$count" -eq 0 ]; then
   cat {NOTHING} >> {CHILD}
 fi
-echo "kvc: the child pipeline runs $count image(s)"
+rebuild=","
+if [ -f "$KVC_PLAN_DIR/rebuild.txt" ]; then
+  while IFS= read -r slug || [ -n "$slug" ]; do
+    case "$slug" in
+      '' | *[!A-Za-z0-9_-]*) continue ;;
+    esac
+    rebuild="$rebuild$slug,"
+  done < "$KVC_PLAN_DIR/rebuild.txt"
+fi
+printf 'variables:\n  {REBUILD}: "%s"\n' "$rebuild" >> {CHILD}
+echo "kvc: the child pipeline runs $count image(s); rebuilt without the cache: $rebuild"
 """
 # Parent pipelines: merge request pipelines, and branch pipelines when no merge
 # request is open (ci/yaml/workflow/, "Switch between branch pipelines and merge
@@ -211,13 +223,23 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
 
     def _parent(self) -> dict[str, Any]:
         not_update = [{"if": UPDATE_SCHEDULE, "when": "never"}, {"when": "on_success"}]
+        # The plan reads private images' labels with the test jobs' pull access
+        # (walk.Emitter.plan_registry): KVC_PULL_* variables, or the job token on
+        # GitLab's registry.
+        registry = self.plan_registry()
+        plan_variables = {"KVC_PLAN_DIR": PLAN_DIR}
+        pull: list[Step] = []
+        if registry is not None:
+            plan_variables["KVC_PULL_REGISTRY"] = registry.host
+            pull = _credentials(registry)
         jobs: dict[str, Any] = {
             PLAN_JOB: {
                 "stage": "plan",
                 **self._machine("amd64"),
                 "rules": not_update,
-                "variables": {"KVC_PLAN_DIR": PLAN_DIR},
-                "script": _script([self._exports(tuple(Runtime)) + "bash .kvc/stages/plan.sh\n",
+                "variables": plan_variables,
+                "script": _script([*pull,
+                                   self._exports(tuple(Runtime)) + "bash .kvc/stages/plan.sh\n",
                                    GENERATE_CHILD]),
                 "artifacts": {"paths": [f"{PLAN_DIR}/"], "expire_in": ARTIFACTS_EXPIRE,
                               "when": "always"},

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from kvc import stages
 from kvc.backends.base import EmitInput, Files, comment_header
-from kvc.ir import Artifact, Cache, Job, Runtime
+from kvc.ir import NO_REGISTRY, Artifact, Cache, Job, Registry, RegistryAccess, Runtime
 from kvc.spec.diagnostics import Collector, Position
 
 Step = Any  # one entry of a backend's step list (a mapping, or a bare name)
@@ -29,6 +29,9 @@ LIMIT = "limit"
 DEFAULT_BRANCH = "main"
 # The job that runs the plan stage (contract 7) before any image's jobs.
 PLAN_JOB = "plan"
+# The variable a backend without a cache-hit output sets, on build jobs, to the plan's
+# rebuild list (",slug,slug,": plan.sh's rebuild.txt, the forced and refresh-due images).
+REBUILD = "KVC_REBUILD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,19 @@ class Emitter:
     def _slugs(self) -> dict[str, str]:
         return {t.image: t.slug for t in self.source.pipeline.targets}
 
+    def plan_registry(self, slugs: list[str] | None = None) -> Registry | None:
+        """Pull access for the plan job: it reads each published image's label, which a
+        private image (a new ghcr.io package is one) hides from an anonymous reader, so
+        every push would run everything. The plan gets the pull credentials the test jobs
+        get, for the one registry every image it plans lives in (plan.sh sends them only
+        to KVC_PULL_REGISTRY); with images on several registries it reads anonymously."""
+        hosts = {job.registry.host for job in self.source.pipeline.jobs
+                 if job.registry != NO_REGISTRY
+                 and (slugs is None or self.slug(job.image) in slugs)}
+        if len(hosts) != 1:
+            return None
+        return Registry(RegistryAccess.PULL, hosts.pop())
+
     def gated(self, job: Job) -> bool:
         """An image's first jobs wait for the plan; the rest follow through ``needs``."""
         return not job.needs
@@ -218,7 +234,10 @@ class Emitter:
         cache = job.cache
         if cache is not None and cache.skip_run_on_hit and not self.CAPABILITIES.cache_hit_output:
             output = shlex.quote(cache.output)
-            run = (f"if [ -f {output} ]; then\n"
+            # KVC_REBUILD (",slug,slug,", from the plan's rebuild.txt): a forced or
+            # refresh-due image is rebuilt even when its fingerprint's output was restored.
+            rebuild = f'[[ "${{{REBUILD}:-}}" != *,{self.slug(job.image)},* ]]'
+            run = (f"if [ -f {output} ] && {rebuild}; then\n"
                    f'  echo "kvc: {cache.output} restored from the cache; not rebuilding"\n'
                    f"else\n  {run}\nfi")
         return "\n".join([*lines, run]) + ("\n" if lines or "\n" in run else "")

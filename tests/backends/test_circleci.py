@@ -140,6 +140,9 @@ def test_job_environment_is_the_irs_without_secrets(spec: Path, backend: str) ->
         environment = out.document()["jobs"][job.id]["environment"]
         expected = {**job.env_dict(), **({"KVC_FINGERPRINT": job.fingerprint}
                                           if job.fingerprint else {})}
+        if job.cache is not None:  # the plan's rebuild list, a pipeline parameter
+            rebuild = environment.pop("KVC_REBUILD")
+            assert rebuild == "<< pipeline.parameters.kvc-rebuild >>", job.id
         assert circleci_env(environment) == expected, job.id  # \<< read as CircleCI does
         assert not SECRET_NAMES & set(environment), job.id
     assert not any(name in out.text for name in SECRET_NAMES), "secrets come from contexts"
@@ -267,8 +270,10 @@ def test_jobs_are_defined_once_and_used_once(spec: Path, backend: str) -> None:
     assert max(used.values()) == 1
 
 
-def _continuation(tmp_path: Path, spec: Path, run: str, env: dict[str, str]) -> tuple[str, Any]:
-    """The setup job's plan step in bash, plan.sh replaced by one writing RUN to run.txt."""
+def _continuation(tmp_path: Path, spec: Path, run: str, env: dict[str, str],
+                  rebuild: str = "") -> tuple[str, Any]:
+    """The setup job's plan step in bash, plan.sh replaced by one writing RUN to run.txt
+    (and REBUILD to rebuild.txt)."""
     out = emitted(spec, "circleci")
     setup = parse_yaml(out.files[circleci.CONFIG])
     job = setup["jobs"]["plan"]
@@ -277,7 +282,8 @@ def _continuation(tmp_path: Path, spec: Path, run: str, env: dict[str, str]) -> 
                if isinstance(s, dict) and "continuation/continue" in s]
     (tmp_path / ".kvc/stages").mkdir(parents=True)
     (tmp_path / ".kvc/stages/plan.sh").write_text(
-        f'mkdir -p "$KVC_PLAN_DIR"; printf %s "{run}" > "$KVC_PLAN_DIR/run.txt"\n')
+        f'mkdir -p "$KVC_PLAN_DIR"; printf %s "{run}" > "$KVC_PLAN_DIR/run.txt"\n'
+        f'printf %s "{rebuild}" > "$KVC_PLAN_DIR/rebuild.txt"\n')
     (tmp_path / ".circleci").mkdir()
     (tmp_path / circleci.CONTINUATION).write_text(out.files[circleci.CONTINUATION])
     values = {k: ("" if "<<" in str(v) else str(v)) for k, v in job["environment"].items()}
@@ -302,7 +308,23 @@ def test_a_selected_or_forced_run_continues_with_the_image_workflows(
         tmp_path: Path, run: str, env: dict[str, str]) -> None:
     config, parameters = _continuation(tmp_path, MINIMAL, run, env)
     assert config == (tmp_path / circleci.CONTINUATION).read_text()
-    assert parameters == {"kvc-run": ",minimal-1," if run else ",,"}
+    assert parameters == {"kvc-run": ",minimal-1," if run else ",,", "kvc-rebuild": ",,"}
+
+
+def test_forced_and_refreshed_images_reach_their_builds_as_kvc_rebuild(tmp_path: Path) -> None:
+    """The plan's rebuild.txt becomes the pipeline parameter kvc-rebuild, which every
+    cached build job reads as KVC_REBUILD (its run command then ignores a cache hit)."""
+    config, parameters = _continuation(tmp_path, MINIMAL, "minimal-1\n", {},
+                                       rebuild="minimal-1\n")
+    assert parameters == {"kvc-run": ",minimal-1,", "kvc-rebuild": ",minimal-1,"}
+    document = YAML(typ="safe").load(config)
+    assert document["parameters"]["kvc-rebuild"] == {"type": "string", "default": ""}
+    out = emitted(MINIMAL, "circleci")
+    builds = [j for j in out.pipeline.jobs if j.cache is not None]
+    assert builds
+    for job in builds:
+        environment = document["jobs"][job.id]["environment"]
+        assert environment["KVC_REBUILD"] == "<< pipeline.parameters.kvc-rebuild >>"
 
 
 def test_a_scheduled_update_continues_with_the_update_workflow(tmp_path: Path) -> None:
@@ -332,3 +354,27 @@ def test_no_step_is_cut_off_before_its_stage_deadline(spec: Path, backend: str) 
             timeout = job.env_dict()["KVC_TIMEOUT"]
             assert timeout.endswith("m"), timeout  # the specs here write minutes
             assert limit >= int(timeout[:-1]) + 10, (job.id, timeout, limit)
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_the_plan_gets_the_pull_context_and_never_the_push_context(
+        spec: Path, backend: str) -> None:
+    """With a pull context, the setup workflow's plan job reads private images' labels
+    with it (only for the images' registry); without one it reads anonymously."""
+    out = emitted(spec, backend)
+    setup = parse_yaml(out.files[".circleci/config.yml"])
+    (entry,) = setup["workflows"]["plan"]["jobs"]
+    environment = setup["jobs"]["plan"]["environment"]
+    pull = settings(out).pull_context
+    if pull:
+        assert entry == {"plan": {"context": pull}}
+        assert environment["KVC_PULL_REGISTRY"] == out.resolved.spec.registry.split("/")[0]
+    else:
+        assert entry == "plan"
+        assert "KVC_PULL_REGISTRY" not in environment
+    assert not {"KVC_REGISTRY_USER", "KVC_REGISTRY_PASSWORD"} & set(environment)
+
+
+def test_the_overrides_fixture_sets_a_pull_context() -> None:
+    """So the branch with a pull context above is exercised."""
+    assert settings(emitted(OVERRIDES, "circleci")).pull_context

@@ -33,7 +33,8 @@ KVC_EXPRESSIONS = re.compile(
 # The parameters of kvc's own reusable build command and update workflow.
 KVC_PARAMETERS = {"<< parameters.cache-key >>", "<< parameters.path >>",
                   "<< pipeline.trigger_source >>", "<< pipeline.schedule.name >>",
-                  "<< pipeline.parameters.kvc-run >>", "<< pipeline.parameters.force >>"}
+                  "<< pipeline.parameters.kvc-run >>", "<< pipeline.parameters.force >>",
+                  "<< pipeline.parameters.kvc-rebuild >>"}
 
 
 def test_the_hostile_spec_is_hostile_everywhere_it_can_be() -> None:

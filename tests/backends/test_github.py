@@ -404,3 +404,54 @@ def test_each_job_gets_exactly_the_secrets_the_ir_gives_it(spec: Path, backend: 
         ghcr = out.resolved.spec.registry.startswith("ghcr.io/")
         assert referenced == ({"GITHUB_TOKEN"} if ghcr and names else names), job.id
         assert not names & set(emitted_job["env"]), job.id
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_the_plan_reads_private_labels_with_pull_access_only(spec: Path, backend: str) -> None:
+    """The plan reads each published image's label; a private image (a new ghcr.io
+    package) hides it from an anonymous reader and every push would run everything. The
+    plan gets what the test jobs get: on ghcr.io the run's token with packages: read,
+    elsewhere the pull secrets; never push credentials, never packages: write."""
+    out = emitted(spec, backend)
+    plan = out.document()["jobs"]["plan"]
+    ghcr = out.resolved.spec.registry.startswith("ghcr.io/")
+    (step,) = [s for s in plan["steps"] if s.get("id") == "plan"]
+    env = step["env"]
+    assert "KVC_REGISTRY_USER" not in env and "KVC_REGISTRY_PASSWORD" not in env
+    assert "KVC_PULL_USER" not in plan.get("env", {}), "credentials on the step only"
+    if ghcr:
+        assert plan["permissions"] == {"contents": "read", "packages": "read"}
+        assert env["KVC_PULL_USER"] == "${{ github.actor }}"
+        assert "secrets.GITHUB_TOKEN" in env["KVC_PULL_PASSWORD"]
+        assert "fork" in env["KVC_PULL_PASSWORD"]  # a fork's PR reads anonymously
+        assert env["KVC_PULL_REGISTRY"] == "ghcr.io"
+    else:
+        assert "permissions" not in plan
+        assert env["KVC_PULL_USER"] == "${{ secrets.KVC_PULL_USER }}"
+        assert env["KVC_PULL_PASSWORD"] == "${{ secrets.KVC_PULL_PASSWORD }}"
+        assert env["KVC_PULL_REGISTRY"] == out.resolved.spec.registry.split("/")[0]
+
+
+@pytest.mark.parametrize(("spec", "backend"), GITHUB)
+def test_forced_and_refreshed_images_skip_the_build_cache(spec: Path, backend: str) -> None:
+    """A forced or refresh-due image (the plan's `rebuild` output) must not get its old
+    disk back from the fingerprint cache: the restore step is skipped, so its cache-hit
+    output is empty and the build runs (and a skipped restore saves nothing)."""
+    out = emitted(spec, backend)
+    document = out.document()
+    assert document["jobs"]["plan"]["outputs"]["rebuild"] == "${{ steps.plan.outputs.rebuild }}"
+    plan_run = next(s["run"] for s in document["jobs"]["plan"]["steps"] if s.get("id") == "plan")
+    assert 'echo "rebuild=,$(paste -sd, "$KVC_PLAN_DIR/rebuild.txt")," >> "$GITHUB_OUTPUT"' in (
+        plan_run)
+    builds = [j for j in out.pipeline.jobs if j.cache is not None]
+    assert builds
+    for job in builds:
+        slug = next(t.slug for t in out.pipeline.targets if t.image == job.image)
+        steps = document["jobs"][job.id]["steps"]
+        (restore,) = [s for s in steps if s.get("id") == "cache"]
+        (run,) = [s for s in steps if f"bash {job.script}" in s.get("run", "")]
+        for rebuild, restored in ((f",x,{slug},", False), (",,", True), (",other-1,", True)):
+            scope = {"needs.plan.outputs.rebuild": rebuild}
+            assert github_if(restore["if"], scope) is restored, (job.id, rebuild)
+            hit = "true" if restored else ""
+            assert github_if(run["if"], {"steps.cache.outputs.cache-hit": hit}) is not restored

@@ -161,6 +161,7 @@ STUB_PLAN = """\
 set -euo pipefail
 mkdir -p "$KVC_PLAN_DIR"
 printf '%s' "$KVC_STUB_RUN" > "$KVC_PLAN_DIR/run.txt"
+printf '%s' "${KVC_STUB_REBUILD:-}" > "$KVC_PLAN_DIR/rebuild.txt"
 """
 
 
@@ -176,10 +177,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_plan_job(root: Path, run: str) -> subprocess.CompletedProcess[str]:
+def run_plan_job(root: Path, run: str, rebuild: str = "") -> subprocess.CompletedProcess[str]:
     job = YAML(typ="safe").load((root / gitlab.CONFIG).read_text())[gitlab.PLAN_JOB]
     script = "set -eo pipefail\n" + job["script"]
-    env = {**os.environ, **job["variables"], "KVC_STUB_RUN": run, "CI_PIPELINE_ID": "7"}
+    env = {**os.environ, **job["variables"], "KVC_STUB_RUN": run, "KVC_STUB_REBUILD": rebuild,
+           "CI_PIPELINE_ID": "7"}
     return subprocess.run(["bash", "-c", script], cwd=root, env=env, capture_output=True,
                           text=True, check=False, timeout=60)
 
@@ -200,7 +202,7 @@ def test_the_plan_job_writes_a_child_of_exactly_the_images_that_run(tree: Path) 
     assert result.returncode == 0, result.stderr
     child = child_of(tree)
     own = YAML(typ="safe").load((tree / gitlab.IMAGES / f"{slugs[1]}.yml").read_text())
-    assert child == {"stages": gitlab.STAGES, **own}
+    assert child == {"stages": gitlab.STAGES, **own, "variables": {"KVC_REBUILD": ","}}
 
 
 def test_every_image_when_all_run(tree: Path) -> None:
@@ -220,13 +222,13 @@ def test_no_image_to_run_is_still_a_valid_child(tree: Path) -> None:
     result = run_plan_job(tree, "")
     assert result.returncode == 0, result.stderr
     child = child_of(tree)
-    assert set(child) == {"stages", "kvc-nothing-to-run"}
+    assert set(child) == {"stages", "kvc-nothing-to-run", "variables"}
     assert "0 image(s)" in result.stdout
 
 
 def test_blank_lines_in_run_txt_are_no_images(tree: Path) -> None:
     assert run_plan_job(tree, f"\n{images(tree)[0]}\n\n").returncode == 0
-    assert set(child_of(tree)) - {"stages"} == set(
+    assert set(child_of(tree)) - {"stages", "variables"} == set(
         YAML(typ="safe").load((tree / gitlab.IMAGES / f"{images(tree)[0]}.yml").read_text()))
 
 
@@ -254,6 +256,12 @@ def test_gitlab_registry_falls_back_to_the_job_token(tmp_path: Path) -> None:
     assert "CI_REGISTRY" not in jobs["build-debian-12-amd64"]["script"]
     assert "CI_REGISTRY" not in emitted(MINIMAL, "gitlab").child_jobs()[
         "containerize-debian-12"]["script"]  # ghcr.io: only the variables you set
+    # the plan reads the private image's label with the same pull access, never push
+    parent = YAML(typ="safe").load((tmp_path / ".gitlab-ci.yml").read_text())
+    plan = parent[gitlab.PLAN_JOB]
+    assert pull in plan["script"] and "KVC_REGISTRY_" not in plan["script"]
+    assert plan["variables"]["KVC_PULL_REGISTRY"] == "registry.gitlab.com"
+    assert plan["script"].index(pull) < plan["script"].index("bash .kvc/stages/plan.sh")
 
 
 @pytest.mark.parametrize("spec", spec_params())
@@ -288,3 +296,19 @@ def test_every_job_script_passes_shellcheck(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert subprocess.run(["shellcheck", str(broken)], capture_output=True,
                           check=False).returncode == 1
+
+
+def test_forced_and_refreshed_images_reach_the_child_as_kvc_rebuild(tree: Path) -> None:
+    """The plan's rebuild.txt becomes the child pipeline's global KVC_REBUILD, which the
+    cached build jobs' run command reads (a cache hit no longer skips their build)."""
+    slugs = images(tree)
+    result = run_plan_job(tree, f"{slugs[0]}\n{slugs[1]}\n", rebuild=f"{slugs[1]}\nbad slug!\n")
+    assert result.returncode == 0, result.stderr
+    child = child_of(tree)
+    assert child["variables"] == {"KVC_REBUILD": f",{slugs[1]},"}
+    builds = [job for name, job in child.items() if name.startswith("build-")]
+    assert builds and all("cache" in job for job in builds)
+    assert all(f"*,{slugs[1]},*" in job["script"] for name, job in child.items()
+               if name.startswith("build-") and slugs[1] in name)
+    result = run_plan_job(tree, f"{slugs[0]}\n")
+    assert child_of(tree)["variables"] == {"KVC_REBUILD": ","}

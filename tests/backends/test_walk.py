@@ -9,6 +9,7 @@ compile error at the spec position. Shared behaviour of the two real backends
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,7 +35,10 @@ from tests.backends.conftest import (
     FIXTURE_SPECS,
     ROOT,
     SPECS,
+    Emitted,
     case_id,
+    cases,
+    emit_input,
     emitted,
     spec_params,
 )
@@ -360,3 +364,47 @@ def test_no_repeated_skeleton_between_backends() -> None:
 
 def test_case_ids_are_unique() -> None:
     assert len({case_id(s) for s in SPECS}) == len(SPECS)
+
+
+# -- forced and refresh-due images rebuild without the build cache (plan.sh's rebuild.txt) --
+
+
+def _build_jobs(out: Emitted) -> list[Job]:
+    return [j for j in out.pipeline.jobs if j.cache is not None and j.cache.skip_run_on_hit]
+
+
+def _run_build_command(command: str, root: Path, output: str, rebuild: str | None,
+                       restored: bool) -> str:
+    """The emitted run command in ROOT, with a stage script that says it ran."""
+    script = root / ".kvc/stages/build.sh"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text("echo STAGE-RAN\n")
+    (root / output).parent.mkdir(parents=True, exist_ok=True)
+    (root / output).unlink(missing_ok=True)
+    if restored:
+        (root / output).write_text("old disk")
+    env = {"PATH": os.environ["PATH"], **({"KVC_REBUILD": rebuild} if rebuild is not None else {})}
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c", command], cwd=root, env=env,
+                            capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+@pytest.mark.parametrize(("spec", "backend"),
+                         [c for c in cases() if c.values[1] != "github"])
+def test_a_forced_or_refreshed_image_is_rebuilt_over_a_restored_cache(
+        spec: Path, backend: str, tmp_path: Path) -> None:
+    """CircleCI and GitLab skip the stage when the cache restored its output, unless the
+    plan listed the image in KVC_REBUILD (pipeline parameter kvc-rebuild / a variable of
+    the child pipeline)."""
+    out = emitted(spec, backend)
+    walk = BACKENDS[backend](emit_input(spec))
+    for job in _build_jobs(out):
+        assert job.cache is not None
+        command = walk.command(job)
+        slug = walk.slug(job.image)
+        output = job.cache.output
+        assert "STAGE-RAN" not in _run_build_command(command, tmp_path, output, None, True)
+        assert "STAGE-RAN" not in _run_build_command(command, tmp_path, output, ",x-1,", True)
+        assert "STAGE-RAN" in _run_build_command(command, tmp_path, output, f",{slug},", True)
+        assert "STAGE-RAN" in _run_build_command(command, tmp_path, output, None, False)
+        assert f'[[ "${{KVC_REBUILD:-}}" != *,{slug},* ]]' in "".join(out.files.values())

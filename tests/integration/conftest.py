@@ -8,6 +8,7 @@ failure (tests/gate.py; CI installs them with scripts/install-integration-deps.s
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -18,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,15 +144,22 @@ class Registry:
 @pytest.fixture
 def registry(scratch: Path) -> Iterator[Registry]:
     """Debian's docker-registry on 127.0.0.1, plain http, temporary storage."""
+    with serve_registry(scratch) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_registry(tmp_path: Path, extra_config: str = "") -> Iterator[Registry]:
+    """docker-registry with ``extra_config`` (more top-level YAML keys, e.g. ``auth:``)."""
     require("docker-registry")
     port = free_port()
-    tmp_path = scratch
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "registry.yml"
     config.write_text(
         "version: 0.1\n"
         "log: {level: error}\n"
         f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'storage'}}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n" + extra_config
     )
     proc = subprocess.Popen(
         ["docker-registry", "serve", str(config)],
@@ -163,6 +172,8 @@ def registry(scratch: Path) -> Iterator[Registry]:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
                     break
+            except urllib.error.HTTPError:
+                break  # 401: up, and asking for a login
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     pytest.fail("docker-registry did not start")

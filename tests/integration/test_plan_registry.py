@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from kvc.compiler.graph import build_pipeline
 from kvc.ir import Pipeline
 from tests.backends.expressions import circleci_started, github_started
 
-from .conftest import Registry, free_port, require, run
+from .conftest import Registry, free_port, require, run, serve_registry
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +257,67 @@ def test_emitted_pipeline_runs_everything_when_the_registry_is_unreachable(
     else:
         jobs = circleci_run(root, "")
     assert jobs == {"plan"} | jobs_of(pipeline, *IMAGES)
+
+
+# -- a private registry: the plan reads labels with the pull credentials --------
+
+PULL_USER = "kvc-reader"
+PULL_PASSWORD = "read-only \"quoted\" \\ pass"
+
+
+def bcrypt_hash(password: str) -> str:
+    """docker-registry's htpasswd wants bcrypt; the standard library's crypt makes it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # noqa: PLC0415 - deprecated, only here
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
+    """One image published to a registry that answers nothing without a login
+    (htpasswd: WWW-Authenticate: Basic), with its current fingerprint."""
+    require("buildah", "skopeo")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"{PULL_USER}:{bcrypt_hash(PULL_PASSWORD)}\n", encoding="utf-8")
+    auth = f"auth: {{htpasswd: {{realm: kvc-test, path: {htpasswd}}}}}\n"
+    with serve_registry(tmp_path / "registry", auth) as served:
+        spec = tmp_path / "kvc.yaml"
+        spec.write_text(spec_text(served.host), encoding="utf-8")
+        pipeline = build_pipeline(load(spec))
+        target = next(t for t in pipeline.targets if t.flavor == "same")
+        storage = tmp_path / "buildah"
+        container = buildah(storage, "from", "scratch")
+        buildah(storage, "config", f"--label=dev.kvc.fingerprint={target.fingerprint}",
+                "--label=org.opencontainers.image.created=2099-01-01T00:00:00Z", container)
+        image = buildah(storage, "commit", "--quiet", container)
+        buildah(storage, "push", "--tls-verify=false", f"--creds={PULL_USER}:{PULL_PASSWORD}",
+                image, f"docker://{target.repository}:1")
+        yield pipeline, served.host
+
+
+def test_a_private_image_is_read_with_the_pull_credentials(
+        private: tuple[Pipeline, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline, host = private
+    monkeypatch.setenv("KVC_PULL_USER", PULL_USER)
+    monkeypatch.setenv("KVC_PULL_PASSWORD", PULL_PASSWORD)
+    monkeypatch.setenv("KVC_PULL_REGISTRY", host)
+    rows = by_image(decide(pipeline))
+    assert rows["same"]["run"] is False, rows["same"]
+    assert str(rows["same"]["reason"]).startswith("unchanged")
+    assert str(rows["absent"]["reason"]).startswith("not published yet")
+
+
+def test_a_private_image_without_credentials_runs_and_says_why(
+        private: tuple[Pipeline, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline, _host = private
+    for name in ("KVC_PULL_USER", "KVC_PULL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    rows = by_image(decide(pipeline))
+    assert rows["same"]["run"] is True
+    assert "asks for a login and no pull credentials" in str(rows["same"]["reason"])
+    # credentials for another registry are never sent here
+    monkeypatch.setenv("KVC_PULL_USER", PULL_USER)
+    monkeypatch.setenv("KVC_PULL_PASSWORD", PULL_PASSWORD)
+    monkeypatch.setenv("KVC_PULL_REGISTRY", "elsewhere.invalid")
+    assert by_image(decide(pipeline))["same"]["run"] is True

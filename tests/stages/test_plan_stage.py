@@ -147,3 +147,28 @@ def test_a_refused_token_runs_the_image(tmp_path: Path, token_registry: TokenReg
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "| img/1 | run | registry unreadable" in summary
     assert (tmp_path / "out" / "run.txt").read_text(encoding="utf-8") == "img-1\n"
+
+
+def test_forced_and_refresh_due_images_are_rebuilt_without_the_cache(
+        tmp_path: Path, token_registry: TokenRegistry) -> None:
+    """rebuild.txt: a refresh exists to pick up new upstream images and updates, and a
+    forced run to redo a build; both would get the old disk back from the build cache,
+    which is keyed by the unchanged fingerprint. A changed or unpublished image has a
+    new fingerprint, so its cache misses anyway."""
+    host = token_registry.host
+    data = tmp_path / "plan.tsv"
+    data.write_text(
+        f"img-1\timg/1\t{host}/kvc/img\t{FINGERPRINT}\t3600\t1\n"  # due: no created label
+        f"img-2\timg/2\t{host}/kvc/img\t{FINGERPRINT}\t0\t1\n"  # forced
+        f"img-3\timg/3\t{host}/kvc/new\t{FINGERPRINT}\t0\t1\n"  # not published yet
+        f"img-4\timg/4\t{host}/kvc/img\t{FINGERPRINT}\t0\t1\n",  # unchanged
+        encoding="utf-8")
+    out = tmp_path / "out"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KVC_")}
+    result = subprocess.run(
+        ["bash", str(STAGES / "plan.sh")], capture_output=True, text=True, check=False,
+        env={**clean, "KVC_PLAN_DATA": str(data), "KVC_PLAN_DIR": str(out),
+             "KVC_FORCE": "img-2"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (out / "run.txt").read_text(encoding="utf-8") == "img-1\nimg-2\nimg-3\n"
+    assert (out / "rebuild.txt").read_text(encoding="utf-8") == "img-1\nimg-2\n"

@@ -6,8 +6,11 @@
 # repository, fingerprint, refresh seconds, tags; read as data, never
 # evaluated), KVC_FORCE (empty, "all", or comma-separated slugs or image ids)
 # KVC_PLAN_DIR, and optionally KVC_PLAN_IMAGES (the slugs this plan covers; default
-# all). Output: plan.json, run.txt and a Markdown table appended to
-# KVC_SUMMARY_FILE. An image runs when it is forced, when nothing is published
+# all). Output: plan.json, run.txt, rebuild.txt and a Markdown table appended to
+# KVC_SUMMARY_FILE. rebuild.txt lists the images that run because they were
+# forced or are due for a refresh: their build jobs must not restore the build
+# cache, which is keyed by the unchanged fingerprint and would hand back the
+# old disk (a refresh exists to pick up new upstream images and updates). An image runs when it is forced, when nothing is published
 # under its first tag, when the published dev.kvc.fingerprint label differs,
 # when its last publish stopped half way (its tags point at different images),
 # or when the published image is older than its refresh age. Anything that
@@ -20,7 +23,13 @@
 # Public images need no credentials: a 401 names a token service in its
 # WWW-Authenticate header, which hands out anonymous pull tokens
 # (distribution/distribution@v3.1.1:docs/content/spec/auth/token.md:51-84,145-149).
-# KVC_PULL_USER/KVC_PULL_PASSWORD, when set, are sent to that token service.
+# KVC_PULL_USER/KVC_PULL_PASSWORD, when set, are sent to that token service
+# as basic auth, which is how a login exchanges them for a pull token (token.md
+# above, "Requesting a Token"); a CI token with read access to a private image
+# (GitHub's GITHUB_TOKEN with packages: read on ghcr.io, GitLab's job token)
+# reads its label that way. A registry that asks for basic auth itself
+# (WWW-Authenticate: Basic, e.g. distribution with htpasswd) gets them on each
+# request instead.
 set -euo pipefail
 
 KVC_STAGE=plan
@@ -38,6 +47,7 @@ PUB_DIGEST=""
 FAIL=""
 STATUS=""
 TOKEN=""
+BASIC=false
 
 cleanup() {
   if [ -n "$TMP" ]; then
@@ -89,31 +99,50 @@ fetch() {
     --retry 2 --retry-delay 2 "$@"
 }
 
+# Pull credentials go only to the registry they are for (KVC_PULL_REGISTRY, when
+# set), never to every token service a plan over several registries meets.
+pull_credentials_for() {
+  [ -n "${KVC_PULL_USER:-}" ] && [ -n "${KVC_PULL_PASSWORD:-}" ] &&
+    { [ -z "${KVC_PULL_REGISTRY:-}" ] || [ "$KVC_PULL_REGISTRY" = "$1" ]; }
+}
+
+# The pull credentials as a curl config line: credentials go to curl on stdin as
+# a quoted config value (--config -), never on its command line.
+pull_config() {
+  local user="${KVC_PULL_USER:-}:${KVC_PULL_PASSWORD:-}"
+  user="${user//\\/\\\\}"
+  user="${user//\"/\\\"}"
+  printf 'user = "%s"\n' "$user"
+}
+
 # An anonymous (or KVC_PULL_*) pull token from the realm named in HEADERS,
-# for repository NAME on registry HOST.
+# for repository NAME on registry HOST; or, when the registry asks for basic
+# auth, BASIC=true with credentials for HOST.
 get_token() {
   local headers="$1" name="$2" host="$3" line realm="" service=""
-  local -a auth=()
-  local user="${KVC_PULL_USER:-}:${KVC_PULL_PASSWORD:-}"
+  local -a query=()
   line="$(grep -i '^www-authenticate:' "$headers" | tail -n1 | tr -d '\r')" || true
   [[ "$line" =~ realm=\"([^\"]*)\" ]] && realm="${BASH_REMATCH[1]}"
   [[ "$line" =~ service=\"([^\"]*)\" ]] && service="${BASH_REMATCH[1]}"
+  if [[ "$line" =~ ^[Ww][Ww][Ww]-[Aa]uthenticate:[[:space:]]*[Bb]asic ]]; then
+    if ! pull_credentials_for "$host"; then
+      FAIL="the registry asks for a login and no pull credentials were given (private image? set KVC_PULL_USER/KVC_PULL_PASSWORD)"
+      return 1
+    fi
+    BASIC=true
+    return 0
+  fi
   if [ -z "$realm" ] || [[ "$line" != *[Bb]earer* ]]; then
     FAIL="authentication required and no bearer token service offered"
     return 1
   fi
-  # Pull credentials go only to the registry they are for (KVC_PULL_REGISTRY, when
-  # set), never to every token service a plan over several registries meets.
-  if [ -n "${KVC_PULL_USER:-}" ] && [ -n "${KVC_PULL_PASSWORD:-}" ] &&
-    { [ -z "${KVC_PULL_REGISTRY:-}" ] || [ "$KVC_PULL_REGISTRY" = "$host" ]; }; then
-    auth=(--config -)
-  fi
-  # Credentials go to curl on stdin as a quoted config value, never on its command line.
-  user="${user//\\/\\\\}"
-  user="${user//\"/\\\"}"
-  if ! printf 'user = "%s"\n' "$user" |
-    fetch -G -o "$TMP/token.json" "${auth[@]}" --data-urlencode "service=$service" \
-      --data-urlencode "scope=repository:$name:pull" "$realm" 2>"$TMP/err"; then
+  query=(-G -o "$TMP/token.json" --data-urlencode "service=$service"
+    --data-urlencode "scope=repository:$name:pull" "$realm")
+  if ! if pull_credentials_for "$host"; then
+    pull_config | fetch --config - "${query[@]}" 2>"$TMP/err"
+  else
+    fetch "${query[@]}" 2>"$TMP/err"
+  fi; then
     FAIL="token service unreachable: $(tail -n1 "$TMP/err" | head -c 200)"
     return 1
   fi
@@ -121,6 +150,15 @@ get_token() {
   if [ -z "$TOKEN" ]; then
     FAIL="token service gave no token (private image? set KVC_PULL_USER/KVC_PULL_PASSWORD)"
     return 1
+  fi
+}
+
+# fetch, with the pull credentials as basic auth once the registry asked for it.
+request() {
+  if [ "$BASIC" = true ]; then
+    pull_config | fetch --config - "$@"
+  else
+    fetch "$@"
   fi
 }
 
@@ -136,13 +174,13 @@ registry_get() {
     FAIL="registry unreachable: $base did not answer earlier in this plan"
     return 1
   fi
-  if ! STATUS="$(fetch -o "$out" -D "$TMP/headers" -w '%{http_code}' "${headers[@]}" \
+  if ! STATUS="$(request -o "$out" -D "$TMP/headers" -w '%{http_code}' "${headers[@]}" \
     "$base/v2/$name/$path" 2>"$TMP/err")"; then
     FAIL="registry unreachable: $(tail -n1 "$TMP/err" | head -c 200)"
     printf '%s\n' "$base" >>"$TMP/down"
     return 1
   fi
-  if [ "$STATUS" = 401 ] && [ -z "$TOKEN" ]; then
+  if [ "$STATUS" = 401 ] && [ -z "$TOKEN" ] && [ "$BASIC" = false ]; then
     get_token "$TMP/headers" "$name" "$(registry_host_of "$base")" || return 1
     registry_get "$@"
     return
@@ -168,7 +206,7 @@ tag_digest() {
 # 0 when read (PUB_DIGEST "" when nothing is published), 1 with FAIL set.
 read_published() {
   local repo="$1" tag="$2" base name digest config
-  PUB_FINGERPRINT="" PUB_CREATED="" PUB_DIGEST="" TOKEN=""
+  PUB_FINGERPRINT="" PUB_CREATED="" PUB_DIGEST="" TOKEN="" BASIC=false
   IFS=$'\t' read -r base name <<<"$(api_base "$repo")"
   registry_get "$base" "$name" "manifests/$tag" "$TMP/manifest.json" || return 1
   [ "$STATUS" = 200 ] || return 0
@@ -302,6 +340,7 @@ main() {
     offline="cannot read registries: $(tr '\n' ' ' <"$TMP/tools")"
   [ -z "${KVC_FORCE:-}" ] || check_force
   : >"$KVC_PLAN_DIR/run.txt"
+  : >"$KVC_PLAN_DIR/rebuild.txt"
   while IFS=$'\t' read -r slug image repo fp refresh tags; do
     if [ -z "$slug" ] || [[ "$slug" == \#* ]] || ! planned "$slug"; then
       continue
@@ -320,6 +359,9 @@ main() {
     if [ "$run" = true ]; then
       runs=$((runs + 1))
       printf '%s\n' "$slug" >>"$KVC_PLAN_DIR/run.txt"
+      case "$reason" in
+        forced* | "refresh due"*) printf '%s\n' "$slug" >>"$KVC_PLAN_DIR/rebuild.txt" ;;
+      esac
     fi
     kvc_log "$image: $([ "$run" = true ] && echo run || echo skip): $reason"
     json+="$sep{\"image\": $(json_str "$image"), \"slug\": $(json_str "$slug"), \"run\": $run, \"reason\": $(json_str "$reason"), \"fingerprint\": $(json_str "$fp")}"
