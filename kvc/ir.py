@@ -43,6 +43,10 @@ class Runtime(StrEnum):
     SIGN_ISSUER = "KVC_SIGN_ISSUER"
     SIGN_IDENTITY = "KVC_SIGN_IDENTITY"
     SIGN_IDENTITY_REGEXP = "KVC_SIGN_IDENTITY_REGEXP"
+    # "true" when this run's publish job runs (a push to the default branch), else
+    # "false": containerize refuses to fall back to an OCI archive then, since
+    # publish could never promote it.
+    PUBLISHES = "KVC_PUBLISHES"
 
 
 # What every job gets; publish adds OUTPUT_FILE, and the identity only when it signs.

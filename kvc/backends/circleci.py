@@ -8,6 +8,7 @@ each step.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -210,6 +211,12 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
             return PLAN_JOB
         environment["KVC_PULL_REGISTRY"] = registry.host
         return {PLAN_JOB: {"context": list(self.settings.pull_context)}}
+
+    def publishes_condition(self) -> str:
+        """The publish job's branch filter in the shell (CIRCLE_BRANCH is a built-in
+        variable, unset in tag pipelines)."""
+        branch = shlex.quote(self.default_branch(self.settings.default_branch))
+        return f'[ "${{CIRCLE_BRANCH:-}}" = {branch} ]'
 
     def _gate(self, slug: str) -> dict[str, Any]:
         return {"matches": {"pattern": f"^.*,{slug},.*$",

@@ -8,6 +8,7 @@ GitHub's tables and its spelling of each step.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -233,6 +234,12 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
             if permissions:  # `permissions: {}` would take away contents: read too
                 job["permissions"] = permissions
         return {**job, "env": env, "steps": [*self.checkout_plan(), step]}
+
+    def publishes_condition(self) -> str:
+        """PUBLISH_IF in the shell, from the default variables GITHUB_EVENT_NAME and
+        GITHUB_REF (GitHub docs, "Variables reference")."""
+        branch = shlex.quote(f"refs/heads/{self.default_branch(self.settings.default_branch)}")
+        return f'[ "$GITHUB_EVENT_NAME" != pull_request ] && [ "$GITHUB_REF" = {branch} ]'
 
     def checkout_plan(self) -> list[Step]:
         return [_uses("checkout", {"persist-credentials": False})]

@@ -331,6 +331,13 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
             {"if": f"$CI_COMMIT_BRANCH == {target}"},
         ]
 
+    def publishes_condition(self) -> str:
+        """_publish_rules in the shell: no merge request, and the default branch."""
+        branch = self.settings.default_branch
+        target = shlex.quote(branch) if branch is not None else '"$CI_DEFAULT_BRANCH"'
+        return (f'[ "${{{PARENT_SOURCE}:-}}" != merge_request_event ] && '
+                f'[ -z "${{CI_MERGE_REQUEST_IID:-}}" ] && [ "${{CI_COMMIT_BRANCH:-}}" = {target} ]')
+
     @staticmethod
     def _artifacts(produced: tuple[Artifact, ...]) -> dict[str, Any]:
         if not produced:

@@ -205,6 +205,18 @@ class Emitter:
             return None
         return Registry(RegistryAccess.PULL, hosts.pop())
 
+    def runtime_line(self, value: Runtime) -> str:
+        """The shell line that exports a runtime value ("" where the backend has none)."""
+        if value is Runtime.PUBLISHES:
+            condition = self.publishes_condition()
+            return ("" if condition is None else
+                    f"if {condition}; then export {value}=true; else export {value}=false; fi")
+        return f'export {value}="{self.RUNTIME[value]}"' if value in self.RUNTIME else ""
+
+    def publishes_condition(self) -> str | None:
+        """A shell condition true exactly in runs whose publish job runs."""
+        return None
+
     def gated(self, job: Job) -> bool:
         """An image's first jobs wait for the plan; the rest follow through ``needs``."""
         return not job.needs
@@ -228,8 +240,7 @@ class Emitter:
 
     def command(self, job: Job) -> str:
         """The run step's shell: runtime values, then the stage script (unless cached)."""
-        lines = [f'export {value}="{self.RUNTIME[value]}"'
-                 for value in job.runtime if value in self.RUNTIME]
+        lines = [line for value in job.runtime if (line := self.runtime_line(value))]
         run = f"bash {shlex.quote(job.script)}"
         cache = job.cache
         if cache is not None and cache.skip_run_on_hit and not self.CAPABILITIES.cache_hit_output:

@@ -118,6 +118,7 @@ def _containerize_job(names: ImageNames, builds: Sequence[ImageBuild],
         inputs=tuple(stage_env.containerize_env(builds)),
         produces=(staged,), consumes=tuple(a for j in build_jobs for a in j.produces),
         timeout_minutes=60, registry=_registry(builds[0], RegistryAccess.PUSH),
+        runtime=(*BASE_RUNTIME, Runtime.PUBLISHES),
         tools=("buildx",), origin=_origin(builds[0]),
     )
 

@@ -4,7 +4,8 @@
 # With registry credentials the image is pushed by digest only: no tag is
 # created in the repository (a tag appears only when publish promotes the
 # tested digest). Without credentials it is exported as an OCI archive, so
-# pull requests from forks still build and test. Either way the exact staged
+# pull requests from forks still build and test; in a run that publishes
+# (KVC_PUBLISHES=true) missing credentials stop the stage at once instead. Either way the exact staged
 # reference, repo@sha256:<index digest>, is written to $KVC_STAGED_DIR/ref,
 # and test and publish read it from there: nobody derives a name from a run
 # id, so re-running failed jobs (new workflow id, same workspace) still finds
@@ -98,8 +99,19 @@ write_staged() {
   mv -f "$KVC_STAGED_DIR/$1.tmp" "$KVC_STAGED_DIR/$1"
 }
 
+# Without credentials the image becomes an OCI archive, which tests can load but
+# publish can never promote (publish.sh refuses it). In a run that publishes (the
+# backend sets KVC_PUBLISHES=true on pushes to the default branch) that would
+# fail only after every build and test: stop here, naming what is missing.
+check_publishable() {
+  if kvc_bool KVC_PUBLISHES && ! has_credentials; then
+    kvc_die "this run publishes (a push to the default branch) but KVC_REGISTRY_USER/KVC_REGISTRY_PASSWORD are empty: without them the image would only be exported as an OCI archive, which publish cannot promote. Give the containerize and publish jobs the push credentials (docs/getting-started.md, 'Secrets')"
+  fi
+}
+
 main() {
   kvc_require KVC_BAKE_FILE KVC_BAKE_TARGET KVC_IMAGE KVC_STAGED_DIR KVC_IMAGE_SLUG
+  check_publishable
   kvc_ensure_tools docker:docker.io
   check_artifacts
   mkdir -p "$KVC_STAGED_DIR"

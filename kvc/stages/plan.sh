@@ -25,7 +25,7 @@
 # KVC_PULL_USER/KVC_PULL_PASSWORD, when set, are sent to that token service
 # as basic auth, which is how a login exchanges them for a pull token (token.md
 # above, "Requesting a Token"); a CI token with read access to a private image
-# (GitHub's GITHUB_TOKEN with packages: read on ghcr.io, GitLab's job token)
+# (GitHub's run token with packages: read on ghcr.io, GitLab's job token)
 # reads its label that way. A registry that asks for basic auth itself
 # (WWW-Authenticate: Basic, e.g. distribution with htpasswd) gets them on each
 # request instead.

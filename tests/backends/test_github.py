@@ -146,6 +146,12 @@ def test_job_env_and_timeout_are_the_irs_literally(spec: Path, backend: str) -> 
         exports = RUNTIME_EXPORTS
         if job.stage is Stage.PUBLISH:
             exports += PUBLISH_EXPORTS + (SIGN_EXPORTS if job.needs_identity_token else "")
+        if job.stage is Stage.CONTAINERIZE:  # the same rule as publish's if:
+            branch = (out.resolved.spec.backends and out.resolved.spec.backends.github
+                      and out.resolved.spec.backends.github.default_branch) or "main"
+            exports += ('if [ "$GITHUB_EVENT_NAME" != pull_request ] && [ "$GITHUB_REF" = '
+                        f'refs/heads/{branch} ]; then export KVC_PUBLISHES=true; '
+                        'else export KVC_PUBLISHES=false; fi\n')
         assert [s["run"] for s in runs] == [exports + f"bash {job.script}\n"], job.id
 
 

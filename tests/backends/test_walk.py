@@ -207,6 +207,8 @@ def test_every_stage_run_exports_the_neutral_runtime_values(spec: Path, backend:
                        for line in command.splitlines() if line.startswith("export "))
         job = emitted(spec, backend).pipeline.job(job_id)
         extra = PUBLISH_RUNTIME[backend] if job.stage is Stage.PUBLISH else {}
+        if job.stage is Stage.CONTAINERIZE:  # checked by running it, further down
+            assert "then export KVC_PUBLISHES=true; else export KVC_PUBLISHES=false" in command
         if job.needs_identity_token:
             extra = {**extra, **SIGN_RUNTIME[backend]}
         assert exports == {k: f'"{v}"' for k, v in {**RUNTIME[backend], **extra}.items()}, job_id
@@ -408,3 +410,41 @@ def test_a_forced_or_refreshed_image_is_rebuilt_over_a_restored_cache(
         assert "STAGE-RAN" in _run_build_command(command, tmp_path, output, f",{slug},", True)
         assert "STAGE-RAN" in _run_build_command(command, tmp_path, output, None, False)
         assert f'[[ "${{KVC_REBUILD:-}}" != *,{slug},* ]]' in "".join(out.files.values())
+
+
+# -- KVC_PUBLISHES: containerize knows whether this run's publish job runs --------
+
+PUBLISHING_RUNS = {
+    "github": [({"GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/heads/main"}, True),
+               ({"GITHUB_EVENT_NAME": "workflow_dispatch", "GITHUB_REF": "refs/heads/main"},
+                True),
+               ({"GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/7/merge"}, False),
+               ({"GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/heads/main-x"}, False)],
+    "circleci": [({"CIRCLE_BRANCH": "main"}, True), ({"CIRCLE_BRANCH": "pull/7"}, False),
+                 ({}, False)],
+    "gitlab": [({"CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}, True),
+               ({"CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main",
+                 "KVC_PARENT_SOURCE": "merge_request_event"}, False),
+               ({"CI_MERGE_REQUEST_IID": "3", "CI_DEFAULT_BRANCH": "main"}, False),
+               ({"CI_COMMIT_BRANCH": "dev", "CI_DEFAULT_BRANCH": "main"}, False)],
+}
+
+
+@pytest.mark.parametrize("backend", sorted(PUBLISHING_RUNS))
+def test_containerize_knows_whether_the_run_publishes(backend: str) -> None:
+    """Exactly the runs whose publish job runs get KVC_PUBLISHES=true (the same rule
+    as the publish job's filter), so containerize can refuse the archive fallback."""
+    spec = next(s for s in EXAMPLES if s.parent.name == "minimal")
+    walk = BACKENDS[backend](emit_input(spec))
+    containerize = [j for j in walk.source.pipeline.jobs if j.stage is Stage.CONTAINERIZE]
+    assert containerize
+    for job in containerize:
+        command = walk.command(job)
+        (line,) = [x for x in command.splitlines() if "KVC_PUBLISHES=" in x]
+        for env, publishes in PUBLISHING_RUNS[backend]:
+            result = subprocess.run(["bash", "-euc", f'{line}\necho "$KVC_PUBLISHES"'],
+                                    env={"PATH": os.environ["PATH"], **env},
+                                    capture_output=True, text=True, check=True)
+            assert result.stdout.strip() == ("true" if publishes else "false"), (env, command)
+    others = [j for j in walk.source.pipeline.jobs if j.stage is not Stage.CONTAINERIZE]
+    assert not [j for j in others if "KVC_PUBLISHES" in walk.command(j)]

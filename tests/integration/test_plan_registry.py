@@ -177,7 +177,13 @@ def github_run(root: Path, force: str) -> tuple[set[str], str]:
     bash(root, step["run"], {**env, "GITHUB_OUTPUT": str(output),
                               "GITHUB_STEP_SUMMARY": str(summary)})
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
-    assert plan["outputs"] == {"images": "${{ steps.plan.outputs.images }}"}
+    assert plan["outputs"] == {"images": "${{ steps.plan.outputs.images }}",
+                               "rebuild": "${{ steps.plan.outputs.rebuild }}"}
+    # only forced images skip the build cache (nothing here is due for a refresh)
+    forced = {t.strip().replace("/", "-") for t in force.split(",") if t.strip()}
+    running = {s for s in outputs["images"].split(",") if s}
+    expected = running if "all" in forced else forced
+    assert {s for s in outputs["rebuild"].split(",") if s} == expected, outputs
     started = github_started(doc, {"github.event_name": "push", "github.ref": "refs/heads/main"},
                              {"plan": outputs})
     return started, summary.read_text(encoding="utf-8")

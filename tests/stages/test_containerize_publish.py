@@ -89,6 +89,33 @@ def test_without_credentials_exports_oci_archive(stubs: Stubs) -> None:
     assert (staged / "archive-ref").read_text() == f"{IMAGE}:kvc-staged-debian-12\n"
 
 
+def test_a_publishing_run_without_credentials_fails_before_building(stubs: Stubs) -> None:
+    """The archive fallback is for pull requests: a push to the default branch would
+    build and test it, then fail in publish, which cannot promote an archive."""
+    env = containerize_env(stubs) | {"KVC_PUBLISHES": "true", "KVC_REGISTRY_USER": "bot"}
+    result = stubs.run("containerize.sh", env)
+    assert result.returncode != 0
+    assert "this run publishes" in result.stderr
+    assert "KVC_REGISTRY_USER/KVC_REGISTRY_PASSWORD are empty" in result.stderr
+    assert not stubs.calls("docker")  # stopped before any work
+    assert not (stubs.root / STAGED / "ref").exists()
+
+
+@pytest.mark.parametrize(("publishes", "credentials", "archive"), [
+    ("false", False, True),  # a pull request: the archive fallback
+    ("", False, True),  # kvc run, or a backend that does not say
+    ("true", True, False),  # a publishing run with credentials pushes
+])
+def test_the_archive_fallback_only_where_nothing_publishes(
+        stubs: Stubs, publishes: str, credentials: bool, archive: bool) -> None:
+    env = containerize_env(stubs) | {"KVC_PUBLISHES": publishes}
+    if credentials:
+        env |= {"KVC_REGISTRY_USER": "bot", "KVC_REGISTRY_PASSWORD": "secret"}
+    result = stubs.run("containerize.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert (stubs.root / STAGED / "image.oci.tar").exists() is archive
+
+
 def test_a_rerun_replaces_what_an_earlier_attempt_staged(stubs: Stubs) -> None:
     """A re-run in the same workspace (CircleCI) starts from a clean staged dir:
     an archive from an attempt without credentials must not survive a push."""
