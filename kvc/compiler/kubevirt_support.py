@@ -47,6 +47,12 @@ def node_kubernetes() -> str:
     return _tools_value("KVC_KIND_NODE_KUBERNETES")
 
 
+def pinned_virtctl() -> frozenset[tuple[str, str]]:
+    """(version, arch) of every virtctl the pin table can download."""
+    text = resources.files("kvc.stages").joinpath("tools.sh").read_text(encoding="utf-8")
+    return frozenset(re.findall(r'^\s*"virtctl (\S+) (\S+) ', text, re.MULTILINE))
+
+
 def pinned_kubevirt() -> frozenset[str]:
     """KubeVirt releases whose manifests the pin table can download."""
     text = resources.files("kvc.stages").joinpath("tools.sh").read_text(encoding="utf-8")
@@ -62,6 +68,7 @@ def warnings(builds: Iterable[ImageBuild]) -> list[str]:
     """One `FILE:LINE:COL: warning: ...` line per test.kubevirt value the stage cannot honour."""
     kubernetes = node_kubernetes()
     pinned = pinned_kubevirt()
+    virtctl = pinned_virtctl()
     lines: dict[str, None] = {}
     for build in builds:
         if not build.test.enabled:
@@ -77,4 +84,15 @@ def warnings(builds: Iterable[ImageBuild]) -> list[str]:
             lines[f"{where}: warning: test.kubevirt {version} has no pinned checksums in "
                   f".kvc/stages/tools.sh (pinned: {', '.join(sorted(pinned))}); the kubevirt "
                   "test mode will refuse to download it [kubevirt-pin]"] = None
+        # ssh in kubevirt mode runs virtctl; test.mode auto falls back to qemu mode
+        # without a pinned one, a forced kubevirt mode cannot.
+        if (build.test.mode == "kubevirt" and "ssh" in build.test.checks
+                and version in pinned and (version, build.arch) not in virtctl):
+            mode = build.origins.get("test.mode")
+            at = str(mode.pos) if mode is not None and mode.pos is not None else where
+            lines[f"{at}: warning: test.mode kubevirt with the ssh check needs virtctl "
+                  f"{version} for linux-{build.arch}, which has no verified sha256 in "
+                  f".kvc/stages/tools.sh: that test stops before it starts; use test.mode "
+                  f"auto or qemu for {build.arch} (docs/stages.md, 'Pinned tools') "
+                  "[virtctl-pin]"] = None
     return list(lines)

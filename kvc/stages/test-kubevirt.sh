@@ -70,6 +70,10 @@ wait_condition() {
 # checksum-verified downloads, never whatever the runner has on PATH (a
 # runner's kind defaults to a different Kubernetes).
 kv_install_tools() {
+  if [[ ",${KVC_CHECKS:-boot}," == *,ssh,* ]]; then
+    kvc_pin virtctl "$KVC_KUBEVIRT_VERSION" "$KVC_ARCH" >/dev/null ||
+      kvc_die "the ssh check needs virtctl $KVC_KUBEVIRT_VERSION for linux-$KVC_ARCH, which has no verified sha256 in .kvc/stages/tools.sh (KubeVirt publishes no checksum file; docs/stages.md, 'Pinned tools'): for this arch set test.mode to auto or qemu (qemu mode runs ssh without virtctl), or leave ssh out of test.checks"
+  fi
   KV_TOOLS="${KVC_TOOLS_DIR:-$WORK/bin}"
   mkdir -p "$KV_TOOLS"
   kvc_fetch_pinned kind "$KVC_KIND_VERSION" "$KVC_ARCH" "$KV_TOOLS/kind"

@@ -59,3 +59,18 @@ def test_validate_is_quiet_for_the_default(tmp_path: Path) -> None:
     code, _, err = validate(tmp_path, "")
     assert code == 0
     assert "warning" not in err
+
+
+def test_validate_warns_when_kubevirt_mode_cannot_run_ssh_on_an_arch(tmp_path: Path) -> None:
+    """No checksum of virtctl v1.8.2 linux-arm64 could be traced to a source, so a
+    forced kubevirt mode cannot run the ssh check there (auto falls back to qemu)."""
+    code, _, err = validate(tmp_path, "        test:\n          mode: kubevirt\n"
+                                      "          checks: [boot, ssh]\n")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "[virtctl-pin]" in line]
+    assert len(lines) == 1, err
+    assert "virtctl v1.8.2 for linux-arm64" in lines[0]
+    assert re.match(r".*kvc\.yaml:\d+:\d+: warning: test.mode kubevirt", lines[0])
+    assert ("v1.8.2", "amd64") in kubevirt_support.pinned_virtctl()
+    code, _, err = validate(tmp_path, "        test:\n          checks: [boot, ssh]\n")
+    assert "[virtctl-pin]" not in err  # auto: qemu mode runs ssh without virtctl

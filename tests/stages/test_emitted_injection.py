@@ -88,7 +88,10 @@ def _circleci_env(root: Path) -> dict[str, str]:
     text = (root / ".circleci/kvc.yml").read_text()
     assert "\\" + CIRCLE_PARAM in text and f" {CIRCLE_PARAM}" not in text
     config = YAML(typ="safe").load(text)
-    return circleci_env(config["jobs"]["build-debian-12-amd64"]["environment"])
+    env = dict(config["jobs"]["build-debian-12-amd64"]["environment"])
+    # kvc's own parameter (the plan's rebuild list), the one value meant to be substituted
+    assert env.pop("KVC_REBUILD") == "<< pipeline.parameters.kvc-rebuild >>"
+    return circleci_env(env)
 
 
 def _gitlab_env(root: Path) -> dict[str, str]:

@@ -407,12 +407,31 @@ def test_arm64_with_kvm_runs_kubevirt_without_emulation(stage: Stubs, tmp_path: 
 
 
 def test_arm64_ssh_fails_closed_without_a_pinned_virtctl(stage: Stubs, tmp_path: Path) -> None:
+    """Forced into kubevirt mode, ssh on arm64 stops before anything starts and says
+    what to change: no checksum of virtctl v1.8.2 linux-arm64 could be traced."""
+    stage.add("qemu-system-x86_64")
+    stage.add("qemu-system-aarch64")
+    result = run(stage, "arm64", **kvm_fixture(tmp_path, "Y"), KVC_FORCE_TCG="false",
+                 KVC_TEST_MODE="kubevirt")
+    assert result.returncode != 0
+    assert "the ssh check needs virtctl v1.8.2 for linux-arm64" in result.stderr
+    assert "set test.mode to auto or qemu" in result.stderr
+    assert "kind" not in stage.tools()
+    assert not argvs(stage, "curl")  # nothing unverified was downloaded
+
+
+def test_arm64_ssh_with_kvm_runs_in_qemu_mode_when_virtctl_is_unpinned(
+        stage: Stubs, tmp_path: Path) -> None:
+    """auto picks qemu mode (with KVM) rather than a kubevirt run that cannot do ssh."""
     stage.add("qemu-system-x86_64")
     stage.add("qemu-system-aarch64")
     result = run(stage, "arm64", **kvm_fixture(tmp_path, "Y"), KVC_FORCE_TCG="false")
-    assert result.returncode != 0
-    assert "no pinned sha256 for virtctl v1.8.2 (arm64)" in result.stderr
+    assert "mode: qemu (KVM usable" in result.stderr, result.stderr
+    assert "needs virtctl v1.8.2 for arm64" in result.stderr
     assert "kind" not in stage.tools()
+    (tmp_path / "b").mkdir()
+    amd64 = run(stage, "amd64", **kvm_fixture(tmp_path / "b", "Y"), KVC_FORCE_TCG="false")
+    assert "mode: kubevirt (KVM usable" in amd64.stderr  # virtctl amd64 is pinned
 
 
 # --- KVM detection in lib.sh ----------------------------------------------------

@@ -12,9 +12,12 @@
 #   modules/tools/00_mod.mk:496-509 (kubectl_linux_*, kind_linux_* SHA256SUM).
 # - KubeVirt v1.8.2 kubevirt-operator.yaml, kubevirt-cr.yaml and virtctl
 #   linux-amd64: the same three values pinned independently by two public
-#   repositories' install scripts (docs/stages.md lists them). No public
-#   source for virtctl v1.8.2 linux-arm64 was found offline, so arm64 has no
-#   virtctl row: the ssh check in KubeVirt mode on arm64 fails closed.
+#   repositories' install scripts (docs/stages.md lists them). KubeVirt
+#   publishes no checksum file for its release assets, and no source pinning
+#   virtctl v1.8.2 linux-arm64 was found (searched by file name and in
+#   packaging that pins virtctl binaries), so arm64 has no virtctl row: test.sh
+#   then runs an arm64 ssh check in qemu mode (plain ssh, no virtctl), and a
+#   forced kubevirt mode stops before it starts, saying what to change.
 #
 # The kind node image is the default of that kind release:
 # kubernetes-sigs/kind@v0.31.0:pkg/apis/config/defaults/image.go:21.

@@ -338,21 +338,30 @@ kvc_setup_libguestfs() {
 # kvc_fetch_pinned NAME VERSION ARCH DEST: download a file listed in the pin
 # table (tools.sh) and keep it only if its sha256 is the pinned one. Nothing
 # without a row is downloaded: the stage fails closed, naming what is missing.
-kvc_fetch_pinned() {
-  local name="$1" version="$2" arch="$3" dest="$4" row url="" sum="" actual
+# kvc_pin NAME VERSION ARCH: "URL SHA256" of the pin table's row, or status 1.
+kvc_pin() {
+  local name="$1" version="$2" arch="$3" row found=""
   local -a f
   # The caller sources tools.sh (test.sh does): lib.sh itself sources nothing,
   # so the build fingerprint, which hashes what the build stage reads, need not
   # change when a test tool is bumped.
-  [ -n "${KVC_TOOL_PINS+set}" ] || kvc_die "kvc_fetch_pinned needs tools.sh sourced first"
+  [ -n "${KVC_TOOL_PINS+set}" ] || kvc_die "kvc_pin needs tools.sh sourced first"
   for row in "${KVC_TOOL_PINS[@]}"; do
     read -r -a f <<<"$row"
     if [ "${f[0]}" = "$name" ] && [ "${f[1]}" = "$version" ] &&
       { [ "${f[2]}" = "$arch" ] || [ "${f[2]}" = any ]; }; then
-      url="${f[3]}"
-      sum="${f[4]}"
+      found="${f[3]} ${f[4]}"
     fi
   done
+  [ -n "$found" ] || return 1
+  printf '%s\n' "$found"
+}
+
+kvc_fetch_pinned() {
+  local name="$1" version="$2" arch="$3" dest="$4" pin="" url="" sum="" actual
+  pin="$(kvc_pin "$name" "$version" "$arch")" || true
+  url="${pin%% *}"
+  sum="${pin#* }"
   [ -n "$url" ] || kvc_die "no pinned sha256 for $name $version ($arch) in .kvc/stages/tools.sh: kvc downloads only verified files (see docs/stages.md, 'Pinned tools')"
   kvc_log "downloading $name $version ($arch)"
   kvc_retry 3 "${KVC_RETRY_DELAY:-5}" curl --fail --location --silent --show-error \

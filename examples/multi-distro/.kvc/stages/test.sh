@@ -90,6 +90,14 @@ substitute() {
   printf '%s\n' "$content" >"$dest"
 }
 
+# ssh_tool_pinned: the ssh check is not asked for, or the pin table has the
+# virtctl it needs in kubevirt mode for KVC_ARCH (KubeVirt publishes no checksum
+# file, and none was found for every arch: docs/stages.md, "Pinned tools").
+ssh_tool_pinned() {
+  [[ ",${KVC_CHECKS:-boot}," != *,ssh,* ]] ||
+    kvc_pin virtctl "${KVC_KUBEVIRT_VERSION:-}" "$KVC_ARCH" >/dev/null
+}
+
 # select_mode: MODE and MODE_REASON from KVC_TEST_MODE, KVM and the arch.
 # KubeVirt never emulates arm64 (see the header), so arm64 without KVM runs
 # in qemu, and forcing kubevirt there is refused before anything starts.
@@ -108,6 +116,9 @@ select_mode() {
   if [ "$requested" = qemu ]; then
     MODE=qemu
     MODE_REASON="test.mode is qemu; $kvm_why"
+  elif [ "$KVM" = true ] && [ "$requested" = auto ] && ! ssh_tool_pinned; then
+    MODE=qemu
+    MODE_REASON="KVM usable ($kvm_why), but the ssh check needs virtctl ${KVC_KUBEVIRT_VERSION:-} for $arch in kubevirt mode, which has no verified sha256 (docs/stages.md, 'Pinned tools'): qemu mode with KVM runs ssh without virtctl"
   elif [ "$KVM" = true ]; then
     MODE=kubevirt
     MODE_REASON="KVM usable: $kvm_why"
