@@ -191,7 +191,7 @@ def test_github_update_without_an_app_or_pat_fails_saying_what_to_configure(
     if changed:
         (repo / "kvc.yml").write_text("changed\n")
     result = subprocess.run(["bash", "-eo", "pipefail", "-c", guard["run"]], cwd=repo,
-                            env={**os.environ, "KVC_HAS_TOKEN": "true" if token else "false"}, capture_output=True,
-                            text=True, check=False)
+                            env={**os.environ, "KVC_HAS_TOKEN": "true" if token else "false"},
+                            capture_output=True, text=True, check=False)
     assert (result.returncode != 0) is fails
     assert ("secrets.KVC_UPDATE_TOKEN" in result.stdout) is fails

@@ -53,7 +53,8 @@ UPDATE_APP_ID: Final = "KVC_UPDATE_APP_CLIENT_ID"
 UPDATE_APP_KEY: Final = "KVC_UPDATE_APP_PRIVATE_KEY"
 UPDATE_PAT: Final = "KVC_UPDATE_TOKEN"
 UPDATE_TOKEN: Final = f"${{{{ steps.app.outputs.token || secrets.{UPDATE_PAT} }}}}"
-NEEDS_UPDATE_TOKEN: Final = f"""if [ "$KVC_HAS_TOKEN" != true ] && [ -n "$(git status --porcelain)" ]; then
+NEEDS_UPDATE_TOKEN: Final = f"""\
+if [ "$KVC_HAS_TOKEN" != true ] && [ -n "$(git status --porcelain)" ]; then
   echo "::error::kvc: the update changes .github/workflows, which needs a GitHub App \
 (vars.{UPDATE_APP_ID} + secrets.{UPDATE_APP_KEY}) or a token in secrets.{UPDATE_PAT} \
 with Workflows write; GITHUB_TOKEN cannot push it (docs/backends/github.md)"
