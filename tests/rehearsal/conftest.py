@@ -41,7 +41,7 @@ SPECS = {
     "sign": HERE / "specs" / "sign.yaml",
     "attest": HERE / "specs" / "attest.yaml",
 }
-BACKENDS = ("github", "circleci")
+BACKENDS = ("github", "circleci", "gitlab")
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     ".xz": lzma.compress, ".gz": gzip.compress, ".bz2": bz2.compress,
 }
@@ -65,6 +65,8 @@ class Compiled:
     def pipeline(self) -> Path:
         if self.backend == "github":
             return self.tree / ".github" / "workflows" / "kvc.yml"
+        if self.backend == "gitlab":
+            return self.tree / ".gitlab-ci.yml"
         return self.tree / ".circleci" / "config.yml"
 
 
