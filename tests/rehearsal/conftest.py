@@ -40,6 +40,7 @@ SPECS = {
     "multi-distro": REPO / "examples" / "multi-distro" / "kvc.yaml",
     "sign": HERE / "specs" / "sign.yaml",
     "attest": HERE / "specs" / "attest.yaml",
+    "gitlab-tagged": HERE / "specs" / "gitlab-tagged.yaml",
 }
 BACKENDS = ("github", "circleci", "gitlab")
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {

@@ -23,7 +23,8 @@ by section; the runner's shell in gitlabhq/gitlab-runner@018a2f645d):
 - `before_script` + `script` in one bash with errexit and pipefail, stdin
   empty (gitlab-runner shells/bash.go, BashWriter.Finish); `after_script` in
   a new shell with the job's variables, whose failure does not change the
-  job's status ("after_script");
+  job's status ("after_script"; "after_script ignores errors, build passes":
+  gitlab-org/gitlab#21008);
 - `variables` (plain, or `{value, expand: false}`), expanded against the
   variables known so far with `$$` a literal `$`; precedence: project
   variables over trigger variables over job variables over predefined

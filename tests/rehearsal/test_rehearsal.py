@@ -443,3 +443,17 @@ def test_gitlab_merge_request_pipeline_never_publishes(
     assert "publish-debian-12" not in run.results, "publish's rules drop it from the child"
     assert "test-debian-12-amd64" in run.results
     assert {r.status for r in run.results.values()} == {"success"}, failures(run)
+
+
+def test_gitlab_tagged_runners_run_kind_against_docker_in_docker(
+    green: Callable[..., tuple[World, Run]],
+) -> None:
+    """The test job keeps `auto`: kind's API server must be reachable through the service."""
+    world, run = green("gitlab-tagged", "gitlab")
+    assert_all_green(run)
+    assert_digest_chain(world, run)
+    assert provenance_violations(run.needs, run.history) == []
+    assert [(job, server) for job, _, server in world.facts("api_server")] == [
+        ("test-debian-12-amd64", "https://docker:6443")]
+    assert [c["job"] for c in world.calls("skopeo") if c["argv"][0] == "copy"] == [
+        "test-debian-12-arm64"], "arm64 without KVM boots with qemu"
