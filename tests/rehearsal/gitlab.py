@@ -38,9 +38,11 @@ by section; the runner's shell in gitlabhq/gitlab-runner@018a2f645d):
   CI_PIPELINE_SOURCE is `parent_pipeline` and no CI_MERGE_REQUEST_* variable is set;
 - `id_tokens`: a (fake) JWT in the named variable;
 - "Retry" of a downstream pipeline's failed jobs: each gets a new job id in the
-  same pipeline (CI_PIPELINE_ID unchanged), the jobs it blocked run after it,
-  the others keep their results and artifacts, and the trigger job mirrors
-  the child's new status.
+  same pipeline (CI_PIPELINE_ID unchanged), the skipped jobs it blocked are
+  processed again, the others keep their results and artifacts, and the
+  parent's trigger job is reset to mirror the child's new status
+  (gitlabhq/gitlabhq@01d2d6c8:app/services/ci/after_requeue_job_service.rb:12-28,
+  process_subsequent_jobs and reset_source_bridge).
 `image`, `services`, `tags`, `timeout`, `resource_group` only shape where a
 job runs. Anything else raises RehearsalError.
 """
