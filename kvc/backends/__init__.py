@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from kvc.backends.walk import Emitter
+if TYPE_CHECKING:
+    from kvc.backends.walk import Emitter
 
-Backend: TypeAlias = type[Emitter]
+Backend: TypeAlias = "type[Emitter]"
 
 # name -> (module, Emitter subclass); the name is the class's NAME.
 _MODULES: Mapping[str, tuple[str, str]] = {
@@ -34,6 +35,9 @@ class _Registry(Mapping[str, Backend]):
         module, cls = _MODULES[name]
         backend: Backend = getattr(importlib.import_module(module), cls)
         return backend
+
+    def __contains__(self, name: object) -> bool:  # a name check imports nothing
+        return name in _MODULES
 
     def __iter__(self) -> Iterator[str]:
         return iter(_MODULES)
