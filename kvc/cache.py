@@ -56,8 +56,8 @@ class Entry:
 
 def directory() -> Path | None:
     """Where entries live, or None when the cache is off."""
-    if os.environ.get("KVC_NO_CACHE"):
-        return None
+    if os.environ.get("KVC_NO_CACHE") or not hasattr(os, "getuid"):
+        return None  # off, or no POSIX owner to check entries against (Windows)
     configured = os.environ.get("KVC_CACHE_DIR")
     if configured:
         return Path(configured)
