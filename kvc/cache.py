@@ -14,10 +14,12 @@ of them, so any change to any of them is a miss:
 Only a successful compile is stored, and only by a compile that writes
 (``--check`` reads the cache but never stores), never for a spec with an
 ``update`` job (its install line names the running kvc's commit, which no file
-here records). A hit skips loading, validation and emission, never the
+here records). Each invocation (spec path, output root, backend, ``--schema``)
+has one slot, which its next store replaces: editing a spec leaves no garbage
+behind. A hit skips loading, validation and emission, never the
 writing or checking of the tree, so ``--check`` still compares every file on
 disk. Entries live in ``$KVC_CACHE_DIR``, else ``$XDG_CACHE_HOME/kvc``, else
-``~/.cache/kvc``, newest 32 kept; ``KVC_NO_CACHE=1`` turns the cache off. A
+``~/.cache/kvc``, the 32 most recently used kept; ``KVC_NO_CACHE=1`` turns the cache off. A
 directory another user could write to is never used: its entries become the
 files kvc writes into a repository.
 
@@ -65,18 +67,30 @@ def directory() -> Path | None:
     return Path(base) / "kvc"
 
 
+def slot(spec: Path, invocation: Mapping[str, str]) -> str:
+    """The entry's file name: one per invocation, whatever the spec holds."""
+    return _digest([FORMAT.encode(), *_invocation(spec, invocation)])
+
+
 def key(spec: Path, raw: bytes, invocation: Mapping[str, str]) -> str:
     """The key of one compile: spec bytes, invocation, kvc and its libraries."""
-    digest = hashlib.sha256(FORMAT.encode())
-    for part in _parts(spec, raw, invocation):
+    return _digest([FORMAT.encode(), raw, *_invocation(spec, invocation),
+                    *_environment()])
+
+
+def _digest(parts: list[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
 
 
-def _parts(spec: Path, raw: bytes, invocation: Mapping[str, str]) -> Iterator[bytes]:
-    yield raw
+def _invocation(spec: Path, invocation: Mapping[str, str]) -> Iterator[bytes]:
     yield str(spec.resolve()).encode()
     yield json.dumps(sorted(invocation.items())).encode()
+
+
+def _environment() -> Iterator[bytes]:
     yield f"{sys.version}|{sys.implementation.cache_tag}".encode()
     yield code_fingerprint().encode()
     yield dependency_fingerprint().encode()
@@ -131,8 +145,9 @@ def _origin(dotted: str) -> str | None:
     return module.origin if module is not None else None
 
 
-def lookup(where: Path, name: str) -> Entry | None:
-    """The entry stored under ``name``, or None (missing, unreadable or not ours)."""
+def lookup(where: Path, name: str, key: str) -> Entry | None:
+    """The entry in slot ``name`` if it was stored under ``key``, else None (missing,
+    another compile's, unreadable or not ours)."""
     path = where / f"{name}.json"
     try:
         if not (_private(where) and _private(path)):
@@ -141,11 +156,11 @@ def lookup(where: Path, name: str) -> Entry | None:
         os.utime(path)  # recently used: kept by the pruning below
     except (OSError, ValueError):
         return None
-    return _entry(data, name)
+    return _entry(data, key)
 
 
-def _entry(data: object, name: str) -> Entry | None:
-    if not isinstance(data, dict) or data.get("key") != name:
+def _entry(data: object, key: str) -> Entry | None:
+    if not isinstance(data, dict) or data.get("key") != key:
         return None
     files, owned = data.get("files"), data.get("owned")
     if not (isinstance(files, dict) and isinstance(owned, list)
@@ -162,9 +177,10 @@ def _private(path: Path) -> bool:
             and (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)))
 
 
-def store(where: Path, name: str, entry: Entry) -> None:
-    """Store atomically, best effort: a cache that cannot be written is no error."""
-    data = json.dumps({"key": name, "files": entry.files, "owned": list(entry.owned)})
+def store(where: Path, name: str, key: str, entry: Entry) -> None:
+    """Store in slot ``name`` atomically, best effort: a cache that cannot be written is
+    no error."""
+    data = json.dumps({"key": key, "files": entry.files, "owned": list(entry.owned)})
     try:
         where.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(where):

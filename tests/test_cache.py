@@ -155,7 +155,8 @@ def test_no_cache_turns_it_off(store: Path, spec: Path,
 def test_a_damaged_entry_is_compiled_again(store: Path, spec: Path) -> None:
     _compile(spec)
     (entry,) = store.glob("*.json")
-    entry.write_text(json.dumps({"key": entry.stem, "files": {"x": 1}}), encoding="utf-8")
+    stored = json.loads(entry.read_text(encoding="utf-8"))
+    entry.write_text(json.dumps({**stored, "files": {"x": 1}}), encoding="utf-8")
     assert _compile(spec) == 0
     stored = json.loads(entry.read_text(encoding="utf-8"))
     assert "x" not in stored["files"]
@@ -171,11 +172,17 @@ def test_a_directory_others_can_write_is_not_used(
         _compile(spec)
 
 
-def test_only_the_newest_entries_are_kept(store: Path, spec: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache, "KEEP", 2)
-    for number in range(4):
+def test_an_edited_spec_replaces_its_entry(store: Path, spec: Path) -> None:
+    for number in range(3):
         spec.write_text(MINIMAL.read_text(encoding="utf-8") + f"# {number}\n",
                         encoding="utf-8")
         _compile(spec)
+    assert len(list(store.glob("*.json"))) == 1
+
+
+def test_only_the_most_recently_used_entries_are_kept(
+        store: Path, spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "KEEP", 2)
+    for number in range(4):
+        compile_command.run(spec, "github", out=spec.parent / f"out-{number}")
     assert len(list(store.glob("*.json"))) == 2

@@ -128,16 +128,16 @@ def _compiled(spec: Path, backend: str, root: Path, *, writing: bool,
         raw = spec.read_bytes()
     except OSError:  # reported, with its position, by the compile itself
         return _compile(spec, backend, root, writing=writing, with_schema=with_schema)[0]
-    name = cache.key(spec, raw, {"backend": backend, "root": str(root.resolve()),
-                                 "spec_name": relative_name(spec, root),
-                                 "schema": str(with_schema)})
-    found = cache.lookup(where, name)
+    invocation = {"backend": backend, "root": str(root.resolve()),
+                  "spec_name": relative_name(spec, root), "schema": str(with_schema)}
+    name, key = cache.slot(spec, invocation), cache.key(spec, raw, invocation)
+    found = cache.lookup(where, name, key)
     if found is not None:
         return found
     entry, cacheable = _compile(spec, backend, root, writing=writing, with_schema=with_schema,
                                 raw=raw)
     if writing and cacheable:
-        cache.store(where, name, entry)
+        cache.store(where, name, key, entry)
     return entry
 
 
