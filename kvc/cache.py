@@ -12,16 +12,17 @@ of them, so any change to any of them is a miss:
 - Python: its version and implementation.
 
 Only a successful compile is stored, and only by a compile that writes
-(``--check`` reads the cache but never stores), never for a spec with an
+(``--check`` reads the cache but never stores); never for a spec with an
 ``update`` job (its install line names the running kvc's commit, which no file
-here records). Each invocation (spec path, output root, backend, ``--schema``)
-has one slot, which its next store replaces: editing a spec leaves no garbage
-behind. A hit skips loading, validation and emission, never the
-writing or checking of the tree, so ``--check`` still compares every file on
-disk. Entries live in ``$KVC_CACHE_DIR``, else ``$XDG_CACHE_HOME/kvc``, else
-``~/.cache/kvc``, the 32 most recently used kept; ``KVC_NO_CACHE=1`` turns the cache off. A
-directory another user could write to is never used: its entries become the
-files kvc writes into a repository.
+here records) or with a ``sysprep.makefile`` build (its fingerprint hashes the
+user's makefile_dir). Each invocation (spec path, output root, backend,
+``--schema``) has one slot, which its next store replaces: editing a spec
+leaves no garbage behind. A hit skips loading, validation and emission, never
+the writing or checking of the tree, so ``--check`` still compares every file
+on disk. Entries live in ``$KVC_CACHE_DIR``, else ``$XDG_CACHE_HOME/kvc``, else
+``~/.cache/kvc``, the 32 most recently used kept; ``KVC_NO_CACHE=1`` turns the
+cache off. A directory another user could write to is never used: its entries
+become the files kvc writes into a repository.
 
 This module imports nothing heavy: a hit must not pay for pydantic or the
 emitters (benchmarks/README.md, "Whole compiles against the import floor").

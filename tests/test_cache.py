@@ -186,3 +186,19 @@ def test_only_the_most_recently_used_entries_are_kept(
     for number in range(4):
         compile_command.run(spec, "github", out=spec.parent / f"out-{number}")
     assert len(list(store.glob("*.json"))) == 2
+
+
+def test_a_makefile_build_is_never_served_stale(store: Path, tmp_path: Path) -> None:
+    """Its build fingerprint hashes the makefile directory, which the key does not cover."""
+    spec = tmp_path / "kvc.yaml"
+    shutil.copy(DATA / "ok" / "install-list.yaml", spec)
+    makefile = tmp_path / "images" / "almalinux" / "9" / "Makefile"
+    makefile.parent.mkdir(parents=True)
+    makefile.write_text("harden:\n\ttrue\n", encoding="utf-8")
+    bake = tmp_path / ".kvc" / "docker-bake.json"
+    compile_command.run(spec, "github", out=tmp_path)
+    before = bake.read_text(encoding="utf-8")
+    makefile.write_text("harden:\n\tfalse\n", encoding="utf-8")
+    compile_command.run(spec, "github", out=tmp_path)
+    assert bake.read_text(encoding="utf-8") != before
+    assert not list(store.glob("*.json"))

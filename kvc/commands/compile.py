@@ -155,10 +155,14 @@ def _compile(spec: Path, backend: str, root: Path, *, writing: bool, with_schema
         # Beside the spec, where its `$schema=./kvc.schema.json` modeline looks.
         rel = relative_name(spec.parent / schema.FILE_NAME, root)
         files[rel] = schema.render(EmitInput.header_for(relative_name(spec, root)))
-    # The update job's install line names the running kvc's commit (update.requirement),
-    # which the cache key does not cover: such a compile is never stored.
-    cacheable = resolved.spec.update is None
-    if writing and not cacheable and not update.installable():
+    # Outputs that derive from more than the key covers are never stored: the update
+    # job's install line names the running kvc's commit (update.requirement), and a
+    # build with `sysprep.makefile` fingerprints the user's makefile_dir
+    # (kvc/compiler/fingerprint.py). These are the compiler's only reads outside the
+    # spec and the kvc package.
+    cacheable = resolved.spec.update is None and not any(
+        build.sysprep.makefile for build in resolved.builds)
+    if writing and resolved.spec.update is not None and not update.installable():
         click.echo(f"kvc: warning: the update job installs kvc=={__version__}, which is not "
                    "a release: install kvc from a release or a git commit to compile it "
                    "(docs/releasing.md)", err=True)
