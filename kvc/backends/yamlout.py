@@ -119,6 +119,7 @@ class _FastWriter:
         self._scalars: dict[tuple[type, Any], str] = {}
         # Strings repeat across jobs (step names, paths, expressions): each is spelled once.
         self._strings: dict[str, str] = {}
+        self._keys: dict[str, str] = {}
 
     def document(self, data: Mapping[str, Any]) -> str:
         out: list[str] = []
@@ -131,14 +132,21 @@ class _FastWriter:
                  first_prefix: str) -> None:
         pad = " " * indent
         prefix = first_prefix
+        keys = self._keys
         for key, value in data.items():
-            name = self._key(str(key))
+            name = keys.get(key) if type(key) is str else None
+            if name is None:
+                name = self._key(str(key))
+                if len(keys) < _REMEMBERED:
+                    keys[name] = name
             out.append(f"{prefix}{name}:")
             prefix = pad
             self._value(value, indent, out)
 
     def _value(self, value: Any, indent: int, out: list[str]) -> None:
-        if isinstance(value, Mapping):
+        if type(value) is str and "\n" not in value:  # most values: skip the checks below
+            out.append(f" {self._scalar(value)}\n")
+        elif type(value) is dict or isinstance(value, Mapping):
             if not value:
                 out.append(" {}\n")
                 return
