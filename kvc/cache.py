@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from importlib.machinery import PathFinder
 from pathlib import Path
 
-FORMAT = "kvc-compile-cache 1"
+FORMAT = "kvc-compile-cache 2"
 KEEP = 32
 DEPENDENCIES = ("pydantic", "pydantic_core", "ruamel.yaml")
 # The distributions behind DEPENDENCIES, as their dist-info directories start.
@@ -51,10 +51,12 @@ PACKAGE = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class Entry:
-    """A stored compile: its files and the paths its backend owns (for left-overs)."""
+    """A stored compile: its files, the paths its backend owns (for left-overs) and the
+    warnings a compile that writes prints."""
 
     files: dict[str, str]
     owned: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def directory() -> Path | None:
@@ -163,12 +165,12 @@ def lookup(where: Path, name: str, key: str) -> Entry | None:
 def _entry(data: object, key: str) -> Entry | None:
     if not isinstance(data, dict) or data.get("key") != key:
         return None
-    files, owned = data.get("files"), data.get("owned")
-    if not (isinstance(files, dict) and isinstance(owned, list)
+    files, owned, warnings = data.get("files"), data.get("owned"), data.get("warnings")
+    if not (isinstance(files, dict) and isinstance(owned, list) and isinstance(warnings, list)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
-            and all(isinstance(item, str) for item in owned)):
+            and all(isinstance(item, str) for item in [*owned, *warnings])):
         return None
-    return Entry(files, tuple(owned))
+    return Entry(files, tuple(owned), tuple(warnings))
 
 
 def _private(path: Path) -> bool:
@@ -181,7 +183,8 @@ def _private(path: Path) -> bool:
 def store(where: Path, name: str, key: str, entry: Entry) -> None:
     """Store in slot ``name`` atomically, best effort: a cache that cannot be written is
     no error."""
-    data = json.dumps({"key": key, "files": entry.files, "owned": list(entry.owned)})
+    data = json.dumps({"key": key, "files": entry.files, "owned": list(entry.owned),
+                       "warnings": list(entry.warnings)})
     try:
         where.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(where):

@@ -202,3 +202,18 @@ def test_a_makefile_build_is_never_served_stale(store: Path, tmp_path: Path) -> 
     compile_command.run(spec, "github", out=tmp_path)
     assert bake.read_text(encoding="utf-8") != before
     assert not list(store.glob("*.json"))
+
+
+def test_a_hit_prints_the_warnings_of_its_compile(
+        store: Path, spec: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from kvc.backends import gitlab  # noqa: PLC0415
+
+    monkeypatch.setattr(gitlab, "hosted_test_warnings", lambda builds, tags: ["kvc: warning: w"])
+    _compile(spec, backend="gitlab")
+    assert "kvc: warning: w" in capsys.readouterr().err
+    _compiling_fails(monkeypatch)
+    _compile(spec, backend="gitlab")
+    assert "kvc: warning: w" in capsys.readouterr().err
+    _compile(spec, backend="gitlab", check=True)
+    assert "warning" not in capsys.readouterr().err

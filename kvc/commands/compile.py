@@ -112,6 +112,8 @@ def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = Fals
             click.echo(f"{spec}: all {len(files)} generated files for {backend} in {root} "
                        "are current")
         return status
+    for warning in entry.warnings:
+        click.echo(warning, err=True)
     written = write_tree(root, files, where)
     click.echo(f"{spec}: {len(files)} files for {backend} in {root} ({written} changed)")
     return 1 if fail_if_changed and written else 0
@@ -123,27 +125,26 @@ def _compiled(spec: Path, backend: str, root: Path, *, writing: bool,
     else compiled (and stored, by a compile that writes)."""
     where = cache.directory()
     if where is None:
-        return _compile(spec, backend, root, writing=writing, with_schema=with_schema)[0]
+        return _compile(spec, backend, root, with_schema=with_schema)[0]
     try:
         raw = spec.read_bytes()
     except OSError:  # reported, with its position, by the compile itself
-        return _compile(spec, backend, root, writing=writing, with_schema=with_schema)[0]
+        return _compile(spec, backend, root, with_schema=with_schema)[0]
     invocation = {"backend": backend, "root": str(root.resolve()),
                   "spec_name": relative_name(spec, root), "schema": str(with_schema)}
     name, key = cache.slot(spec, invocation), cache.key(spec, raw, invocation)
     found = cache.lookup(where, name, key)
     if found is not None:
         return found
-    entry, cacheable = _compile(spec, backend, root, writing=writing, with_schema=with_schema,
-                                raw=raw)
+    entry, cacheable = _compile(spec, backend, root, with_schema=with_schema, raw=raw)
     if writing and cacheable:
         cache.store(where, name, key, entry)
     return entry
 
 
-def _compile(spec: Path, backend: str, root: Path, *, writing: bool, with_schema: bool,
+def _compile(spec: Path, backend: str, root: Path, *, with_schema: bool,
              raw: bytes | None = None) -> tuple[cache.Entry, bool]:
-    """(the files and owned paths, whether they may be cached)."""
+    """(the files, owned paths and warnings, whether they may be cached)."""
     from kvc.backends import update  # noqa: PLC0415
     from kvc.commands import schema  # noqa: PLC0415
     from kvc.compiler.driver import load, load_source  # noqa: PLC0415
@@ -162,8 +163,16 @@ def _compile(spec: Path, backend: str, root: Path, *, writing: bool, with_schema
     # spec and the kvc package.
     cacheable = resolved.spec.update is None and not any(
         build.sysprep.makefile for build in resolved.builds)
-    if writing and resolved.spec.update is not None and not update.installable():
-        click.echo(f"kvc: warning: the update job installs kvc=={__version__}, which is not "
-                   "a release: install kvc from a release or a git commit to compile it "
-                   "(docs/releasing.md)", err=True)
-    return cache.Entry(files, owned(backend)), cacheable
+    # Printed by a compile that writes, from the cache too (the entry keeps them).
+    warnings: list[str] = []
+    if backend == "gitlab":
+        from kvc.backends import gitlab  # noqa: PLC0415 -- only for its own compiles
+
+        settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
+        tags = settings.tags if settings is not None else None
+        warnings.extend(gitlab.hosted_test_warnings(resolved.builds, tags))
+    if resolved.spec.update is not None and not update.installable():
+        warnings.append(f"kvc: warning: the update job installs kvc=={__version__}, which is "
+                        "not a release: install kvc from a release or a git commit to "
+                        "compile it (docs/releasing.md)")
+    return cache.Entry(files, owned(backend), tuple(warnings)), cacheable
