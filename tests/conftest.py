@@ -16,6 +16,13 @@ ERR_SPECS = sorted((DATA / "err").glob("*.yaml"))
 EXAMPLES = sorted(ROOT.glob("examples/*/kvc.yaml"))
 
 
+@pytest.fixture(autouse=True)
+def _no_compile_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests compile for real (a patched emitter must not be served from the cache) and
+    never write into the user's cache; tests/test_cache.py turns it on, in a tmp dir."""
+    monkeypatch.setenv("KVC_NO_CACHE", "1")
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -14,7 +14,6 @@ from kvc.backends import yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import Pipeline, Target
 
-OWNED_DIR = ".kvc"
 CONTAINERFILE = ".kvc/Containerfile"
 BAKE_FILE = ".kvc/docker-bake.json"
 LABEL_PREFIX = "dev.kvc"

@@ -70,7 +70,7 @@ def _block_safe(value: str) -> bool:
     lines = value.split("\n")
     return (not value[:1].isspace() and not value.endswith("\n\n")
             and all(line == line.rstrip() for line in lines)
-            and all(ch == "\n" or ch.isprintable() for ch in value))
+            and value.replace("\n", "").isprintable())  # every other character printable
 
 
 def dump(data: Mapping[str, Any]) -> str:
@@ -111,11 +111,15 @@ _PLAIN = re.compile(r"""[A-Za-z_/$][\w./,=+@${}()|&!*<>~%^?\[\]:# '"-]*\Z""", re
 _WORD = re.compile(r"[0-9.][\w./,:=+@-]*\Z", re.ASCII)
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
 _LONGEST = 2000  # past this ruamel may fold a line (width 4096 counts the indent)
+_REMEMBERED = 100_000  # distinct strings spelled once (a 1,000-build compile: ~30,000)
 
 
 class _FastWriter:
     def __init__(self) -> None:
         self._scalars: dict[tuple[type, Any], str] = {}
+        # Strings repeat across jobs (step names, paths, expressions): each is spelled once.
+        self._strings: dict[str, str] = {}
+        self._keys: dict[str, str] = {}
 
     def document(self, data: Mapping[str, Any]) -> str:
         out: list[str] = []
@@ -128,14 +132,21 @@ class _FastWriter:
                  first_prefix: str) -> None:
         pad = " " * indent
         prefix = first_prefix
+        keys = self._keys
         for key, value in data.items():
-            name = self._key(str(key))
+            name = keys.get(key) if type(key) is str else None
+            if name is None:
+                name = self._key(str(key))
+                if len(keys) < _REMEMBERED:
+                    keys[name] = name
             out.append(f"{prefix}{name}:")
             prefix = pad
             self._value(value, indent, out)
 
     def _value(self, value: Any, indent: int, out: list[str]) -> None:
-        if isinstance(value, Mapping):
+        if type(value) is str and "\n" not in value:  # most values: skip the checks below
+            out.append(f" {self._scalar(value)}\n")
+        elif type(value) is dict or isinstance(value, Mapping):
             if not value:
                 out.append(" {}\n")
                 return
@@ -193,6 +204,16 @@ class _FastWriter:
         raise _Unusual
 
     def _scalar(self, value: Any) -> str:
+        if type(value) is str:
+            text = self._strings.get(value)
+            if text is None:
+                if len(self._strings) > _REMEMBERED:  # a long-lived process: stay bounded
+                    self._strings.clear()
+                text = self._strings[value] = self._spell(value)
+            return text
+        return self._spell(value)
+
+    def _spell(self, value: Any) -> str:
         if value is True or value is False:
             return "true" if value else "false"
         if isinstance(value, str):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from kvc.compiler.driver import Resolved
-from kvc.compiler.model import ImageBuild
 from kvc.errors import FatalError
+
+if TYPE_CHECKING:  # the CLI checks backend names with suggest(), before any compile
+    from kvc.compiler.driver import Resolved
+    from kvc.compiler.model import ImageBuild
 
 
 def suggest(name: str, choices: Iterable[str], what: str) -> FatalError:
+    import difflib  # noqa: PLC0415 -- only a mistake needs it
+
     options = sorted(set(choices))
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(options)}"

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from kvc.compiler import resolve, rules, structure
 from kvc.compiler.model import ImageBuild
-from kvc.spec import schema_errors
 from kvc.spec.diagnostics import Collector, Position
 from kvc.spec.loader import Document, load_bytes, load_file
 from kvc.spec.models import Spec
@@ -76,6 +75,7 @@ def _validate(doc: Document, errors: Collector) -> Spec | None:
     try:
         return Spec.model_validate(doc.data)
     except ValidationError as exc:
+        from kvc.spec import schema_errors  # noqa: PLC0415 -- only a bad spec needs it
         errors.items.extend(schema_errors.diagnostics(doc, Spec, exc))
         rest = schema_errors.salvage(doc.data, Spec, exc)
     if rest is None:

@@ -46,7 +46,12 @@ PackageList = Annotated[str, BeforeValidator(_join_packages,
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    # defer_build: a model's validator is built when first used, so a compile
+    # never builds those it only reaches through Spec (benchmarks/README.md):
+    # "defer model validator and serializer construction until the first model
+    # validation" (pydantic/pydantic@v2.14.4:pydantic/config.py:798, as installed).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True,
+                              defer_build=True)
 
 
 class DownloadLayer(Model):
