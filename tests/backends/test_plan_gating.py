@@ -163,6 +163,7 @@ def fast_load(text: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
+@pytest.mark.slow  # compiles and parses 1,000 builds
 def test_a_thousand_builds_fit_githubs_file_limit(thousand: Pipeline) -> None:
     files = github.emit(EmitInput(thousand, "kvc.yaml", Backends()))
     workflows = {p: fast_load(t) for p, t in files.items()}
