@@ -127,10 +127,10 @@ def test_github_force_input_reaches_the_plan_only_through_env() -> None:
                                                (circleci.CircleCI, ".circleci/kvc.yml")])
 def test_a_file_over_a_platform_limit_is_refused(backend: Any, path: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = emitted(ROOT / "examples/minimal/kvc.yaml", backend.NAME)  # under the real limit
     (limit,) = backend.LIMITS
     monkeypatch.setattr(backend, "LIMITS", (Limit(limit.what, limit.paths, 2_000,
                                                   limit.source),))
-    out = emitted(ROOT / "examples/minimal/kvc.yaml", backend.NAME)
     source = EmitInput(out.pipeline, "kvc.yaml", Backends())
     with pytest.raises(SpecError) as caught:
         backend.emit(source)
