@@ -59,3 +59,31 @@ def test_validate_is_quiet_for_the_default(tmp_path: Path) -> None:
     code, _, err = validate(tmp_path, "")
     assert code == 0
     assert "warning" not in err
+
+
+def test_each_warning_is_one_exact_line_at_the_key(tmp_path: Path) -> None:
+    """From surviving mutants (docs/mutation-report.md): message texts and positions."""
+    code, _, err = validate(tmp_path, "        test:\n          kubevirt: v1.6.0\n")
+    assert code == 0, err
+    text = (tmp_path / "kvc.yaml").read_text().splitlines()
+    line = next(i for i, t in enumerate(text, 1) if "kubevirt: v1.6.0" in t)
+    where = f"{tmp_path / 'kvc.yaml'}:{line}:{text[line - 1].index('kubevirt') + 1}"
+    pinned = ", ".join(sorted(kubevirt_support.pinned_kubevirt()))
+    assert err.splitlines() == [
+        f"{where}: warning: test.kubevirt v1.6.0 does not support Kubernetes 1.35, which the "
+        "test cluster runs (KubeVirt's support table: docs/stages.md) [kubevirt-support]",
+        f"{where}: warning: test.kubevirt v1.6.0 has no pinned checksums in "
+        f".kvc/stages/tools.sh (pinned: {pinned}); the kubevirt test mode will refuse to "
+        "download it [kubevirt-pin]"]
+
+
+def test_a_release_without_tests_does_not_hide_the_next_ones_warning(tmp_path: Path) -> None:
+    second = ('      - release_version: "13"\n'
+              '        release_name: trixie\n'
+              '        url: "https://example.org/debian-13-{arch}.qcow2"\n'
+              '        insecure_skip_checksum: true\n'
+              '        test:\n'
+              '          kubevirt: v1.6.0\n')
+    code, _, err = validate(tmp_path, "        test:\n          enabled: false\n" + second)
+    assert code == 0, err
+    assert "test.kubevirt v1.6.0 does not support" in err
