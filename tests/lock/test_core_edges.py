@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,32 @@ def test_a_local_pin_belongs_to_the_spec_target(tmp_path: Path) -> None:
     outcome = LocalResolver(read_files([_sums(tmp_path, "ONE", NEW)]))(target())
     assert (outcome.status, outcome.checksum, outcome.target) == (Status.PINNED, str(NEW),
                                                                   target())
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def test_the_report_says_what_happened_to_each_target() -> None:
+    old = Checksum.parse("sha256:" + hashlib.sha256(b"the old image").hexdigest())
+    wild = "https://mirror.example.org/9/a-*.qcow2"
+    report = core.LockReport((
+        core.Outcome(target(), Status.FAILED, reason="cannot connect"),
+        core.Outcome(target(str(old)), Status.SKIPPED, reason="not listed in SUMS"),
+        core.Outcome(target(), Status.SKIPPED, reason="not listed in SUMS"),
+        core.Outcome(target(str(old)), Status.PINNED, str(NEW),
+                     "https://mirror.example.org/9/a-2.qcow2"),
+        core.Outcome(target(str(old), locked="https://mirror.example.org/9/a-1.qcow2"),
+                     Status.PINNED, str(NEW)),
+        core.Outcome(replace(target(str(old)), url=wild), Status.UNCHANGED, str(old)),
+    ))
+    assert report.render() == "\n".join([
+        "failed    alma/9/amd64: cannot connect (no pin yet)",
+        f"skipped   alma/9/amd64: not listed in SUMS (kept {old})",
+        "skipped   alma/9/amd64: not listed in SUMS (no pin yet)",
+        f"pinned    alma/9/amd64 {old} -> {NEW}",
+        "          alma/9/amd64 file: https://mirror.example.org/9/a-2.qcow2",
+        f"pinned    alma/9/amd64 {old} -> {NEW}",
+        f"unchanged alma/9/amd64 {old}",
+        "2 pinned, 1 unchanged, 1 failed, 2 skipped",
+    ]) + "\n"
+    assert report.exit_code == 1
