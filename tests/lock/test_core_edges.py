@@ -135,3 +135,11 @@ def test_the_report_says_what_happened_to_each_target() -> None:
         "2 pinned, 1 unchanged, 1 failed, 2 skipped",
     ]) + "\n"
     assert report.exit_code == 1
+
+
+def test_a_local_per_file_checksum_is_recognised_by_its_own_name(tmp_path: Path) -> None:
+    """openSUSE's per-file .sha256 of an alias names the dated build (see select.py)."""
+    path = tmp_path / "a.qcow2.sha256"
+    path.write_text(f"{NEW.hex}  a-9.1-build3.qcow2\n", encoding="utf-8")
+    outcome = LocalResolver(read_files([path]))(target())
+    assert (outcome.status, outcome.checksum) == (Status.PINNED, str(NEW))
