@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from kvc.compiler.customize import command_problem
 from kvc.compiler.model import ImageBuild
 from kvc.compiler.resolve import _guest_variable
 from kvc.compiler.templates import TemplateError, expand
@@ -205,3 +206,10 @@ def test_a_braced_guest_variable_is_explained(value: str) -> None:
 def test_a_placeholder_without_a_dollar_stays_an_unknown_placeholder(value: str) -> None:
     error = _guest_error(value)
     assert (error.offset, error.message) == (value.index("{"), "unknown placeholder '{FOO}'")
+
+
+def test_an_unknown_customize_command_gets_a_hint_only_when_one_is_close() -> None:
+    """From surviving mutants (docs/mutation-report.md)."""
+    assert command_problem("run-comand", "x") == (
+        "'run-comand' is not a virt-customize command; did you mean 'run-command'?")
+    assert command_problem("zzzzzz", None) == "'zzzzzz' is not a virt-customize command"
