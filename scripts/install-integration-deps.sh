@@ -7,6 +7,8 @@ set -euo pipefail
 # What each package is for:
 #   libguestfs-tools         virt-customize, virt-sysprep, virt-sparsify, virt-cat, virt-make-fs
 #   linux-image-cloud-amd64  a kernel for the libguestfs appliance (/boot may be empty)
+#   policycoreutils          setfiles for the appliance in the selinux_relabel test
+#                            (build.sh installs it on CI when a relabel is asked for)
 #   qemu-system-x86          the appliance and the boot test run under qemu (TCG)
 #   qemu-system-arm qemu-efi-aarch64  the qemu test mode's arm64 guests (UEFI)
 #   genisoimage socat openssh-client  the qemu test mode: NoCloud seed, guest
@@ -20,6 +22,7 @@ set -euo pipefail
 #   curl ca-certificates xz-utils bzip2 gzip make cloud-guest-utils: used by build.sh
 PACKAGES=(
   libguestfs-tools
+  policycoreutils
   qemu-system-x86
   qemu-system-arm
   qemu-efi-aarch64

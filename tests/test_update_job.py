@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
@@ -42,7 +43,7 @@ def test_github_update_workflow(tmp_path: Path) -> None:
     assert "workflow_dispatch" in workflow["on"]
     assert workflow["permissions"] == {"contents": "read"}
     job = workflow["jobs"]["lock"]
-    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert job["permissions"] == {"contents": "read"}  # the App or PAT token writes
     runs = [step.get("run", "") for step in job["steps"]]
     assert any(r.endswith("lock kvc.yaml") for r in runs)
     assert any(r.endswith("compile kvc.yaml --backend github") for r in runs)
@@ -165,5 +166,32 @@ def test_github_update_pull_request_uses_an_app_or_pat_token_before_github_token
     assert app["with"]["private-key"] == "${{ secrets.KVC_UPDATE_APP_PRIVATE_KEY }}"
     pr = next(s for s in steps if s.get("uses") == ACTIONS["create-pull-request"].uses())
     assert steps.index(app) < steps.index(pr)
-    assert pr["with"]["token"] == ("${{ steps.app.outputs.token || secrets.KVC_UPDATE_TOKEN "
-                                   "|| github.token }}")
+    assert pr["with"]["token"] == "${{ steps.app.outputs.token || secrets.KVC_UPDATE_TOKEN }}"
+    # The commit changes .github/workflows: the App token must carry `workflows`, and
+    # GITHUB_TOKEN (which never can) pushes nothing, so the job itself only reads.
+    assert app["with"]["permission-workflows"] == "write"
+    assert job["permissions"] == {"contents": "read"}
+
+
+@pytest.mark.parametrize(("token", "changed", "fails"), [
+    ("", True, True), ("ghs_x", True, False), ("", False, False)])
+def test_github_update_without_an_app_or_pat_fails_saying_what_to_configure(
+        tmp_path: Path, token: str, changed: bool, fails: bool) -> None:
+    job = _load(_compile(tmp_path, "github") / ".github/workflows/kvc-update.yml")["jobs"]["lock"]
+    (guard,) = [s for s in job["steps"] if s.get("env", {}).get("KVC_HAS_TOKEN")]
+    steps = job["steps"]
+    pr = next(s for s in steps if s.get("uses") == ACTIONS["create-pull-request"].uses())
+    assert steps.index(guard) < steps.index(pr)
+    # The guard sees whether the pull request's token is set, not the token itself.
+    assert guard["env"]["KVC_HAS_TOKEN"] == (
+        "${{ (steps.app.outputs.token || secrets.KVC_UPDATE_TOKEN) != '' }}")
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    if changed:
+        (repo / "kvc.yml").write_text("changed\n")
+    result = subprocess.run(["bash", "-eo", "pipefail", "-c", guard["run"]], cwd=repo,
+                            env={**os.environ, "KVC_HAS_TOKEN": "true" if token else "false"},
+                            capture_output=True, text=True, check=False)
+    assert (result.returncode != 0) is fails
+    assert ("secrets.KVC_UPDATE_TOKEN" in result.stdout) is fails

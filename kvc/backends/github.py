@@ -44,12 +44,23 @@ GHCR_PERMISSION: Final[Mapping[RegistryAccess, str]] = {
     RegistryAccess.PUSH: "write", RegistryAccess.PULL: "read",
 }
 # The update pull request must trigger CI, which a PR opened with GITHUB_TOKEN never
-# does: prefer a GitHub App token, then a PAT secret, then GITHUB_TOKEN (docs/backends/github.md).
+# does, and its commit always changes .github/workflows/kvc.yml (the pins are literals
+# there), which GitHub refuses from any token without the `workflows` permission
+# (peter-evans/create-pull-request@v8.1.1:README.md:97), a permission GITHUB_TOKEN
+# cannot be given. So: a GitHub App token, else a PAT secret; without either the job
+# fails with what to configure (docs/backends/github.md).
 UPDATE_APP_ID: Final = "KVC_UPDATE_APP_CLIENT_ID"
 UPDATE_APP_KEY: Final = "KVC_UPDATE_APP_PRIVATE_KEY"
 UPDATE_PAT: Final = "KVC_UPDATE_TOKEN"
-UPDATE_TOKEN: Final = (f"${{{{ steps.app.outputs.token || secrets.{UPDATE_PAT} "
-                       "|| github.token }}")
+UPDATE_TOKEN: Final = f"${{{{ steps.app.outputs.token || secrets.{UPDATE_PAT} }}}}"
+NEEDS_UPDATE_TOKEN: Final = f"""\
+if [ "$KVC_HAS_TOKEN" != true ] && [ -n "$(git status --porcelain)" ]; then
+  echo "::error::kvc: the update changes .github/workflows, which needs a GitHub App \
+(vars.{UPDATE_APP_ID} + secrets.{UPDATE_APP_KEY}) or a token in secrets.{UPDATE_PAT} \
+with Workflows write; GITHUB_TOKEN cannot push it (docs/backends/github.md)"
+  exit 1
+fi
+"""
 
 
 # GitHub does not start runs of a workflow file over 500 KB ("Actions limits",
@@ -333,8 +344,14 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
                 "client-id": f"${{{{ vars.{UPDATE_APP_ID} }}}}",
                 "private-key": f"${{{{ secrets.{UPDATE_APP_KEY} }}}}",
                 "permission-contents": "write", "permission-pull-requests": "write",
+                # actions/create-github-app-token@v3.1.1:action.yml:140
+                "permission-workflows": "write",
             }, name="Get a GitHub App token, so the pull request runs CI", id="app",
                   **{"if": f"vars.{UPDATE_APP_ID} != ''"}),
+            # Only whether there is a token reaches the shell, never the token.
+            {"name": "Require an App or PAT token", "env": {"KVC_HAS_TOKEN": (
+                f"${{{{ (steps.app.outputs.token || secrets.{UPDATE_PAT}) != '' }}}}")},
+             "run": NEEDS_UPDATE_TOKEN},
             _uses("create-pull-request", {
                 "token": UPDATE_TOKEN,
                 "branch": update.BRANCH, "title": update.TITLE,
@@ -353,7 +370,8 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
             "jobs": {"lock": {
                 "name": "kvc lock and recompile",
                 "runs-on": self.runners()["amd64"],
-                "permissions": {"contents": "write", "pull-requests": "write"},
+                # The App or PAT token pushes and opens the pull request, never GITHUB_TOKEN.
+                "permissions": {"contents": "read"},
                 "timeout-minutes": 20,
                 "steps": steps,
             }},

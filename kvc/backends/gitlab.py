@@ -29,13 +29,14 @@ GitLab references (docs.gitlab.com; sources in the gitlabhq/gitlabhq mirror):
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from kvc.backends import update, yamlout
 from kvc.backends.base import Files, comment_header
 from kvc.backends.circleci import COSIGN_SHA256, COSIGN_VERSION
 from kvc.backends.walk import Emitter, Step
+from kvc.compiler.model import ImageBuild
 from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage
 from kvc.spec.models import GitLabBackend
 
@@ -54,6 +55,13 @@ ENVIRONMENT: Final = "kvc-publish"
 # Untagged jobs run on the small Linux x86-64 hosted runner; arm64 needs its tag
 # (doc/ci/runners/hosted_runners/linux.md, "Machine types available for Linux - Arm64").
 TAGS: Final[Mapping[str, tuple[str, ...]]] = {"amd64": (), "arm64": ("saas-linux-small-arm64",)}
+# GitLab.com's hosted runners run each job in a container on a VM with no
+# documented KVM (doc/ci/runners/hosted_runners/linux.md: docker+machine executor,
+# privileged only for Docker-in-Docker). The test stage would pick KubeVirt with
+# emulation on amd64, on kind in the Docker-in-Docker service: on the small
+# runner's 2 vCPUs that is the slowest path, so untagged arches (the hosted
+# defaults) boot the image with qemu instead (kvc/stages/test.sh, select_mode).
+TEST_MODE: Final = "KVC_TEST_MODE"
 # A pinned Docker-in-Docker service (the docs: "Always pin a specific version").
 DIND: Final = "docker:27.5.1-dind"
 DIND_VARIABLES: Final[Mapping[str, str]] = {
@@ -111,6 +119,14 @@ curl -fsSL --retry 3 -o /tmp/cosign \\
   https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}/cosign-linux-amd64
 echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
 install -m 0755 /tmp/cosign /usr/local/bin/cosign
+"""
+# The docker CLI kind drives in the kubevirt test mode (the daemon is the
+# Docker-in-Docker service, or the runner's own).
+INSTALL_DOCKER_CLI: Final = """\
+if ! command -v docker >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io
+fi
 """
 SETUP_SCRIPTS: Final[Mapping[str, tuple[Step, ...]]] = {
     "buildx": (INSTALL_BUILDX,),
@@ -272,13 +288,16 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         if job.needs_identity_token:
             out["id_tokens"] = {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
         out["timeout"] = f"{job.timeout_minutes} minutes"
-        docker = "buildx" in job.tools or job.stage is Stage.TEST
+        variables = self._variables(job)
+        # kind needs Docker; the qemu test mode needs none.
+        kind = job.stage is Stage.TEST and variables.get(TEST_MODE) != "qemu"
+        docker = "buildx" in job.tools or kind
         if docker:
             out["services"] = [{"name": DIND, "alias": "docker"}]
-        out["variables"] = {**(DIND_VARIABLES if docker else {}), **self._variables(job)}
+        out["variables"] = {**(DIND_VARIABLES if docker else {}), **variables}
         if job.cache is not None:
             out["cache"] = {"key": job.cache.key, "paths": [job.cache.path]}
-        out["script"] = _script(self.steps(job))
+        out["script"] = _script([*([INSTALL_DOCKER_CLI] if kind else []), *self.steps(job)])
         artifacts = self._artifacts(job.produces)
         if artifacts:
             out["artifacts"] = artifacts
@@ -291,8 +310,15 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
 
     def _variables(self, job: Job) -> dict[str, Any]:
         """Literal values: GitLab expands "$" in variables unless told not to."""
+        env = dict(self.env(job))
+        if env.get(TEST_MODE) == "auto" and self.hosted(job.runner):
+            env[TEST_MODE] = "qemu"
         return {name: {"value": value, "expand": False} if "$" in value else value
-                for name, value in self.env(job).items()}
+                for name, value in env.items()}
+
+    def hosted(self, arch: str) -> bool:
+        """No tags set for ARCH: its jobs run on GitLab.com's hosted runners."""
+        return arch not in self.runner_overrides()
 
     def _environment(self) -> str:
         return self.settings.environment or ENVIRONMENT
@@ -409,6 +435,30 @@ def update_script(spec_name: str, backend: str) -> str:
     -o {title} -o {body} -o merge_request.remove_source_branch \\
     "$CI_SERVER_URL/$CI_PROJECT_PATH.git" "HEAD:refs/heads/{update.BRANCH}"
 """)
+
+
+def hosted_test_warnings(builds: Iterable[ImageBuild], tags: Mapping[Any, Any] | None,
+                         ) -> list[str]:
+    """`FILE:LINE:COL: warning:` per build that forces KubeVirt onto a hosted runner.
+
+    TAGS is ``backends.gitlab.tags``; an arch without tags runs on GitLab.com's
+    hosted runners, where KVM is not documented: KubeVirt runs emulated on
+    kind in Docker-in-Docker (amd64), or not at all (arm64).
+    """
+    lines: dict[str, None] = {}
+    for build in builds:
+        if not build.test.enabled or build.test.mode != "kubevirt" or build.arch in (tags or {}):
+            continue
+        origin = build.origins.get("test.mode")
+        where = str(origin.pos) if origin is not None and origin.pos is not None else "kvc"
+        effect = ("KubeVirt runs with software emulation on kind in Docker-in-Docker, on 2 "
+                  "vCPUs by default" if build.arch == "amd64" else
+                  "the test fails: KubeVirt cannot emulate arm64")
+        lines[f"{where}: warning: test.mode is kubevirt, but backends.gitlab.tags.{build.arch} "
+              f"is not set, so the GitLab test jobs run on GitLab.com's hosted runners, which "
+              f"document no KVM: {effect}; use test.mode auto (qemu there) or tag a runner "
+              "with KVM (docs/backends/gitlab.md) [gitlab-hosted-kubevirt]"] = None
+    return list(lines)
 
 
 NAME: Final = GitLab.NAME

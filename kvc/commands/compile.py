@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kvc import __version__
-from kvc.backends import BACKENDS, Backend, buildfiles, update
+from kvc.backends import BACKENDS, Backend, buildfiles, gitlab, update
 from kvc.backends.base import EmitInput, Files, is_generated
 from kvc.commands import schema
 from kvc.commands.common import suggest
@@ -102,6 +102,11 @@ def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = Fals
             click.echo(f"{spec}: all {len(files)} generated files for {backend} in {root} "
                        "are current")
         return status
+    if backend == gitlab.NAME:
+        settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
+        tags = settings.tags if settings is not None else None
+        for warning in gitlab.hosted_test_warnings(resolved.builds, tags):
+            click.echo(warning, err=True)
     if resolved.spec.update is not None and not update.installable():
         click.echo(f"kvc: warning: the update job installs kvc=={__version__}, which is not "
                    "a release: install kvc from a release or a git commit to compile it "

@@ -234,11 +234,102 @@ guestfs_network_args() {
 #   have installed; dhcpcd-base joined the list in v1.55.5 (commit 91fab3f49),
 #   the one Debian 13 hosts need (libguestfs issue #211). Both are installed
 #   where the archive still has them.
+# - policycoreutils when a relabel is asked for: see guestfs_selinux_appliance.
 appliance_packages() {
   printf '%s\n' libguestfs-xfs dhcpcd-base
   if command -v apt-cache >/dev/null 2>&1 && kvc_apt_known isc-dhcp-client; then
     printf '%s\n' isc-dhcp-client
   fi
+  if relabel_requested; then
+    printf '%s\n' policycoreutils
+  fi
+}
+
+# The kernel supermin would put in the libguestfs appliance, or failure when
+# it would find none. libguestfs runs `supermin --build --copy-kernel`
+# (libguestfs/libguestfs@v1.52.0:lib/appliance.c:308-330), and supermin takes
+# SUPERMIN_KERNEL when set, else the newest /lib/modules/*/vmlinuz of at least
+# 10000 bytes, else a /boot/vmlinu?-* (names containing xen, zfcpdump or +debug
+# skipped) whose modules directory /lib/modules/VERSION has a modules.dep, and
+# otherwise fails with "failed to find a suitable kernel"
+# (libguestfs/supermin@v5.2.2:src/format_ext2_kernel.ml:28-49,72-179,196-210).
+# VERSION is read from the kernel file's header first (x86) and from the file
+# name otherwise; the name is what is checked here. KVC_HOST_ROOT (tests)
+# prefixes /boot and /lib/modules.
+appliance_kernel() {
+  local root="${KVC_HOST_ROOT:-}" file name
+  if [ -n "${SUPERMIN_KERNEL:-}" ]; then
+    printf '%s\n' "$SUPERMIN_KERNEL"
+    return 0
+  fi
+  for file in "$root"/lib/modules/*/vmlinuz; do
+    if [ -f "$file" ] && [ "$(stat -L -c %s -- "$file")" -ge 10000 ]; then
+      printf '%s\n' "$file"
+      return 0
+    fi
+  done
+  for file in "$root"/boot/vmlinu?-*; do
+    name="${file##*/}"
+    case "$name" in
+      *xen* | *zfcpdump* | *+debug*) continue ;;
+    esac
+    if [ -f "$file" ] && [ -f "$root/lib/modules/${name#vmlinu?-}/modules.dep" ]; then
+      printf '%s\n' "$file"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The kernel package for this host's distribution and architecture. supermin
+# only recommends a kernel (Debian 12: `Recommends: linux-image-amd64`), which
+# --no-install-recommends drops, and a container (GitLab.com runs jobs in
+# ubuntu:24.04) has none in /boot. Ubuntu: linux-image-virtual (the generic
+# kernel and its modules, on amd64 and arm64; linux-image-generic would also
+# pull linux-firmware). Debian: the cloud flavour, linux-image-cloud-amd64 or
+# linux-image-cloud-arm64 (what scripts/install-integration-deps.sh installs),
+# else linux-image-ARCH. Nothing is guessed for other distributions.
+kernel_package() {
+  local release="${KVC_HOST_ROOT:-}/etc/os-release" key value id="" like="" arch
+  [ -r "$release" ] || return 1
+  while IFS='=' read -r key value; do
+    value="${value#[\"\']}"
+    value="${value%[\"\']}"
+    case "$key" in
+      ID) id="$value" ;;
+      ID_LIKE) like="$value" ;;
+    esac
+  done <"$release"
+  arch="$(dpkg --print-architecture)"
+  case " $id $like " in
+    *" ubuntu "*) printf '%s\n' linux-image-virtual ;;
+    *" debian "*)
+      case "$arch" in
+        amd64 | arm64) printf '%s\n' "linux-image-cloud-$arch" ;;
+        *) printf '%s\n' "linux-image-$arch" ;;
+      esac
+      ;;
+    *) return 1 ;;
+  esac
+}
+
+# Make sure supermin finds a kernel for the appliance: install the host's
+# kernel package when there is none and installing is allowed (CI), else say
+# what every libguestfs step is about to fail on.
+ensure_appliance_kernel() {
+  local kernel pkg
+  if kernel="$(appliance_kernel)"; then
+    kvc_log "libguestfs appliance kernel: $kernel"
+    return 0
+  fi
+  if ! kvc_can_apt || ! pkg="$(kernel_package)"; then
+    kvc_log "WARNING: no kernel for the libguestfs appliance in /boot or /lib/modules, so supermin will fail: install one (linux-image-virtual on Ubuntu, linux-image-cloud-amd64 or -arm64 on Debian) or set SUPERMIN_KERNEL"
+    return 0
+  fi
+  kvc_log "no kernel for the libguestfs appliance in /boot or /lib/modules: installing $pkg"
+  kvc_apt_install "$pkg"
+  kernel="$(appliance_kernel)" || kvc_die "installed $pkg but supermin would still find no kernel (no /boot/vmlinuz-VERSION with /lib/modules/VERSION/modules.dep)"
+  kvc_log "libguestfs appliance kernel: $kernel"
 }
 
 # The appliance's network backend. libguestfs >= 1.52 uses passt whenever
@@ -260,6 +351,110 @@ guestfs_network_backend() {
   chmod +x "$WORK/bin/passt"
   export PATH="$WORK/bin:$PATH"
   kvc_log "libguestfs appliance network: SLIRP (passt hidden; KVC_GUESTFS_PASST=true to allow it)"
+}
+
+# A relabel was asked for: sysprep.selinux_relabel, or a selinux-relabel
+# entry in sysprep.commands.
+relabel_requested() {
+  local i op
+  kvc_bool KVC_SELINUX_RELABEL && return 0
+  for ((i = 1; i <= ${KVC_COMMANDS_COUNT:-0}; i++)); do
+    op="KVC_COMMAND_${i}_OP"
+    [ "${!op:-}" = selinux-relabel ] && return 0
+  done
+  return 1
+}
+
+# The libguestfs installation's appliance directory: the first element of
+# LIBGUESTFS_PATH, or of the usual install locations, holding a supermin
+# appliance (supermin.d/base.tar.gz and supermin.d/packages, the test
+# libguestfs itself applies: libguestfs/libguestfs@v1.52.0:lib/appliance.c:
+# 195-243).
+guestfs_appliance_dir() {
+  local dir
+  local -a dirs
+  if [ -n "${LIBGUESTFS_PATH:-}" ]; then
+    IFS=: read -r -a dirs <<<"$LIBGUESTFS_PATH"
+  else
+    dirs=(/usr/lib/*/guestfs /usr/lib64/guestfs /usr/lib/guestfs /usr/local/lib/guestfs)
+  fi
+  for dir in "${dirs[@]}"; do
+    if [ -f "$dir/supermin.d/base.tar.gz" ] && [ -f "$dir/supermin.d/packages" ]; then
+      printf '%s\n' "$dir"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# SELinux relabelling needs setfiles inside the libguestfs appliance: the
+# daemon offers the selinuxrelabel feature only when setfiles is there
+# (libguestfs/libguestfs@v1.52.0:daemon/selinux-relabel.c:35-39), and
+# virt-customize without it only touches /.autorelabel, so the guest
+# relabels and reboots at its first boot
+# (libguestfs/libguestfs-common@0dba002:mlcustomize/SELinux_relabel.ml:27-49,
+# the common code of guestfs-tools v1.52.0). supermin assembles the appliance
+# from the host's installed packages named in supermin.d, and the list
+# libguestfs generates for Debian and Ubuntu has no policycoreutils (only the
+# Red Hat and OpenCloudOS lists do: libguestfs/libguestfs@v1.52.0:
+# appliance/packagelist.in:26-55,57-97,219-238). So for a relabel the
+# appliance is built from a private copy of supermin.d (links to the
+# installed files) plus one more package list naming policycoreutils, the way
+# Debian's libguestfs-xfs adds xfsprogs with its supermin.d/packages-xfs;
+# supermin reads every file of the directory and takes one starting with a
+# letter or digit as a package list, and leaves out packages the host lacks
+# (libguestfs/supermin@v5.2.2:src/mode_build.ml:241-266,309-344,
+# src/ph_dpkg.ml:57-70). The new directory is newer than the cached
+# appliance, so `supermin --if-newer` rebuilds it (src/supermin.ml:233-252).
+guestfs_selinux_appliance() {
+  local system dir entry
+  relabel_requested || return 0
+  if command -v dpkg-query >/dev/null 2>&1 && ! kvc_package_installed policycoreutils; then
+    kvc_log "WARNING: policycoreutils is not installed, so the libguestfs appliance has no setfiles to relabel with"
+  fi
+  if ! system="$(guestfs_appliance_dir)"; then
+    kvc_log "WARNING: no libguestfs supermin appliance found (LIBGUESTFS_PATH or /usr/lib*/guestfs): the appliance is used as it is for the SELinux relabel"
+    return 0
+  fi
+  dir="$WORK/guestfs"
+  mkdir -p "$dir/supermin.d"
+  for entry in "$system"/supermin.d/*; do
+    ln -s "$entry" "$dir/supermin.d/"
+  done
+  printf '%s\n' policycoreutils >"$dir/supermin.d/packages-kvc-selinux"
+  export LIBGUESTFS_PATH="$dir"
+  kvc_log "SELinux relabel: libguestfs appliance from $system plus policycoreutils ($dir)"
+}
+
+# After virt-customize and virt-sysprep (guestfs-tools >= 1.50 relabel in
+# both unless told not to: libguestfs/guestfs-tools@v1.52.0:
+# customize/customize_run.ml:398-401, sysprep/sysprep_operation_customize.ml:
+# 33-47), a requested relabel must have happened now: /.autorelabel left in
+# the guest means it fell back to relabelling at first boot. One read-only
+# guestfish run answers `exists` (true/false) and prints the SELinux config;
+# `-` lets the cat fail on a guest without one (libguestfs/libguestfs@v1.52.0:
+# fish/guestfish.pod:945-954). A guest with SELINUX=disabled gets
+# /.autorelabel on purpose (SELinux_relabel.ml:58-72 above) and passes.
+check_relabelled() {
+  local img="$1" out answer
+  relabel_requested || return 0
+  kvc_log "checking that the SELinux relabel happened at build time (no /.autorelabel)"
+  out="$(printf '%s\n' 'exists /.autorelabel' '-cat /etc/selinux/config' |
+    guestfish --ro -a "$img" -i)" || kvc_die "guestfish could not inspect $img to check the SELinux relabel"
+  answer="${out%%$'\n'*}"
+  case "$answer" in
+    false)
+      kvc_log "SELinux labels set at build time"
+      return 0
+      ;;
+    true) ;;
+    *) kvc_die "unexpected answer from guestfish 'exists /.autorelabel': '$answer'" ;;
+  esac
+  if grep -Eq '^[[:space:]]*SELINUX[[:space:]]*=[[:space:]]*["'"'"']?disabled' <<<"$out"; then
+    kvc_log "the guest has SELINUX=disabled: libguestfs leaves /.autorelabel for when SELinux is enabled again"
+    return 0
+  fi
+  kvc_die "SELinux relabel requested but not done: the image has /.autorelabel, so it would relabel and reboot at first boot. The libguestfs appliance had no setfiles: install policycoreutils on the build host (build.sh does on CI) and see docs/troubleshooting.md"
 }
 
 # sysprep.commands, in order, appended to the args array of customize():
@@ -403,10 +598,12 @@ prepare() {
   img="$(convert "$img")"
   kvc_setup_libguestfs
   guestfs_network_backend
+  guestfs_selinux_appliance
   img="$(grow "$img")"
   if kvc_bool KVC_SYSPREP_ENABLED true; then
     customize "$img"
     sysprep "$img"
+    check_relabelled "$img"
   fi
   PREPARED="$img"
 }
@@ -438,12 +635,13 @@ main() {
   else
     kvc_ensure_tools curl:curl qemu-img:qemu-utils gzip:gzip xz:xz-utils bzip2:bzip2 \
       virt-customize:libguestfs-tools virt-sysprep:libguestfs-tools \
-      virt-sparsify:libguestfs-tools
+      virt-sparsify:libguestfs-tools guestfish:libguestfs-tools
     local list
     local -a packages
     list="$(appliance_packages)"
     mapfile -t packages <<<"$list"
     kvc_ensure_packages "${packages[@]}"
+    ensure_appliance_kernel
   fi
   mkdir -p "$(dirname "$KVC_OUTPUT")"
   # A failed build must leave no artifact, not even one from an earlier run.

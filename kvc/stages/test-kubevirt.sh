@@ -71,6 +71,16 @@ kv_install_kubevirt() {
   kubectl -n kubevirt wait kubevirt/kubevirt --for=condition=Available --timeout="$(remaining)s"
 }
 
+# The host of a remote Docker daemon (DOCKER_HOST=tcp://HOST:PORT, as with
+# GitLab's Docker-in-Docker service), or nothing for a local one.
+kv_remote_docker() {
+  local host="${DOCKER_HOST:-}"
+  [[ "$host" == tcp://* ]] || return 0
+  host="${host#tcp://}"
+  host="${host%%:*}"
+  case "$host" in localhost | 127.0.0.1 | "") ;; *) printf '%s\n' "$host" ;; esac
+}
+
 mode_up() {
   kvc_require KVC_MANIFEST KVC_KUBEVIRT_VERSION
   [ "$KVM" = true ] || [ "$KVC_ARCH" = amd64 ] ||
@@ -78,7 +88,28 @@ mode_up() {
   kv_install_tools
   KV_CLUSTER="kvc-${KVC_IMAGE_SLUG:0:30}"
   kvc_log "kind $KVC_KIND_VERSION, node $KVC_KIND_NODE_IMAGE, KubeVirt $KVC_KUBEVIRT_VERSION"
-  kind create cluster --name "$KV_CLUSTER" --image "$KVC_KIND_NODE_IMAGE" --wait "$(remaining)s"
+  # kind's API server listens on 127.0.0.1 of the Docker host
+  # (kubernetes-sigs/kind@1164f3c2:pkg/apis/config/v1alpha4/default.go:42-45);
+  # with a remote daemon that is not this machine, so it listens on every
+  # address and kubectl reaches it by the daemon's name, checking the
+  # certificate for "localhost", which kind always puts in it (the kubeadm
+  # template's certSANs, kubernetes-sigs/kind@48f2b327:pkg/cluster/internal/kubeadm/config.go;
+  # set-cluster's --tls-server-name: kubernetes/kubectl@5be1f71c:pkg/cmd/config/create_cluster.go:85-86).
+  local remote server
+  local -a config=()
+  remote="$(kv_remote_docker)"
+  if [ -n "$remote" ]; then
+    printf '%s\n' "kind: Cluster" "apiVersion: kind.x-k8s.io/v1alpha4" "networking:" \
+      '  apiServerAddress: "0.0.0.0"' >"$WORK/kind.yaml"
+    config=(--config "$WORK/kind.yaml")
+  fi
+  kind create cluster --name "$KV_CLUSTER" --image "$KVC_KIND_NODE_IMAGE" "${config[@]}" \
+    --wait "$(remaining)s"
+  if [ -n "$remote" ]; then
+    server="$(kubectl config view -o "jsonpath={.clusters[?(@.name==\"kind-$KV_CLUSTER\")].cluster.server}")"
+    kubectl config set-cluster "kind-$KV_CLUSTER" --server="${server/0.0.0.0/$remote}" \
+      --tls-server-name=localhost >&2
+  fi
   kv_install_kubevirt
 }
 

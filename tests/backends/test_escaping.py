@@ -27,7 +27,8 @@ KVC_EXPRESSIONS = re.compile(
     r"\$\{\{ (github\.workflow|github\.ref|github\.event_name == 'pull_request'"
     r"|secrets\.KVC_[A-Z_]+|github\.actor|inputs\.force|steps\.(plan|stage)\.outputs\.\w+"
     r"|vars\.KVC_UPDATE_APP_CLIENT_ID"
-    r"|steps\.app\.outputs\.token \|\| secrets\.KVC_UPDATE_TOKEN \|\| github\.token"
+    r"|steps\.app\.outputs\.token \|\| secrets\.KVC_UPDATE_TOKEN"
+    r"|\(steps\.app\.outputs\.token \|\| secrets\.KVC_UPDATE_TOKEN\) != ''"
     r"|!github\.event\.pull_request\.head\.repo\.fork && secrets\.GITHUB_TOKEN \|\| '') \}\}"
 )
 # The parameters of kvc's own reusable build command and update workflow.

@@ -43,7 +43,11 @@ def test_every_value_arrives_as_written(spec: Path) -> None:
     for job in out.pipeline.jobs:
         variables = {k: literal(v) for k, v in jobs[job.id]["variables"].items()
                      if k not in gitlab.DIND_VARIABLES}
-        assert variables == job.env_dict(), job.id
+        # The test mode fits the runner (test_tests_on_hosted_runners_boot_with_qemu...).
+        expected = job.env_dict()
+        if "KVC_TEST_MODE" in expected:
+            expected["KVC_TEST_MODE"] = variables["KVC_TEST_MODE"]
+        assert variables == expected, job.id
 
 
 @pytest.mark.parametrize("spec", spec_params())
@@ -119,13 +123,58 @@ def test_docker_jobs_get_docker_in_docker_over_tls(spec: Path) -> None:
     jobs = out.child_jobs()
     for job in out.pipeline.jobs:
         emitted_job = jobs[job.id]
-        if "buildx" in job.tools or job.stage is Stage.TEST:
+        kind = job.stage is Stage.TEST and emitted_job["variables"]["KVC_TEST_MODE"] != "qemu"
+        if "buildx" in job.tools or kind:
             assert emitted_job["services"] == [{"name": gitlab.DIND, "alias": "docker"}]
             variables = emitted_job["variables"]
             assert {k: variables[k] for k in gitlab.DIND_VARIABLES} == dict(
                 gitlab.DIND_VARIABLES)
         else:
             assert "services" not in emitted_job, job.id
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_tests_on_hosted_runners_boot_with_qemu_and_tagged_ones_may_run_kind(spec: Path) -> None:
+    """GitLab.com's hosted runners document no KVM; a tagged runner is the user's."""
+    out = emitted(spec, "gitlab")
+    jobs = out.child_jobs()
+    backends = out.resolved.spec.backends
+    tags = (backends.gitlab.tags if backends and backends.gitlab else None) or {}
+    tests = [j for j in out.pipeline.jobs if j.stage is Stage.TEST]
+    for job in tests:
+        emitted_job, asked = jobs[job.id], job.env_dict()["KVC_TEST_MODE"]
+        mode = emitted_job["variables"]["KVC_TEST_MODE"]
+        if job.runner in tags or asked != "auto":
+            assert mode == asked, job.id
+        else:
+            assert mode == "qemu", job.id
+        kind = mode != "qemu"
+        assert ("services" in emitted_job) is kind, job.id
+        assert (gitlab.INSTALL_DOCKER_CLI in emitted_job["script"]) is kind, job.id
+
+
+def test_hosted_defaults_and_a_forced_kubevirt_mode_warn(tmp_path: Path) -> None:
+    spec = tmp_path / "kvc.yaml"
+    text = MINIMAL.read_text(encoding="utf-8")
+    assert "backends:" not in text and "defaults:" not in text
+    text += "defaults:\n  test:\n    mode: kubevirt\n"
+    spec.write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    compiled = runner.invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert compiled.exit_code == 0, compiled.output
+    assert compiled.output.count("[gitlab-hosted-kubevirt]") == 2  # amd64 and arm64
+    assert "[gitlab-hosted-kubevirt]" not in runner.invoke(
+        main, ["compile", str(spec), "--backend", "github"]).output
+    # validate warns once the spec says it runs on GitLab; tagged arches are the user's.
+    assert "[gitlab-hosted-kubevirt]" not in runner.invoke(main, ["validate", str(spec)]).output
+    spec.write_text(text + "backends:\n  gitlab:\n    tags:\n      arm64: [kvm]\n",
+                    encoding="utf-8")
+    validated = runner.invoke(main, ["validate", str(spec)])
+    assert validated.exit_code == 0, validated.output
+    (warning,) = [line for line in validated.output.splitlines() if "gitlab-hosted" in line]
+    assert warning.startswith(f"{spec}:") and "tags.amd64 is not set" in warning
+    jobs = YAML(typ="safe").load((tmp_path / gitlab.IMAGES / "debian-12.yml").read_text())
+    assert jobs["test-debian-12-amd64"]["variables"]["KVC_TEST_MODE"] == "kubevirt"
 
 
 def test_the_update_job_runs_only_from_its_schedule_and_pushes_with_merge_request_options(

@@ -139,13 +139,13 @@ def plan_then_child(root: Path, run: str, *child_args: str) -> list[str]:
 
 def test_the_planned_images_run_in_dag_order_and_publish_what_they_staged(
         project: Path) -> None:
-    lines = plan_then_child(project, "debian-12 fedora-41")
+    lines = plan_then_child(project, "debian-12 fedora-44")
     jobs = [line.split()[1] for line in lines if not line.startswith("promote")]
     assert {job.rsplit("-", 1)[0] if job.startswith(("build", "test")) else job
             for job in jobs} == {
         f"{stage}-{slug}" for stage in ("build", "containerize", "test", "publish")
-        for slug in ("debian-12", "fedora-41")}
-    for slug in ("debian-12", "fedora-41"):
+        for slug in ("debian-12", "fedora-44")}
+    for slug in ("debian-12", "fedora-44"):
         order = [i for i, job in enumerate(jobs) if slug in job]
         stages = [jobs[i].split("-")[0] for i in order]
         assert stages == sorted(stages, key=["build", "containerize", "test", "publish"].index)

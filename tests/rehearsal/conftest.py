@@ -40,8 +40,9 @@ SPECS = {
     "multi-distro": REPO / "examples" / "multi-distro" / "kvc.yaml",
     "sign": HERE / "specs" / "sign.yaml",
     "attest": HERE / "specs" / "attest.yaml",
+    "gitlab-tagged": HERE / "specs" / "gitlab-tagged.yaml",
 }
-BACKENDS = ("github", "circleci")
+BACKENDS = ("github", "circleci", "gitlab")
 COMPRESS: dict[str, Callable[[bytes], bytes]] = {
     ".xz": lzma.compress, ".gz": gzip.compress, ".bz2": bz2.compress,
 }
@@ -65,6 +66,8 @@ class Compiled:
     def pipeline(self) -> Path:
         if self.backend == "github":
             return self.tree / ".github" / "workflows" / "kvc.yml"
+        if self.backend == "gitlab":
+            return self.tree / ".gitlab-ci.yml"
         return self.tree / ".circleci" / "config.yml"
 
 

@@ -180,12 +180,19 @@ fake_docker() {
 }
 
 fake_kind() {
-  local name dir archive
+  local name dir archive address config
   local -a names
   name=$(opt --name) || name=kind
   dir="$M/clusters/$name"
   case "${ARGS[0]} ${ARGS[1]:-}" in
-    "create cluster") mkdir -p "$dir" && : >"$dir/images" ;;
+    "create cluster")
+      mkdir -p "$dir" && : >"$dir/images"
+      # The API server listens on 127.0.0.1 of the Docker host unless the config
+      # says otherwise; kubectl (below) reaches it only from that host.
+      address=127.0.0.1
+      config=$(opt --config) && grep -q 'apiServerAddress: "0.0.0.0"' "$config" && address=0.0.0.0
+      printf 'https://%s:6443' "$address" >"$M/api-server"
+      ;;
     "load image-archive")
       [ -d "$dir" ] || die 1 "ERROR: no nodes found for cluster \"$name\""
       archive="${ARGS[2]}"
@@ -219,10 +226,39 @@ boot() { # the VM boots only if every image of the applied manifest resolves
   facts_list tested "${digests[@]}"
 }
 
+# The Docker host kind's containers run on: DOCKER_HOST's (tcp://HOST:PORT), else this one.
+docker_host() {
+  local host="${DOCKER_HOST:-}"
+  [[ "$host" == tcp://* ]] || { echo 127.0.0.1; return; }
+  host="${host#tcp://}"
+  echo "${host%%:*}"
+}
+
 fake_kubectl() {
-  local file
+  local file server host
   local -a images
   file=$(opt -f) || file=""
+  if [ "${ARGS[0]}" = config ]; then
+    case "${ARGS[1]}" in
+      view) cat "$M/api-server" ;;
+      set-cluster)
+        server=$(opt --server) || die 97 "kubectl config set-cluster without --server"
+        printf '%s' "$server" >"$M/api-server"
+        fact api_server "$server"
+        ;;
+      *) die 97 "kubectl config ${ARGS[1]} is not emulated" ;;
+    esac
+    return 0
+  fi
+  if [ -f "$M/api-server" ]; then # a cluster exists: is its API server reachable?
+    server=$(cat "$M/api-server")
+    host="${server#https://}" host="${host%%:*}"
+    case "$(docker_host):$host" in
+      127.0.0.1:127.0.0.1 | 127.0.0.1:0.0.0.0 | localhost:*) ;;
+      *:127.0.0.1 | *:0.0.0.0) die 1 "The connection to the server $server was refused" ;;
+      *) [ "$host" = "$(docker_host)" ] || die 1 "dial tcp: lookup $host: no such host" ;;
+    esac
+  fi
   case "${ARGS[0]}" in
     create)
       [[ " ${ARGS[*]} " == *" --dry-run=client "* ]] || return 0

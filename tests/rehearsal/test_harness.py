@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.rehearsal import fake_bake
 from tests.rehearsal.circleci import CircleRun
 from tests.rehearsal.github import GitHubRun
+from tests.rehearsal.gitlab import GitLabRun
 from tests.rehearsal.world import World, provenance_violations
 
 pytestmark = pytest.mark.rehearsal
@@ -144,3 +146,78 @@ def test_fake_bake_records_repo_at_digest_and_tags_only_when_pushed_by_tag(
     lines = (tmp_path / "registry.txt").read_text().splitlines()
     digest = lines[0].split()[1]
     assert lines == [e.format(d=digest) for e in expected]
+
+
+def gitlab(tmp_path: Path, config: str, **kwargs: Any) -> GitLabRun:
+    repo = tmp_path / "repo"
+    repo.mkdir(parents=True)
+    path = tmp_path / ".gitlab-ci.yml"
+    path.write_text(config)
+    return GitLabRun(World(tmp_path / "w", repo), path, workers=1, **kwargs)
+
+
+GL_WRITER = """stages: [a, b]
+a:
+  stage: a
+  script: mkdir out && echo hi > out/f{fail}
+  after_script: echo after > out/after; exit 3
+  artifacts: {{paths: [out/]{when}}}
+"""
+
+
+@pytest.mark.parametrize(("needs", "read"), [
+    ("needs: [{job: a, artifacts: true}]", "success"),
+    ("needs: [{job: a, artifacts: false}]", "failure"),
+    ("needs: [a]", "success"),
+    ("needs: []", "failure"),
+])
+def test_gitlab_needs_artifacts_decides_what_a_job_gets(
+    tmp_path: Path, needs: str, read: str
+) -> None:
+    run = gitlab(tmp_path, GL_WRITER.format(fail="", when="") + f"""b:
+  stage: b
+  {needs}
+  script: test "$(cat out/f out/after)" = "$(printf 'hi\\nafter')"
+""")
+    assert run.run() == {"a": "success", "b": read}, run.history[-1].log
+    if read == "success":
+        assert provenance_violations(run.needs, run.history) == []
+
+
+@pytest.mark.parametrize(("when", "kept"), [("", False), (", when: always", True)])
+def test_gitlab_artifacts_of_a_failed_job_need_when_always(
+    tmp_path: Path, when: str, kept: bool
+) -> None:
+    run = gitlab(tmp_path, GL_WRITER.format(fail="; exit 1", when=when))
+    assert run.run() == {"a": "failure"}
+    assert ("a" in run.artifacts) is kept
+
+
+def test_gitlab_rules_variables_and_blocked_jobs(tmp_path: Path) -> None:
+    run = gitlab(tmp_path, """workflow:
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "push" && ($CI_COMMIT_BRANCH == "main" || $X)
+stages: [a, b]
+a:
+  stage: a
+  variables:
+    LIT: {value: "$HOME", expand: false}
+    REF: "${CI_COMMIT_BRANCH}-$$x"
+  script: test "$LIT/$REF" = '$HOME/main-$x' && exit 1
+b:
+  stage: b
+  script: 'true'
+c:
+  stage: b
+  rules:
+    - if: $CI_MERGE_REQUEST_IID
+    - if: $CI_COMMIT_BRANCH != $CI_DEFAULT_BRANCH
+      when: never
+    - when: always
+  script: 'true'
+""")
+    # a fails (its test passed); b waits for stage a and is skipped; c runs anyway.
+    assert run.run() == {"a": "failure", "b": "skipped", "c": "success"}
+    merge_request = gitlab(tmp_path / "mr", "workflow:\n  rules:\n    - if: $CI_COMMIT_BRANCH\n"
+                           "a:\n  script: 'true'\n", source="merge_request_event")
+    assert merge_request.run() == {}, "no CI_COMMIT_BRANCH in a merge request pipeline"

@@ -1,7 +1,8 @@
-"""Rehearse the emitted pipelines end to end, for both backends.
+"""Rehearse the emitted pipelines end to end, for every backend.
 
 Each run executes the files `kvc compile` wrote (not the IR) on local
-folders with fake tools (see world.py, github.py, circleci.py, fake.sh), then
+folders with fake tools (see world.py, github.py, circleci.py, gitlab.py,
+fake.sh), then
 checks what a first push depends on: every file a job reads comes from a job
 upstream of it, the digest publish promotes is the one containerize staged
 and every test booted, and re-running failed jobs goes green.
@@ -12,15 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kvc.backends.gitlab import INSTALL_COSIGN
 from tests.rehearsal.circleci import CircleRun
 from tests.rehearsal.conftest import BACKENDS, Compiled
 from tests.rehearsal.github import GitHubRun
+from tests.rehearsal.gitlab import GitLabRun, Variable
 from tests.rehearsal.world import RehearsalError, World, ancestors, provenance_violations
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
@@ -29,7 +33,12 @@ CREDS = {"KVC_REGISTRY_USER": "robot", "KVC_REGISTRY_PASSWORD": "s3cret"}
 # The CircleCI cosign install verifies a download against the real binary's
 # sha256, which no offline fake can match; cosign is a fake tool on PATH.
 REPLACED = {"Install cosign": "the fake cosign is on PATH (its pinned download cannot be faked)"}
-Run = GitHubRun | CircleRun
+# The same for GitLab's script block, matched as emitted.
+GITLAB_REPLACED = {INSTALL_COSIGN: "echo 'the fake cosign is on PATH'\n"}
+# GitLab: protected, masked, scoped to the publish environment (docs/backends/gitlab.md).
+GITLAB_VARIABLES = {k: Variable(v, protected=True, environment="kvc-publish")
+                    for k, v in CREDS.items()}
+Run = GitHubRun | CircleRun | GitLabRun
 Start = Callable[..., tuple[World, Run]]
 
 
@@ -57,6 +66,12 @@ def new_run(world: World, c: Compiled, credentials: bool = True, n: int = 1) -> 
         return GitHubRun(world, c.pipeline, event=event, secrets=creds, fork=not credentials,
                          run_id=str(4241 + n))
     branch = "main" if credentials else "feature"
+    if c.backend == "gitlab":
+        # Without credentials: a merge request pipeline of an unprotected branch,
+        # which protected variables do not reach.
+        return GitLabRun(world, c.pipeline, branch=branch, variables=GITLAB_VARIABLES,
+                         source="push" if credentials else "merge_request_event",
+                         replace=GITLAB_REPLACED, pipeline=1000 + n)
     return CircleRun(world, c.pipeline, branch=branch, contexts={"kvc-publish": creds},
                      replace_steps=REPLACED, pipeline=f"p{n}")
 
@@ -148,6 +163,9 @@ VERIFY_IDENTITY = {
                  "https://oidc.circleci.com/org/00000000-0000-4000-8000-00000000000a",
                  "--certificate-identity-regexp", r"^https://circleci\.com/api/v2/projects/"
                  "00000000-0000-4000-8000-00000000000b/pipeline-definitions/"],
+    # The top-level definition, even from the child pipeline (kvc/backends/gitlab.py).
+    "gitlab": ["--certificate-oidc-issuer", "https://gitlab.com", "--certificate-identity",
+               "https://gitlab.com/example/images//.gitlab-ci.yml@refs/heads/main"],
 }
 
 
@@ -160,7 +178,7 @@ def test_signing_signs_the_promoted_digest(
     signed = [(job, ref) for job, _, ref in world.facts("signed")]
     assert signed == [("publish-debian-12", f"ghcr.io/example/debian@{promoted}")]
     calls = world.calls("cosign")
-    if backend == "circleci":  # keyless: the OIDC token reached cosign through BASH_ENV
+    if backend != "github":  # keyless: the OIDC token reached cosign (BASH_ENV, id_tokens)
         assert calls[0]["facts"]["oidc"] is True
     # Then the signature is verified against this run's identity (docs/verifying.md).
     assert [c["facts"].get("verified") for c in calls[1:]] == [" ".join(
@@ -175,7 +193,12 @@ def test_without_credentials_the_tests_boot_the_staged_archive(start: Start, bac
         "test-debian-12-amd64": "success", "test-debian-12-arm64": "success"}
     (digest,) = latest(world, "staged").values()
     assert all(v == [digest] for v in latest(world, "tested").values())
-    assert world.facts("loaded"), "the archive went through kind load"
+    if backend == "gitlab":  # the qemu mode on hosted runners: skopeo reads the archive
+        copies = [c for c in world.calls("skopeo") if c["job"] == "test-debian-12-amd64"]
+        assert [c["facts"].get("copied") for c in copies] == [digest]
+        assert copies[0]["argv"][-2].startswith("oci-archive:")
+    else:
+        assert world.facts("loaded"), "the archive went through kind load"
     assert not world.facts("promoted")
 
 
@@ -203,12 +226,22 @@ def test_a_second_pipeline_takes_the_builds_from_the_cache(
 def rerun(run: Run) -> None:
     if isinstance(run, GitHubRun):
         run.rerun_failed()
+    elif isinstance(run, GitLabRun):
+        run.retry_failed()
     else:
         run.rerun_from_failed()
 
 
+# A call the amd64 test makes once, never retried: GitLab's hosted-runner default
+# is the qemu mode (its boot: `qemu-system-x86_64 -machine ...`), the others run KubeVirt.
+FAIL_TEST = {"github": ("kubectl", "wait"), "circleci": ("kubectl", "wait"),
+             "gitlab": ("qemu-system-x86_64", "-machine")}
+
+
 def fail_first_test(world: World, run: Run) -> None:
-    world.fail("kubectl", "wait", "test-debian-12-amd64")
+    backend = "github" if isinstance(run, GitHubRun) else (
+        "gitlab" if isinstance(run, GitLabRun) else "circleci")
+    world.fail(*FAIL_TEST[backend], "test-debian-12-amd64")
     run.run()
     assert run.results["test-debian-12-amd64"].status == "failure"
     assert run.results["test-debian-12-arm64"].status == "success"
@@ -243,8 +276,23 @@ def test_circleci_rerun_from_failed_goes_green(start: Start) -> None:
     assert provenance_violations(run.needs, run.history) == []
 
 
-def test_circleci_rerun_from_failed_keeps_the_staged_archive(start: Start) -> None:
-    world, run = start("minimal", "circleci", credentials=False)
+def test_gitlab_retry_of_the_failed_job_goes_green(start: Start) -> None:
+    world, run = start("minimal", "gitlab")
+    assert isinstance(run, GitLabRun)
+    fail_first_test(world, run)
+    assert run.results["kvc-images"].status == "failure", "strategy: depend mirrors the child"
+    before = {j: r.run for j, r in run.results.items()}
+    run.retry_failed()
+    reran = {j for j, r in run.results.items() if r.run != before[j]}
+    assert reran == {"test-debian-12-amd64", "publish-debian-12"}
+    assert_all_green(run)
+    assert_digest_chain(world, run)
+    assert provenance_violations(run.needs, run.history) == []
+
+
+@pytest.mark.parametrize("backend", ["circleci", "gitlab"])
+def test_a_retry_keeps_the_staged_archive(start: Start, backend: str) -> None:
+    world, run = start("minimal", backend, credentials=False)
     fail_first_test(world, run)
     rerun(run)
     assert run.results["test-debian-12-amd64"].status == "success", failures(run)
@@ -312,6 +360,11 @@ def publish_unchanged(world: World, c: Compiled) -> None:
         world.serve(f"https://{host}/v2/{name}/blobs/{digest}", config)
 
 
+# The jobs of a pipeline that builds nothing: GitLab's child pipeline needs one job.
+PLAN_ONLY = {"github": {"plan"}, "circleci": {"plan"},
+             "gitlab": {"kvc-plan", "kvc-images", "kvc-nothing-to-run"}}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_plan_runs_what_is_not_published_and_skips_what_is(
     compiled: Callable[[str, str], Compiled], green: Callable[..., tuple[World, Run]],
@@ -329,8 +382,8 @@ def test_the_plan_runs_what_is_not_published_and_skips_what_is(
     run = new_run(world, c)
     run.run()
     ran = {j for j, r in run.results.items() if r.status != "skipped"}
-    assert ran == {"plan"}, "an unchanged image runs no job after the plan"
-    assert run.results["plan"].status == "success"
+    assert ran == PLAN_ONLY[backend], "an unchanged image runs no job after the plan"
+    assert {run.results[j].status for j in ran} == {"success"}
     assert not world.facts("staged")
 
 
@@ -340,3 +393,67 @@ def test_github_attests_the_promoted_digest(green: Callable[..., tuple[World, Ru
     assert_all_green(run)
     promoted = latest(world, "promoted")["publish-debian-12"]
     assert run.attestations == [("publish-debian-12", "ghcr.io/example/debian", promoted)]
+
+
+def test_gitlab_rehearsal_refuses_what_it_does_not_understand(
+    compiled: Callable[[str, str], Compiled], tmp_path: Path
+) -> None:
+    c = compiled("minimal", "gitlab")
+    parent = c.pipeline.read_text()
+    cases = {
+        "job keyword": (parent, "  stage: plan\n", "  stage: plan\n  retry: 2\n", "retry"),
+        "rule operator": (parent, '$KVC_SCHEDULE == "update"', '$KVC_SCHEDULE =~ /update/',
+                          "cannot parse"),
+        "rule when": (parent, "    - when: on_success\n", "    - when: manual\n", "manual"),
+        "global keyword": (parent, "stages:\n", "default:\n  image: x\nstages:\n", "default"),
+    }
+    for name, (original, old, new, match) in cases.items():
+        mutated = original.replace(old, new, 1)
+        assert mutated != original, name
+        path = tmp_path / f"{name.replace(' ', '-')}.yml"
+        path.write_text(mutated)
+        run = GitLabRun(c.world(tmp_path / name.replace(" ", "-")), path,
+                        variables=GITLAB_VARIABLES, replace=GITLAB_REPLACED)
+        with pytest.raises(RehearsalError, match=match):
+            run.run()
+    # The child pipeline too: a keyword in an image's file reaches the harness
+    # through the plan job's artifact.
+    image = c.tree / ".gitlab" / "kvc" / "images" / "debian-12.yml"
+    text = image.read_text()
+    world = c.world(tmp_path / "child")
+    tree = tmp_path / "child-tree"
+    shutil.copytree(c.tree, tree, symlinks=True)
+    (tree / ".gitlab" / "kvc" / "images" / "debian-12.yml").write_text(
+        text.replace("  stage: build\n", "  stage: build\n  dependencies: []\n", 1))
+    world.repo = tree
+    with pytest.raises(RehearsalError, match="dependencies"):
+        GitLabRun(world, tree / ".gitlab-ci.yml", variables=GITLAB_VARIABLES,
+                  replace=GITLAB_REPLACED).run()
+
+
+@pytest.mark.parametrize("branch", ["feature", "main"])
+def test_gitlab_merge_request_pipeline_never_publishes(
+    compiled: Callable[[str, str], Compiled], tmp_path: Path, branch: str
+) -> None:
+    """Not even a merge request from the default branch: its child sees the parent's source."""
+    c = compiled("minimal", "gitlab")
+    run = GitLabRun(c.world(tmp_path), c.pipeline, source="merge_request_event", branch=branch,
+                    variables=GITLAB_VARIABLES, replace=GITLAB_REPLACED)
+    run.run()
+    assert "publish-debian-12" not in run.results, "publish's rules drop it from the child"
+    assert "test-debian-12-amd64" in run.results
+    assert {r.status for r in run.results.values()} == {"success"}, failures(run)
+
+
+def test_gitlab_tagged_runners_run_kind_against_docker_in_docker(
+    green: Callable[..., tuple[World, Run]],
+) -> None:
+    """The test job keeps `auto`: kind's API server must be reachable through the service."""
+    world, run = green("gitlab-tagged", "gitlab")
+    assert_all_green(run)
+    assert_digest_chain(world, run)
+    assert provenance_violations(run.needs, run.history) == []
+    assert [(job, server) for job, _, server in world.facts("api_server")] == [
+        ("test-debian-12-amd64", "https://docker:6443")]
+    assert [c["job"] for c in world.calls("skopeo") if c["argv"][0] == "copy"] == [
+        "test-debian-12-arm64"], "arm64 without KVM boots with qemu"

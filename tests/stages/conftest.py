@@ -26,6 +26,7 @@ STUBBED = (
     "virt-sysprep",
     "virt-sparsify",
     "virt-resize",
+    "guestfish",
     "make",
     "docker",
     "cosign",
@@ -50,6 +51,7 @@ class Call:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    stdin: str = ""  # recorded for guestfish only (its script)
 
 
 @dataclass

@@ -12,6 +12,9 @@ qemu-img convert copies its input...). Per-tool knobs, from the environment:
 - KVC_STUB_CURL_SRC: the file curl "downloads".
 - KVC_STUB_SLEEP_<tool>=S: sleep S seconds first (a hanging tool).
 - KVC_STUB_STDOUT_<tool>: printed on stdout by every successful call.
+- guestfish records its standard input (the script) as "stdin" in its log
+  entry and, without KVC_STUB_STDOUT_guestfish, answers "false" (the
+  `exists /.autorelabel` check build.sh makes after a relabel).
 
 kubectl and virtctl also record the content of every local file they are
 given (``-f FILE``, ``--from-file=[KEY=]FILE``, ``--identity-file=FILE``, and
@@ -43,6 +46,8 @@ def record(name: str, argv: list[str]) -> int:
             if json.loads(line)["tool"] == name:
                 previous += 1
     entry = {"tool": name, "argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}
+    if name == "guestfish":
+        entry["stdin"] = sys.stdin.read()
     with log.open("a") as f:
         f.write(json.dumps(entry) + "\n")
     return previous
@@ -65,6 +70,12 @@ def qemu_img(argv: list[str]) -> int:
         Path(positional[0]).write_bytes(b"")
     elif argv[0] == "info":
         print(json.dumps({"virtual-size": 12884901888, "format": "qcow2"}, indent=4))
+    return 0
+
+
+def guestfish(argv: list[str]) -> int:
+    if "KVC_STUB_STDOUT_guestfish" not in os.environ:
+        print("false")
     return 0
 
 
@@ -147,7 +158,8 @@ def capture_files(name: str, argv: list[str]) -> int:
 
 BEHAVIOUR = {"kubectl": lambda argv: capture_files("kubectl", argv),
              "virtctl": lambda argv: capture_files("virtctl", argv),
-             "curl": curl, "qemu-img": qemu_img, "virt-resize": virt_resize, "docker": docker}
+             "curl": curl, "qemu-img": qemu_img, "virt-resize": virt_resize, "docker": docker,
+             "guestfish": guestfish}
 
 
 def main() -> int:

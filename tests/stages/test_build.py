@@ -72,6 +72,7 @@ def test_full_build_passes_every_option_verbatim(stubs: Stubs, hostile: str, can
         "qemu-img",  # resize
         "virt-customize",
         "virt-sysprep",
+        "guestfish",  # the relabel happened: no /.autorelabel left
         "make",
         "virt-sparsify",
         "qemu-img",  # compressed convert
@@ -100,6 +101,9 @@ def test_full_build_passes_every_option_verbatim(stubs: Stubs, hostile: str, can
     assert stubs.calls("virt-sysprep")[0].argv == [
         "-a", work, "--operations", "defaults,-ssh-userdir",
     ]  # fmt: skip
+    check = stubs.calls("guestfish")[0]
+    assert check.argv == ["--ro", "-a", work, "-i"]
+    assert check.stdin.splitlines()[0] == "exists /.autorelabel"
     make = stubs.calls("make")[0]
     assert make.argv == ["-C", "images/debian", "post-build", f"DISK={work}"]
     assert make.env["GREETING"] == hostile

@@ -72,6 +72,7 @@ case "$name $*" in
       esac
     done ;;
   "virtctl ssh"*) echo kvc-ssh-ok ;;
+  "kubectl config view"*) printf 'https://0.0.0.0:41234' ;;
 esac
 """
 
@@ -280,6 +281,24 @@ def test_runs_every_check_with_pinned_tools_and_cleans_up(stage: Stubs, tmp_path
     assert "mode: **kubevirt**" in text and "KVC_FORCE_TCG=true" in text
     assert "result: passed (boot, guest-agent, ssh)" in text
     assert "mode: kubevirt (" in result.stderr
+
+
+@pytest.mark.parametrize("docker_host", ["tcp://docker:2376", "unix:///run/docker.sock",
+                                         "tcp://127.0.0.1:2375"])
+def test_a_remote_docker_daemon_gets_an_api_server_it_can_reach(
+    stage: Stubs, tmp_path: Path, docker_host: str
+) -> None:
+    """GitLab's Docker-in-Docker service: kind's API server is on the daemon's host."""
+    result = run(stage, DOCKER_HOST=docker_host)
+    assert result.returncode == 0, result.stderr
+    create = argvs(stage, "kind")[0]
+    configs = [a for a in argvs(stage, "kubectl") if a[:2] == ["config", "set-cluster"]]
+    if docker_host != "tcp://docker:2376":
+        assert "--config" not in create and not configs
+        return
+    assert "--config" in create
+    assert configs == [["config", "set-cluster", "kind-kvc-debian-12",
+                        "--server=https://docker:41234", "--tls-server-name=localhost"]]
 
 
 def test_user_data_reaches_the_vm_through_a_secret(stage: Stubs) -> None:
