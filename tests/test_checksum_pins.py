@@ -114,3 +114,12 @@ def test_examples_carry_no_placeholder_digest(example: Path) -> None:
         assert build.checksum is not None or build.verifies_at_build, build.build_id
         if build.checksum is not None:
             assert placeholder_reason(build.checksum) is None, build.build_id
+
+
+def test_a_digit_filling_half_the_digest_is_the_threshold() -> None:
+    """From a surviving mutant (docs/mutation-report.md): half is refused, just under is not."""
+    rest = "123456789abcdef" * 3  # 45 digits, no '0'
+    half = "0" * 32 + rest[:32]
+    under = "0" * 31 + rest[:33]
+    assert placeholder_reason(f"sha256:{half}") == "'0' fills 32 of its 64 digits"
+    assert placeholder_reason(f"sha256:{under}") is None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.fuzz_strategies import compile_or_diagnose, mutated_specs, raw_texts
 
 # Hang guards, not speed targets: benchmarks/fuzz.py measures speed.
 HANG_GUARD_SECONDS = 30
+pytestmark = pytest.mark.slow  # hundreds of generated specs
+
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -65,6 +65,7 @@ _trees = st.recursive(
 )
 
 
+@pytest.mark.slow  # 400 generated documents, each also written by ruamel
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(_keys, _trees, min_size=1, max_size=5))
 def test_fast_writer_matches_ruamel_byte_for_byte(data: dict[str, object]) -> None:

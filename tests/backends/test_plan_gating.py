@@ -127,10 +127,10 @@ def test_github_force_input_reaches_the_plan_only_through_env() -> None:
                                                (circleci.CircleCI, ".circleci/kvc.yml")])
 def test_a_file_over_a_platform_limit_is_refused(backend: Any, path: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = emitted(ROOT / "examples/minimal/kvc.yaml", backend.NAME)  # under the real limit
     (limit,) = backend.LIMITS
     monkeypatch.setattr(backend, "LIMITS", (Limit(limit.what, limit.paths, 2_000,
                                                   limit.source),))
-    out = emitted(ROOT / "examples/minimal/kvc.yaml", backend.NAME)
     source = EmitInput(out.pipeline, "kvc.yaml", Backends())
     with pytest.raises(SpecError) as caught:
         backend.emit(source)
@@ -163,6 +163,7 @@ def fast_load(text: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
+@pytest.mark.slow  # compiles and parses 1,000 builds
 def test_a_thousand_builds_fit_githubs_file_limit(thousand: Pipeline) -> None:
     files = github.emit(EmitInput(thousand, "kvc.yaml", Backends()))
     workflows = {p: fast_load(t) for p, t in files.items()}

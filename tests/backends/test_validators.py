@@ -79,6 +79,7 @@ def zizmor(paths: Sequence[Path]) -> subprocess.CompletedProcess[str]:
                      "--format", "plain", *paths])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_schema_accepts_every_emitted_file(backend: str, tree: dict[str, list[Path]]) -> None:
     paths = tree[backend]
@@ -128,6 +129,7 @@ def zizmor_params() -> list[Any]:
     return params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", zizmor_params())
 def test_zizmor_finds_nothing(case: str, tree: dict[str, list[Path]],
                               zizmor_findings: dict[Path, list[str]]) -> None:
@@ -136,6 +138,7 @@ def test_zizmor_finds_nothing(case: str, tree: dict[str, list[Path]],
     assert {p.name: zizmor_findings[p] for p in paths} == {p.name: [] for p in paths}
 
 
+@pytest.mark.slow
 def test_zizmor_plain_run_is_clean_for_the_minimal_example(
         tree: dict[str, list[Path]]) -> None:
     """The documented invocation (default persona, exit status) on examples/minimal."""
@@ -164,6 +167,7 @@ BROKEN_CIRCLECI = "version: 2.1\njobs:\n  a:\n    steps: 3\n"
 BROKEN_GITLAB = "a:\n  script: echo\n  needs:\n    - job: b\n      artifacts: maybe\n"
 
 
+@pytest.mark.slow
 def test_validators_reject_broken_files(tmp_path: Path) -> None:
     (tmp_path / "gh.yml").write_text(BROKEN_GITHUB, encoding="utf-8")
     (tmp_path / "cc.yml").write_text(BROKEN_CIRCLECI, encoding="utf-8")

@@ -8,11 +8,11 @@ compile error at the spec position. Shared behaviour of the two real backends
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -357,11 +357,39 @@ def test_the_sourced_file_pattern_sees_lib_sh() -> None:
 # -- no repeated skeleton ---------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("duplicates") is None, reason="the duplicates tool is not here")
+MIN_REPEAT = 6  # lines
+
+
+def repeated_blocks(files: Mapping[str, str], size: int = MIN_REPEAT) -> list[str]:
+    """Runs of ``size`` code lines (stripped; blank lines, comments and imports left out)
+    that occur twice, in two files or twice in one without overlapping."""
+    first: dict[tuple[str, ...], tuple[str, int, int]] = {}
+    found = []
+    for name, text in sorted(files.items()):
+        imports = {line for node in ast.walk(ast.parse(text))
+                   if isinstance(node, ast.Import | ast.ImportFrom)
+                   for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)}
+        code = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
+                if number not in imports and line.strip() and not line.strip().startswith("#")]
+        for i in range(len(code) - size + 1):
+            key = tuple(line for _, line in code[i : i + size])
+            seen = first.setdefault(key, (name, i, code[i][0]))
+            if seen[0] != name or i - seen[1] >= size:
+                found.append(f"{seen[0]}:{seen[2]} and {name}:{code[i][0]}")
+    return found
+
+
 def test_no_repeated_skeleton_between_backends() -> None:
-    result = subprocess.run(["duplicates", "--repo", "kvc/backends", "--min-lines", "6"],
-                            cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)
-    assert result.stdout.startswith("no duplicates"), result.stdout
+    backends = {p.name: p.read_text() for p in sorted((ROOT / "kvc/backends").glob("*.py"))}
+    assert repeated_blocks(backends) == []
+
+
+def test_a_repeated_block_is_found() -> None:
+    block = "".join(f"x{i} = step({i})\n" for i in range(MIN_REPEAT))
+    files = {"a.py": f"import os\n{block}", "b.py": f"import os\n\n# a comment\n{block}"}
+    assert repeated_blocks(files) == ["a.py:2 and b.py:4"]
+    assert repeated_blocks({"a.py": block + block}) == [f"a.py:1 and a.py:{MIN_REPEAT + 1}"]
+    assert repeated_blocks({"a.py": block, "b.py": block[: block.rindex("x")]}) == []
 
 
 def test_case_ids_are_unique() -> None:

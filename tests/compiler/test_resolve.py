@@ -8,7 +8,10 @@ import textwrap
 
 import pytest
 
+from kvc.compiler.customize import command_problem
 from kvc.compiler.model import ImageBuild
+from kvc.compiler.resolve import _guest_variable
+from kvc.compiler.templates import TemplateError, expand
 from kvc.spec.diagnostics import SpecError
 from tests.conftest import resolve_text
 
@@ -175,3 +178,38 @@ def test_a_release_with_errors_never_vanishes_silently() -> None:
     text = LAYERED.replace("where: release\n", "where: '{other}'\n          other: '{where}'\n")
     messages = _errors(text)
     assert any("refers to itself: 'where' -> 'other' -> 'where'" in m for m in messages)
+
+
+# -- guest shell variables (from surviving mutants, docs/mutation-report.md) ------------------
+
+
+def _guest_error(value: str) -> TemplateError:
+    """What kvc reports for ``value`` in a guest shell command (post_commands)."""
+    with pytest.raises(TemplateError) as caught:
+        expand(value, {"arch": "amd64"})
+    return _guest_variable(value, caught.value)
+
+
+@pytest.mark.parametrize("value", [
+    "${FOO}",                          # at the very start of the command
+    "echo ${FOO} ${BAR}",              # the first of two: its own closing brace
+    "echo {{a}} ${FOO}",               # a literal brace earlier in the command
+])
+def test_a_braced_guest_variable_is_explained(value: str) -> None:
+    error = _guest_error(value)
+    assert (error.offset, error.message) == (
+        value.index("${"), "'${FOO}' reads as the kvc placeholder '{FOO}'; for the guest's "
+                           "shell variable write '${{FOO}}' or '$FOO'")
+
+
+@pytest.mark.parametrize("value", ["echo {FOO}", "{FOO} costs $"])
+def test_a_placeholder_without_a_dollar_stays_an_unknown_placeholder(value: str) -> None:
+    error = _guest_error(value)
+    assert (error.offset, error.message) == (value.index("{"), "unknown placeholder '{FOO}'")
+
+
+def test_an_unknown_customize_command_gets_a_hint_only_when_one_is_close() -> None:
+    """From surviving mutants (docs/mutation-report.md)."""
+    assert command_problem("run-comand", "x") == (
+        "'run-comand' is not a virt-customize command; did you mean 'run-command'?")
+    assert command_problem("zzzzzz", None) == "'zzzzzz' is not a virt-customize command"

@@ -41,6 +41,13 @@ def test_errors_carry_the_offset_of_the_placeholder(template: str, offset: int,
         offset, message, "template")
 
 
+def test_only_an_empty_release_name_gets_the_release_name_hint() -> None:
+    """From surviving mutants (docs/mutation-report.md): the hint is for release_name only."""
+    with pytest.raises(TemplateError) as caught:
+        expand("a-{suffix}", {"suffix": ""}, "debian/12")
+    assert caught.value.message == "'{suffix}' is empty for debian/12"
+
+
 def test_placeholders_lists_names_in_order() -> None:
     assert placeholders("{a}/{{b}}/{c}{a}") == ("a", "c", "a")
 

@@ -226,4 +226,6 @@ def test_spec_refusal_becomes_a_failed_target(served: Mirror) -> None:
     new, report = lock_text(text, broken, fetcher())
     assert new is text
     assert "add arm64 by hand" in report.outcomes[0].reason
+    assert report.outcomes[0].target == broken[0]
+    assert report.render().startswith("failed    almalinux/9/arm64: cannot write the pin: ")
     assert report.exit_code == 1

@@ -27,7 +27,7 @@ from tests.rehearsal.github import GitHubRun
 from tests.rehearsal.gitlab import GitLabRun, Variable
 from tests.rehearsal.world import RehearsalError, World, ancestors, provenance_violations
 
-pytestmark = pytest.mark.rehearsal
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 
 CREDS = {"KVC_REGISTRY_USER": "robot", "KVC_REGISTRY_PASSWORD": "s3cret"}
 # The CircleCI cosign install verifies a download against the real binary's

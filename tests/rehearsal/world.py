@@ -28,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 TOOLS = (
     "curl", "qemu-img", "virt-resize", "docker", "kind", "kubectl", "cosign", "circleci",
     "qemu-system-x86_64", "qemu-system-aarch64", "virt-customize", "virt-sysprep",
-    "virt-sparsify", "virtctl", "skopeo", "sudo", "apt-get", "genisoimage", "socat",
+    "virt-sparsify", "virtctl", "skopeo", "sudo", "apt-get", "apt-cache", "genisoimage",
+    "socat",
 )
 
 

@@ -25,6 +25,7 @@ def test_all_stage_scripts_are_present() -> None:
     assert (STAGES / "Containerfile").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(Path(p).relative_to(REPO)))
 def test_shellcheck(script: Path) -> None:
     require("shellcheck")

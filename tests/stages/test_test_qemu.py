@@ -192,6 +192,7 @@ def system_bin_without(tmp_path: Path, hidden: tuple[str, ...] = ("skopeo", "doc
     return bindir
 
 
+@pytest.mark.slow  # waits for its deadline
 def test_boot_fails_within_the_deadline_without_the_marker(
     stubs: Stubs, qemu_env: dict[str, str]
 ) -> None:
@@ -221,6 +222,7 @@ def test_qemu_exiting_fails_the_boot_at_once(stubs: Stubs, qemu_env: dict[str, s
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow  # waits for its deadline
 @pytest.mark.parametrize(("check", "reply_env"), [
     ("guest-agent", {"FAKE_QGA_REPLY": ""}),
     ("ssh", {"FAKE_SSH_REPLY": "Connection refused"}),
