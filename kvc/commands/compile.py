@@ -9,19 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-<<<<<<< HEAD
-from kvc import __version__
-from kvc.backends import BACKENDS, Backend, buildfiles, gitlab, update
-from kvc.backends.base import EmitInput, Files, is_generated
-from kvc.commands import schema
-from kvc.commands.common import suggest
-from kvc.compiler import dag, pull_access
-from kvc.compiler.driver import Resolved, load
-from kvc.compiler.graph import build_pipeline
-=======
 from kvc import __version__, cache
 from kvc.backends.base import OWNED_DIR, EmitInput, Files, is_generated
->>>>>>> h12
 from kvc.output import Scope, check_tree, write_tree
 
 if TYPE_CHECKING:
@@ -123,20 +112,7 @@ def run(spec: Path, backend: str, *, out: Path | None = None, check: bool = Fals
             click.echo(f"{spec}: all {len(files)} generated files for {backend} in {root} "
                        "are current")
         return status
-<<<<<<< HEAD
-    if backend == gitlab.NAME:
-        settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
-        tags = settings.tags if settings is not None else None
-        for warning in gitlab.hosted_test_warnings(resolved.builds, tags):
-            click.echo(warning, err=True)
-    if resolved.spec.update is not None and not update.installable():
-        click.echo(f"kvc: warning: the update job installs kvc=={__version__}, which is not "
-                   "a release: install kvc from a release or a git commit to compile it "
-                   "(docs/releasing.md)", err=True)
-    for warning in pull_access.warnings(resolved, backend):
-=======
     for warning in entry.warnings:
->>>>>>> h12
         click.echo(warning, err=True)
     written = write_tree(root, files, where)
     click.echo(f"{spec}: {len(files)} files for {backend} in {root} ({written} changed)")
@@ -195,6 +171,9 @@ def _compile(spec: Path, backend: str, root: Path, *, with_schema: bool,
         settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
         tags = settings.tags if settings is not None else None
         warnings.extend(gitlab.hosted_test_warnings(resolved.builds, tags))
+    from kvc.compiler import pull_access  # noqa: PLC0415
+
+    warnings.extend(pull_access.warnings(resolved, backend))
     if resolved.spec.update is not None and not update.installable():
         warnings.append(f"kvc: warning: the update job installs kvc=={__version__}, which is "
                         "not a release: install kvc from a release or a git commit to "

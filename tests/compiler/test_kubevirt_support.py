@@ -61,7 +61,6 @@ def test_validate_is_quiet_for_the_default(tmp_path: Path) -> None:
     assert "warning" not in err
 
 
-<<<<<<< HEAD
 def test_validate_warns_when_kubevirt_mode_cannot_run_ssh_on_an_arch(tmp_path: Path) -> None:
     """No checksum of virtctl v1.8.2 linux-arm64 could be traced to a source, so a
     forced kubevirt mode cannot run the ssh check there (auto falls back to qemu)."""
@@ -75,7 +74,8 @@ def test_validate_warns_when_kubevirt_mode_cannot_run_ssh_on_an_arch(tmp_path: P
     assert ("v1.8.2", "amd64") in kubevirt_support.pinned_virtctl()
     code, _, err = validate(tmp_path, "        test:\n          checks: [boot, ssh]\n")
     assert "[virtctl-pin]" not in err  # auto: qemu mode runs ssh without virtctl
-=======
+
+
 def test_each_warning_is_one_exact_line_at_the_key(tmp_path: Path) -> None:
     """From surviving mutants (docs/mutation-report.md): message texts and positions."""
     code, _, err = validate(tmp_path, "        test:\n          kubevirt: v1.6.0\n")
@@ -102,4 +102,3 @@ def test_a_release_without_tests_does_not_hide_the_next_ones_warning(tmp_path: P
     code, _, err = validate(tmp_path, "        test:\n          enabled: false\n" + second)
     assert code == 0, err
     assert "test.kubevirt v1.6.0 does not support" in err
->>>>>>> h17

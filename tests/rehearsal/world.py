@@ -29,7 +29,7 @@ TOOLS = (
     "curl", "qemu-img", "virt-resize", "docker", "kind", "kubectl", "cosign", "circleci",
     "qemu-system-x86_64", "qemu-system-aarch64", "virt-customize", "virt-sysprep",
     "virt-sparsify", "virtctl", "skopeo", "sudo", "apt-get", "apt-cache", "genisoimage",
-    "socat",
+    "socat", "guestfish",
 )
 
 
