@@ -270,9 +270,13 @@ def test_compile_warns_when_the_update_job_could_not_install_this_kvc(
     assert "warning" not in result.output
 
 
-@pytest.mark.integration
+@pytest.mark.slow  # builds, checks and installs for real; offline: tools from the test extra
 def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
-    """Build sdist+wheel offline, twine-check them, install the wheel alone, run it."""
+    """Build sdist+wheel offline, twine-check them, install the wheel alone, run `kvc`.
+
+    setuptools, build and twine come from the test extra (pyproject.toml), so
+    nothing is downloaded: `--no-isolation` builds with the installed setuptools.
+    """
     source = tmp_path / "src"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.splitlines()
@@ -297,17 +301,21 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True).stdout.strip())
     # The dependencies come from this venv (no network); kvc only from the wheel.
     (purelib / "deps-from-test-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                                "--no-index", "--target", str(purelib), str(artifacts[1])],
+    # `--python`: pip installs for the fresh venv's interpreter, so the `kvc` console
+    # script lands in its bin/ and starts that interpreter.
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(fresh / "bin/python"),
+                                "install", "-q", "--no-deps", "--no-index", str(artifacts[1])],
                                capture_output=True, text=True, check=False)
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    version = subprocess.run([fresh / "bin/python", "-m", "kvc", "--version"],
-                             capture_output=True, text=True, check=False, cwd=tmp_path)
+    env = {"PATH": f"{fresh / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    version = subprocess.run(["kvc", "--version"], capture_output=True, text=True, check=False,
+                             cwd=tmp_path, env=env)
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"kvc, version {__version__}"
+    assert shutil.which("kvc", path=env["PATH"]) == str(fresh / "bin/kvc")
     where = subprocess.run([fresh / "bin/python", "-c", "import kvc; print(kvc.__file__)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path)
     assert where.stdout.startswith(str(purelib))
-    starter = subprocess.run([fresh / "bin/python", "-m", "kvc", "init", str(tmp_path / "new")],
-                             capture_output=True, text=True, check=False, cwd=tmp_path)
+    starter = subprocess.run(["kvc", "init", str(tmp_path / "new")], capture_output=True,
+                             text=True, check=False, cwd=tmp_path, env=env)
     assert starter.returncode == 0, starter.stderr  # package data (templates) is in the wheel
