@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 import socket
 import subprocess
 import sys
@@ -59,6 +60,22 @@ def test_regenerate_hint_of_a_spec_below_the_root_works_as_printed(
     assert check.exit_code == 0, check.output
     assert check.output.count("\n") == 1
     assert "are current" in check.output
+
+
+def test_regenerate_hint_quotes_a_path_the_shell_would_split(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _repo(tmp_path)
+    (repo / "ci").rename(repo / "image specs")
+    runner = CliRunner()
+    monkeypatch.chdir(repo)
+    first = runner.invoke(main, ["compile", "image specs/kvc.yaml", "-b", "github", "--out", "."])
+    assert first.exit_code == 0, first.output
+    workflow = (repo / ".github/workflows/kvc.yml").read_text()
+    hint = next(line for line in workflow.splitlines() if "Regenerate with:" in line)
+    assert hint.endswith("kvc compile 'image specs/kvc.yaml' --backend github --out .")
+    again = runner.invoke(main, shlex.split(hint.split("Regenerate with: kvc ", 1)[1]))
+    assert again.exit_code == 0, again.output
+    assert "(0 changed)" in again.output
 
 
 def test_drift_names_the_exact_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
