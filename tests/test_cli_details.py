@@ -17,6 +17,8 @@ from kvc.cli import main
 from kvc.commands import run as run_command
 
 ROOT = Path(__file__).resolve().parent.parent
+PROXIES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+           "ALL_PROXY")
 DIGEST = hashlib.sha512(b"cli details").hexdigest()
 SPEC = f"""\
 kvc: 1
@@ -121,6 +123,8 @@ def test_run_offline_fails_fast_with_one_line(tmp_path: Path,
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"kvc run started a process offline: {args}")
 
+    for proxy in PROXIES:
+        monkeypatch.delenv(proxy, raising=False)
     monkeypatch.setattr(socket, "getaddrinfo", offline)
     monkeypatch.setattr(run_command.subprocess, "run", never)
     workdir = tmp_path / "w"
@@ -132,6 +136,39 @@ def test_run_offline_fails_fast_with_one_line(tmp_path: Path,
         "known; kvc run needs network access for this stage (offline? see "
         "docs/troubleshooting.md)\n")
     assert not workdir.exists()  # nothing written either
+
+
+@pytest.mark.parametrize(("scheme", "proxy", "checked"), [
+    ("https", "HTTPS_PROXY", False), ("https", "https_proxy", False),
+    ("https", "ALL_PROXY", False), ("http", "all_proxy", False),
+    ("http", "http_proxy", False),
+    ("http", "HTTP_PROXY", True),  # curl reads http_proxy in lower case only
+    ("https", "http_proxy", True),  # and only for http:// URLs
+])  # fmt: skip
+def test_run_behind_a_proxy_leaves_name_resolution_to_the_proxy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str, proxy: str,
+        checked: bool) -> None:
+    repo = _repo(tmp_path, host="images.example.org")
+    spec = repo / "ci/kvc.yaml"
+    spec.write_text(spec.read_text().replace("https://", f"{scheme}://"))
+    for name in PROXIES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(proxy, "http://proxy.example.org:3128")
+    asked: list[str] = []
+
+    def local_dns_knows_only_the_proxy(host: str, *args: object) -> list[object]:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    started: list[object] = []
+    monkeypatch.setattr(socket, "getaddrinfo", local_dns_knows_only_the_proxy)
+    monkeypatch.setattr(run_command.subprocess, "run",
+                        lambda *a, **k: started.append(a) or subprocess.CompletedProcess(a, 0))
+    result = CliRunner().invoke(main, ["run", str(repo / "ci/kvc.yaml"), "debian/12/amd64",
+                                       "--stage", "build", "--workdir", str(tmp_path / "w")])
+    assert (asked == ["images.example.org"]) is checked
+    assert result.exit_code == (1 if checked else 0), result.output
+    assert bool(started) is not checked
 
 
 def test_plan_shows_image_reference_and_signing(tmp_path: Path) -> None:
