@@ -76,7 +76,7 @@ DEFAULT_UPDATE_CONTEXT: Final = ("kvc-update",)
 # configuration-reference.adoc:1658-1661). Customization can be silent for long
 # stretches (package updates under emulation). The test stage's single waits
 # (kind's control plane, kubectl) may each take up to the spec's test.timeout, so
-# a test job's limit is its whole job budget (test.timeout + 30m), never less than
+# a test job's limit is its whole job budget (test.timeout + 40m), never less than
 # the table's; its poll loops also log a line every minute (kvc_poll_until).
 NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, int]] = {
     Stage.BUILD: 60, Stage.CONTAINERIZE: 30, Stage.TEST: 30, Stage.PUBLISH: 20,
