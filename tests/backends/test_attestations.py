@@ -1,9 +1,10 @@
 """Issue 16 at compile time: BuildKit attestations in the bake file, the signing
 identity only where publish signs, and GitHub's provenance step with its permissions.
 
-`docker buildx bake --print` is not available here (no buildx plugin), so the
-bake file is checked against what bake itself reads: the JSON names of its
-target fields and the CSV form of an `attest` entry.
+No buildx plugin can be installed where CI runs, so the bake file is checked here
+against what bake itself reads: the JSON names of its target fields and the CSV
+form of an `attest` entry. tests/integration/test_bake_print.py runs the real
+`docker buildx bake --print` wherever a plugin is installed.
 """
 
 from __future__ import annotations
