@@ -91,7 +91,10 @@ echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
 sudo install -m 0755 /tmp/cosign /usr/local/bin/cosign
 """
 # Keyless signing: a CircleCI OIDC token with the audience Sigstore expects,
-# handed to cosign through its SIGSTORE_ID_TOKEN variable.
+# handed to cosign through its SIGSTORE_ID_TOKEN variable. Only `aud` is customised;
+# without --root-issuer its issuer stays the org's, which publish verifies against
+# (circleci/circleci-docs@9734a1410c:docs/guides/modules/permissions-authentication/
+# pages/oidc-tokens-with-custom-claims.adoc:11-32).
 SIGSTORE_TOKEN: Final = """\
 token="$(circleci run oidc get --claims '{"aud": "sigstore"}')"
 echo "export SIGSTORE_ID_TOKEN='$token'" >> "$BASH_ENV"
