@@ -23,6 +23,14 @@ class Stage(StrEnum):
     PUBLISH = "publish"
 
 
+class TestMode(StrEnum):
+    """How the test stage boots an image (test.mode; docs/stages.md, "Test modes")."""
+
+    AUTO = "auto"  # the stage picks at run time, from the runner's KVM
+    KUBEVIRT = "kubevirt"
+    QEMU = "qemu"
+
+
 class Runtime(StrEnum):
     """Values only the CI system knows at run time (contract 1 of docs/stages.md).
 
@@ -135,6 +143,7 @@ class Job:
     needs_identity_token: bool = False
     default_branch_only: bool = False
     tools: tuple[str, ...] = ()
+    test_mode: TestMode | None = None  # test jobs: the spec's test.mode
     origin: Position | None = None  # where the spec asked for this job (for errors)
 
     def env_dict(self) -> dict[str, str]:

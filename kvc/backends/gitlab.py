@@ -37,7 +37,7 @@ from kvc.backends.base import Files, comment_header
 from kvc.backends.circleci import COSIGN_SHA256, COSIGN_VERSION
 from kvc.backends.walk import REBUILD, Emitter, Step
 from kvc.compiler.model import ImageBuild
-from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage
+from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage, TestMode
 from kvc.spec.models import GitLabBackend
 
 CONFIG: Final = ".gitlab-ci.yml"
@@ -310,13 +310,13 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         if job.needs_identity_token:
             out["id_tokens"] = {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
         out["timeout"] = f"{job.timeout_minutes} minutes"
-        variables = self._variables(job)
         # kind needs Docker; the qemu test mode needs none.
-        kind = job.stage is Stage.TEST and variables.get(TEST_MODE) != "qemu"
+        mode = self._test_mode(job)
+        kind = mode is not None and mode is not TestMode.QEMU
         docker = "buildx" in job.tools or kind
         if docker:
             out["services"] = [{"name": DIND, "alias": "docker"}]
-        out["variables"] = {**(DIND_VARIABLES if docker else {}), **variables}
+        out["variables"] = {**(DIND_VARIABLES if docker else {}), **self._variables(job, mode)}
         if job.cache is not None:
             out["cache"] = {"key": job.cache.key, "paths": [job.cache.path]}
         out["script"] = _script([*([INSTALL_DOCKER_CLI] if kind else []), *self.steps(job)])
@@ -330,11 +330,17 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         return {other.id for other in self.source.pipeline.jobs
                 if wanted & set(other.produces)}
 
-    def _variables(self, job: Job) -> dict[str, Any]:
+    def _test_mode(self, job: Job) -> TestMode | None:
+        """The test job's mode: on hosted runners, auto is qemu (see TEST_MODE)."""
+        if job.test_mode is TestMode.AUTO and self.hosted(job.runner):
+            return TestMode.QEMU
+        return job.test_mode
+
+    def _variables(self, job: Job, mode: TestMode | None) -> dict[str, Any]:
         """Literal values: GitLab expands "$" in variables unless told not to."""
         env = dict(self.env(job))
-        if env.get(TEST_MODE) == "auto" and self.hosted(job.runner):
-            env[TEST_MODE] = "qemu"
+        if mode is not job.test_mode:
+            env[TEST_MODE] = str(mode)
         return {name: {"value": value, "expand": False} if "$" in value else value
                 for name, value in env.items()}
 

@@ -315,6 +315,37 @@ def test_the_bake_file_comes_from_typed_fields_not_from_env_strings(spec: Path) 
             f"{target.repository}:{tag}" for tag in target.tags]
 
 
+ENV_KEYS = frozenset({"env", "environment", "variables"})
+
+
+def _without_env(node: Any) -> Any:
+    """A parsed CI file minus every environment block (where inputs are rendered)."""
+    if isinstance(node, dict):
+        return {key: _without_env(value) for key, value in node.items()
+                if not (key in ENV_KEYS and isinstance(value, dict))}
+    if isinstance(node, list):
+        return [_without_env(item) for item in node]
+    return node
+
+
+@pytest.mark.parametrize(("spec", "backend"), cases())
+def test_no_backend_reads_a_jobs_inputs_back(spec: Path, backend: str) -> None:
+    """Inputs reach a backend's files only through env(job): without them, every file is
+    the same apart from its environment blocks. A backend deciding anything (a service,
+    a step, a mode) from a KVC_* value it was handed fails here."""
+    source = emit_input(spec)
+    files = BACKENDS[backend].emit(source)
+    blind = BACKENDS[backend].emit(replace(source, pipeline=_without_inputs(source.pipeline)))
+    assert list(blind) == list(files)
+    for path, text in files.items():
+        assert _without_env(yamlout_load_text(blind[path])) == _without_env(
+            yamlout_load_text(text)), path
+
+
+def yamlout_load_text(text: str) -> Any:
+    return YAML(typ="safe").load(text)
+
+
 def test_plan_reports_the_typed_fingerprint() -> None:
     result = CliRunner().invoke(main, ["plan", str(EXAMPLES[0]), "--json"])
     assert result.exit_code == 0, result.output
