@@ -254,9 +254,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
                 **self._machine("amd64"),
                 "rules": not_update,
                 "variables": plan_variables,
-                "script": _script([*pull,
-                                   self._exports(tuple(Runtime)) + "bash .kvc/stages/plan.sh\n",
-                                   GENERATE_CHILD]),
+                "script": _script([*pull, self.plan_command(GENERATE_CHILD.rstrip("\n"))]),
                 "artifacts": {"paths": [f"{PLAN_DIR}/"], "expire_in": ARTIFACTS_EXPIRE,
                               "when": "always"},
             },
@@ -379,10 +377,6 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         if any(a.keep_on_failure for a in produced):
             out["when"] = "always"  # the default, on_success, loses the logs of a failure
         return out
-
-    def _exports(self, runtime: tuple[Runtime, ...]) -> str:
-        return "".join(f'export {value}="{self.RUNTIME[value]}"\n'
-                       for value in runtime if value in self.RUNTIME)
 
     # -- step renderers (script lines; the rest are job keywords) ------------------------------
 

@@ -508,3 +508,40 @@ def test_containerize_knows_whether_the_run_publishes(backend: str) -> None:
             assert result.stdout.strip() == ("true" if publishes else "false"), (env, command)
     others = [j for j in walk.source.pipeline.jobs if j.stage is not Stage.CONTAINERIZE]
     assert not [j for j in others if "KVC_PUBLISHES" in walk.command(j)]
+
+
+# -- the plan job's shell comes from the walk ------------------------------------------------
+
+
+def plan_script(out: Emitted) -> str:
+    """The shell of the plan job (the one that runs plan.sh) in a backend's files."""
+    scripts = []
+    for text in out.files.values():
+        for where, value in _strings(yamlout_load_text(text)):
+            if f"bash {stages.PLAN_SCRIPT}" in value:
+                scripts.append((where, value))
+    assert len({w for w, _ in scripts}) == 1, scripts
+    return scripts[0][1]
+
+
+def _strings(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _strings(item, f"{where}[{i}]")
+    elif isinstance(node, str):
+        yield where, node
+
+
+@pytest.mark.parametrize(("spec", "backend"), cases())
+def test_the_plan_job_exports_only_what_the_plan_stage_reads(spec: Path, backend: str) -> None:
+    """Every backend's plan job runs the walk's plan_command: no runtime value the plan
+    stage never reads (run id, revision, signing identity) is exported there."""
+    script = plan_script(emitted(spec, backend))
+    read = set(re.findall(r"\bKVC_\w+", stages.read("plan.sh") + stages.read("lib.sh")))
+    exported = set(re.findall(r"^\s*export (KVC_\w+)=", script, re.MULTILINE))
+    assert exported <= read, exported - read
+    walk = BACKENDS[backend](emit_input(spec))
+    assert walk.plan_command().rstrip("\n") in script
