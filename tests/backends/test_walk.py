@@ -357,9 +357,20 @@ def test_plan_reports_the_typed_fingerprint() -> None:
 # -- one table of stage scripts --------------------------------------------------------------
 
 
-def test_every_packaged_script_is_in_the_table() -> None:
-    packaged = {p.name for p in (ROOT / "kvc/stages").glob("*.sh")}
+def test_every_packaged_file_is_in_the_table() -> None:
+    """Scripts and the Containerfile alike: a file the table misses would be neither
+    written to .kvc/ nor hashed into any fingerprint."""
+    packaged = {p.name for p in (ROOT / "kvc/stages").iterdir()
+                if p.is_file() and p.suffix != ".py"}
     assert packaged == set(stages.SCRIPTS)
+    files = buildfiles.emit(emit_input(EXAMPLES[0]))
+    assert {stages.path(name) for name in stages.SCRIPTS} <= set(files)
+
+
+def test_the_packaging_fingerprint_covers_the_containerfile() -> None:
+    assert fingerprint._packaging() == b"".join(
+        (ROOT / "kvc/stages" / n).read_bytes() for n in ("Containerfile", "lib.sh",
+                                                         "containerize.sh"))
 
 
 def test_every_file_the_build_stage_sources_is_hashed_into_the_fingerprint() -> None:
