@@ -32,6 +32,7 @@ from kvc.compiler import fingerprint
 from kvc.ir import Artifact, Cache, Job, Pipeline, RegistryAccess, Runtime, Stage
 from kvc.spec.diagnostics import SpecError
 from tests.backends.conftest import (
+    BACKEND_NAMES,
     EXAMPLES,
     FIXTURE_SPECS,
     ROOT,
@@ -135,6 +136,14 @@ def test_what_a_backend_cannot_express_is_a_compile_error_at_the_spec_position(
     assert (f"{spec}:{line}:{col}: unsigned cannot give a job an identity token, so keyless "
             "signing (publish.sign) is not possible [unsupported]") in result.output
     assert not (tmp_path / TOY_FILE).exists()  # nothing is written
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_every_tool_setup_entry_is_a_tool_some_job_needs(backend: str) -> None:
+    """No no-op tool entries: each key of TOOLS is a tool the IR asks for."""
+    needed = {tool for spec in SPECS for job in emitted(spec, backend).pipeline.jobs
+              for tool in job.tools}
+    assert set(BACKENDS[backend].TOOLS) == needed
 
 
 def test_a_runner_the_backend_does_not_know_is_unsupported(tmp_path: Path) -> None:
