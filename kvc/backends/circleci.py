@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kvc import stages
 from kvc.backends import update, yamlout
 from kvc.backends.base import Files, comment_header
 from kvc.backends.walk import PLAN_JOB, REBUILD, Emitter, Limit, Step
+from kvc.compiler import pull_access
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
+
+if TYPE_CHECKING:
+    from kvc.compiler.driver import Resolved
 
 # Dynamic configuration (circleci/circleci-docs@9734a14:
 # docs/guides/modules/orchestrate/pages/dynamic-config.adoc): config.yml is a
@@ -145,6 +149,10 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     SETTINGS = CircleCIBackend
     settings: CircleCIBackend
 
+
+    @classmethod
+    def warnings(cls, resolved: Resolved) -> list[str]:
+        return pull_access.circleci_warnings(resolved)
 
     def files(self) -> Files:
         header = self.header()

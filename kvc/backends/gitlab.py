@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kvc.backends import update, yamlout
 from kvc.backends.base import Files, comment_header
@@ -39,6 +39,9 @@ from kvc.backends.walk import REBUILD, Emitter, Step
 from kvc.compiler.model import ImageBuild
 from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage, TestMode
 from kvc.spec.models import GitLabBackend
+
+if TYPE_CHECKING:
+    from kvc.compiler.driver import Resolved
 
 CONFIG: Final = ".gitlab-ci.yml"
 DIRECTORY: Final = ".gitlab/kvc"
@@ -189,6 +192,12 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
     SETTINGS = GitLabBackend
     settings: GitLabBackend
 
+
+    @classmethod
+    def warnings(cls, resolved: Resolved) -> list[str]:
+        settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
+        return hosted_test_warnings(resolved.builds,
+                                    settings.tags if settings is not None else None)
 
     def files(self) -> Files:
         header = self.header()

@@ -29,6 +29,7 @@ from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.backends.walk import Capabilities, Emitter, Step
 from kvc.cli import main
 from kvc.compiler import fingerprint
+from kvc.compiler.driver import Resolved
 from kvc.ir import Artifact, Cache, Job, Pipeline, RegistryAccess, Runtime, Stage
 from kvc.spec.diagnostics import SpecError
 from tests.backends.conftest import (
@@ -88,10 +89,21 @@ class Unsigned(Toy):
     CAPABILITIES = Capabilities(identity_token=False)
 
 
+class Cautious(Toy):
+    """A backend with its own compile warnings (as GitLab and CircleCI have)."""
+
+    NAME = "cautious"
+
+    @classmethod
+    def warnings(cls, resolved: Resolved) -> list[str]:
+        return [f"{resolved.doc.pos(())}: warning: {len(resolved.builds)} builds [cautious]"]
+
+
 @pytest.fixture
 def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(BACKENDS, Toy.NAME, Toy)  # the "one registry line"
     monkeypatch.setitem(BACKENDS, Unsigned.NAME, Unsigned)
+    monkeypatch.setitem(BACKENDS, Cautious.NAME, Cautious)
     yield
 
 
@@ -144,6 +156,17 @@ def test_every_tool_setup_entry_is_a_tool_some_job_needs(backend: str) -> None:
     needed = {tool for spec in SPECS for job in emitted(spec, backend).pipeline.jobs
               for tool in job.tools}
     assert set(BACKENDS[backend].TOOLS) == needed
+
+
+@pytest.mark.usefixtures("toy")
+def test_a_backends_own_warnings_are_printed_by_compile(tmp_path: Path) -> None:
+    spec = tmp_path / "kvc.yaml"
+    shutil.copy(OVERRIDES, spec)
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "cautious"])
+    assert result.exit_code == 0, result.output
+    builds = len(emitted(OVERRIDES, "github").resolved.builds)
+    assert f"{spec}:1:1: warning: {builds} builds [cautious]" in result.stderr
+    assert (tmp_path / TOY_FILE).is_file()
 
 
 def test_a_runner_the_backend_does_not_know_is_unsupported(tmp_path: Path) -> None:
