@@ -149,7 +149,6 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     SETTINGS = CircleCIBackend
     settings: CircleCIBackend
 
-
     @classmethod
     def warnings(cls, resolved: Resolved) -> list[str]:
         return pull_access.circleci_warnings(resolved)

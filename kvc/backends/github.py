@@ -155,7 +155,6 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     SETTINGS = GitHubBackend
     settings: GitHubBackend
 
-
     def files(self) -> Files:
         name = self.settings.workflow or DEFAULT_WORKFLOW
         header = self.header()

@@ -192,7 +192,6 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
     SETTINGS = GitLabBackend
     settings: GitLabBackend
 
-
     @classmethod
     def warnings(cls, resolved: Resolved) -> list[str]:
         settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
@@ -212,8 +211,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
                 job.id: self._job(job) for job in pipeline.jobs if job.image == target.image}
         files = {path: header + (self._notes() if path == CONFIG else "") + yamlout.dump(doc)
                  for path, doc in documents.items()}
-        self._check_limits(files, documents)
-        self.errors.raise_if_any()
+        self._check_limits(files, documents)  # reported by the walk after files()
         return files
 
     def _check_limits(self, files: Files, documents: Mapping[str, Any]) -> None:
