@@ -130,6 +130,44 @@ def test_a_backend_defined_in_the_tests_compiles_every_example(spec: Path,
     assert check.exit_code == 0, check.output
 
 
+EXTRA_FILE = ".toy-extra.yml"
+
+
+class Extra(Toy):
+    """Toy plus a second root-level file; ``EMIT_EXTRA`` says whether it is written."""
+
+    NAME = "extra"
+    OWNED = (TOY_FILE, EXTRA_FILE)
+    EMIT_EXTRA: ClassVar[bool] = True
+
+    def files(self) -> Files:
+        files = super().files()
+        if self.EMIT_EXTRA:
+            files[EXTRA_FILE] = files[TOY_FILE]
+        return files
+
+
+def test_root_level_files_of_a_backend_are_checked_and_cleaned_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `kvc compile`: a root-level file a backend owns and no longer writes is
+    reported by --check and removed by compile, like a file in an owned directory."""
+    monkeypatch.setitem(BACKENDS, Extra.NAME, Extra)
+    spec = tmp_path / "kvc.yaml"
+    shutil.copy(EXAMPLES[0], spec)
+    compile_ = ["compile", str(spec), "--backend", Extra.NAME]
+    assert CliRunner().invoke(main, compile_).exit_code == 0
+    assert (tmp_path / EXTRA_FILE).is_file()
+    monkeypatch.setattr(Extra, "EMIT_EXTRA", False)
+    check = CliRunner().invoke(main, [*compile_, "--check"])
+    assert check.exit_code == 1
+    assert f"left over: {EXTRA_FILE}" in check.output
+    assert (tmp_path / EXTRA_FILE).is_file()  # --check writes nothing
+    assert CliRunner().invoke(main, compile_).exit_code == 0
+    assert not (tmp_path / EXTRA_FILE).exists()
+    assert (tmp_path / TOY_FILE).is_file()
+    assert CliRunner().invoke(main, [*compile_, "--check"]).exit_code == 0
+
+
 def yamlout_load(path: Path) -> Any:
     return YAML(typ="safe").load(path.read_text())
 
