@@ -182,13 +182,13 @@ class Target:
     # label: a hash over the image's build fingerprints and how it is packaged.
     fingerprint: str = ""
     refresh_seconds: int = 0  # rebuild when the published image is older; 0 never
+    # BuildKit attestations (an SBOM and max-mode SLSA provenance) in the index.
+    attest: bool = True
 
     @property
     def plan_tag(self) -> str:
         """The tag the plan reads: the first one publish moves ("" when there is none)."""
         return self.tags[0] if self.tags else ""
-    # BuildKit attestations (an SBOM and max-mode SLSA provenance) in the index.
-    attest: bool = True
 
 
 @dataclass(frozen=True)
