@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from kvc import stages
-from kvc.backends import update, yamlout
+from kvc.backends import setup, update, yamlout
 from kvc.backends.base import Files, comment_header
 from kvc.backends.walk import PLAN_JOB, REBUILD, Emitter, Limit, Step
 from kvc.compiler import pull_access
@@ -86,14 +86,7 @@ NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, int]] = {
     Stage.BUILD: 60, Stage.CONTAINERIZE: 30, Stage.TEST: 30, Stage.PUBLISH: 20,
 }
 # Machine images lack cosign: a pinned release, verified against its published sha256.
-COSIGN_VERSION: Final = "v3.0.6"
-COSIGN_SHA256: Final = "c956e5dfcac53d52bcf058360d579472f0c1d2d9b69f55209e256fe7783f4c74"
-INSTALL_COSIGN: Final = f"""\
-curl -fsSL --retry 3 -o /tmp/cosign \\
-  https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}/cosign-linux-amd64
-echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
-sudo install -m 0755 /tmp/cosign /usr/local/bin/cosign
-"""
+INSTALL_COSIGN: Final = setup.install_cosign(sudo="sudo ")
 # Keyless signing: a CircleCI OIDC token with the audience Sigstore expects,
 # handed to cosign through its SIGSTORE_ID_TOKEN variable.
 SIGSTORE_TOKEN: Final = """\

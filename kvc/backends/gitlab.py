@@ -32,9 +32,8 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from kvc.backends import update, yamlout
+from kvc.backends import setup, update, yamlout
 from kvc.backends.base import Files, comment_header
-from kvc.backends.circleci import COSIGN_SHA256, COSIGN_VERSION
 from kvc.backends.walk import REBUILD, Emitter, Step
 from kvc.compiler.model import ImageBuild
 from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage, TestMode
@@ -113,16 +112,12 @@ if ! docker buildx version >/dev/null 2>&1; then
     docker.io docker-buildx
 fi
 """
-INSTALL_COSIGN: Final = f"""\
+INSTALL_COSIGN: Final = """\
 if ! command -v curl >/dev/null 2>&1; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates
 fi
-curl -fsSL --retry 3 -o /tmp/cosign \\
-  https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}/cosign-linux-amd64
-echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
-install -m 0755 /tmp/cosign /usr/local/bin/cosign
-"""
+""" + setup.install_cosign(sudo="")
 # The docker CLI kind drives in the kubevirt test mode (the daemon is the
 # Docker-in-Docker service, or the runner's own).
 INSTALL_DOCKER_CLI: Final = """\
