@@ -215,7 +215,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     def publishes_condition(self) -> str:
         """The publish job's branch filter in the shell (CIRCLE_BRANCH is a built-in
         variable, unset in tag pipelines)."""
-        branch = shlex.quote(self.default_branch(self.settings.default_branch))
+        branch = shlex.quote(self.branch)
         return f'[ "${{CIRCLE_BRANCH:-}}" = {branch} ]'
 
     def _gate(self, slug: str) -> dict[str, Any]:
@@ -293,7 +293,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
             entry["context"] = contexts
         if job.default_branch_only:
             entry["filters"] = {"branches": {"only": [
-                self.default_branch(self.settings.default_branch)]}}
+                self.branch]}}
         return {job.id: entry} if entry else job.id
 
     # -- step renderers -----------------------------------------------------------------

@@ -271,9 +271,11 @@ class Emitter:
         chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None
         return {str(arch): name for arch, name in (chosen or {}).items()}
 
-    @staticmethod
-    def default_branch(setting: str | None) -> str:
-        return setting or DEFAULT_BRANCH
+    @property
+    def branch(self) -> str:
+        """The branch publish runs from: the settings' ``default_branch``, else main.
+        (GitLab, whose CI knows the project's default branch, reads its setting itself.)"""
+        return getattr(self.settings, "default_branch", None) or DEFAULT_BRANCH
 
 
 T = TypeVar("T")
