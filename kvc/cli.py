@@ -136,7 +136,7 @@ def explain(spec: Path, image: str | None, as_json: bool) -> None:
 @main.command(name="compile")
 @SPEC
 @click.option("-b", "--backend", required=True, metavar="NAME", callback=_backend_name,
-              help="Target CI system: circleci or github.")
+              help="Target CI system: circleci, github or gitlab.")
 @click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False),
               help="Repository root to write into (default: the spec's directory).")
 @click.option("--check", is_flag=True,

@@ -37,3 +37,12 @@ def require(*tools: str, root: bool = False) -> None:
         problems.append("needs root")
     if problems:
         unavailable("; ".join(problems) + f" ({INSTALL_HINT})")
+
+
+def unpackaged(tool: str, why: str) -> None:
+    """Skip, even under KVC_REQUIRE_INTEGRATION=1, a test of a tool that no package
+    registry this project may use ships (``why``), so CI cannot have it either. Such a
+    test runs wherever a developer has the tool; keep a check that needs no tool
+    beside it."""
+    pytest.skip(f"{tool} is not installed here and cannot be installed by "
+                f"scripts/install-integration-deps.sh: {why}")

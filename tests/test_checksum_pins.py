@@ -48,9 +48,14 @@ FAKES = [
 
 
 @pytest.mark.parametrize("fake", FAKES)
-def test_validate_rejects_digests_that_can_never_verify(tmp_path: Path, fake: str) -> None:
+@pytest.mark.parametrize("command", [["validate"], ["plan"], ["compile", "-b", "github"]],
+                         ids=lambda c: c[0])
+def test_validate_rejects_digests_that_can_never_verify(tmp_path: Path, fake: str,
+                                                        command: list[str]) -> None:
+    """Issue 13: validate, plan and compile all refuse them (and compile writes nothing)."""
     spec = _write(tmp_path, f'        release_checksum: {{amd64: "{fake}"}}\n')
-    result = CliRunner().invoke(main, ["validate", str(spec)])
+    result = CliRunner().invoke(main, [command[0], str(spec), *command[1:]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kvc.yaml"]
     assert result.exit_code == 1
     assert "is a placeholder" in result.output and "kvc lock" in result.output
     assert "verify_at_build" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from kvc.commands import schema
@@ -46,3 +47,36 @@ def test_readme_excerpts_are_verbatim_compiled_output() -> None:
         path = header.split(" (excerpt)")[0]
         excerpt = body.split("```", 1)[0].split("      ...\n")[0]
         assert excerpt.strip() and excerpt in (ROOT / path).read_text(encoding="utf-8"), path
+
+
+def _kvc_sources() -> str:
+    return "\n".join(p.read_text() for p in sorted((ROOT / "kvc").rglob("*"))
+                     if p.suffix in {".py", ".sh"})
+
+
+def test_troubleshooting_covers_the_offline_and_pinning_paths() -> None:
+    """Issue 13's done-when: docs/troubleshooting.md covers both paths."""
+    text = (ROOT / "docs/troubleshooting.md").read_text()
+    section = text.split("\n## Offline and pinning\n", 1)[1].split("\n## ", 1)[0]
+    for needed in ("kvc lock kvc.yaml --from", "verify_at_build: true", "checksum_url",
+                   "kvc run --dry-run", "(releasing.md#pinning-kvc)", "pre-commit `rev`",
+                   "pip install 'kvc @\ngit+URL@SHA'"):
+        assert needed in section, needed
+    # The messages it explains are the ones kvc prints.
+    sources, prose = _kvc_sources(), " ".join(section.split())
+    for message in ("is a placeholder", "and can never verify", "has no entry for",
+                    "twice with different digests", "refusing to guess", "cannot resolve",
+                    "the update job installs kvc=="):
+        assert message in prose, message
+        assert message in sources, message
+
+
+def test_releasing_says_how_to_pin_before_and_after_the_first_release() -> None:
+    text = (ROOT / "docs/releasing.md").read_text()
+    pinning = text.split("\n## Pinning kvc\n", 1)[1]
+    after = pinning.split("### After the first release", 1)[1].split("\n### ", 1)[0]
+    before = pinning.split("### Before the first release", 1)[1].split("\n### ", 1)[0]
+    assert "pip install 'kvc==" in after and re.search(r"rev: v\d+\.\d+\.\d+ ", after)
+    assert "pip install 'kvc @ git+" in before
+    assert re.search(r"rev: <the same 40-hex commit> +# pre-commit accepts any commit SHA",
+                     before)

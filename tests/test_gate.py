@@ -32,3 +32,10 @@ def test_root_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gate.os, "geteuid", lambda: 1000)
     with pytest.raises(pytest.fail.Exception, match="needs root"):
         gate.require("sh", root=True)
+
+
+def test_an_unpackaged_tool_skips_even_when_integration_is_required(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KVC_REQUIRE_INTEGRATION", "1")
+    with pytest.raises(pytest.skip.Exception, match=f"{ABSENT} is not installed.*no package"):
+        gate.unpackaged(ABSENT, "no package")

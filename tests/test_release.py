@@ -78,6 +78,116 @@ def test_changelog_has_an_unreleased_section_and_versioned_headings() -> None:
         assert re.fullmatch(r"\d+\.\d+\.\d+(rc\d+)?", heading), heading
 
 
+#: Keep a Changelog's kinds of change, in its order (CHANGELOG.md's preamble).
+KINDS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+
+
+def test_changelog_sections_have_each_kind_of_change_once() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text()
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        name = section.splitlines()[0]
+        kinds = re.findall(r"^### (.*)$", section, re.M)
+        assert set(kinds) <= set(KINDS), (name, kinds)
+        assert kinds == sorted(set(kinds), key=KINDS.index), (name, kinds)
+
+
+def _step(job: str, name: str) -> dict[str, str]:
+    jobs = _workflow()["jobs"]
+    assert isinstance(jobs, dict)
+    (step,) = [s for s in jobs[job]["steps"] if s.get("name", "").startswith(name)]
+    assert isinstance(step, dict)
+    return step
+
+
+def _run_step(step: dict[str, str], cwd: Path,
+              env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A `run:` step as GitHub runs it on Linux without `shell:`: `bash -e {0}`
+    (GitHub docs, workflow syntax, `jobs.<job_id>.steps[*].shell`)."""
+    script = cwd.parent / "step.sh"
+    script.write_text(step["run"])
+    return subprocess.run(["bash", "-e", str(script)], cwd=cwd, capture_output=True, text=True,
+                          check=False, env={**os.environ, **env})
+
+
+def _release_checkout(tmp_path: Path, version: str, changelog: str) -> Path:
+    checkout = tmp_path / "checkout"
+    (checkout / "kvc").mkdir(parents=True)
+    (checkout / "kvc/__init__.py").write_text(f'__version__ = "{version}"\n')
+    (checkout / "CHANGELOG.md").write_text(changelog)
+    return checkout
+
+
+@pytest.mark.parametrize(("tag", "changelog", "refusal"), [
+    ("v1.2.0", "# Changelog\n\n## Unreleased\n\n## [1.2.0] - 2026-12-01\n", None),
+    ("v1.2.0", "# Changelog\n\n## Unreleased\n\n### Added\n- 1.2.0\n",
+     "CHANGELOG.md has no '## [1.2.0]' section"),
+    ("v1.2.0", "# Changelog\n\n## [1.2.0rc1] - 2026-11-01\n## [1.1.0] - 2026-10-01\n",
+     "CHANGELOG.md has no '## [1.2.0]' section"),
+    ("v1.2.1", "# Changelog\n\n## [1.2.0] - 2026-12-01\n",
+     "tag v1.2.1 does not match kvc.__version__ 1.2.0"),
+])  # fmt: skip
+def test_release_refuses_a_tag_without_its_version_and_changelog_section(
+        tmp_path: Path, tag: str, changelog: str, refusal: str | None) -> None:
+    checkout = _release_checkout(tmp_path, "1.2.0", changelog)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)  # setup-python's python3
+    done = _run_step(_step("build", "The tag must be"), checkout,
+                     {"TAG": tag, "PATH": f"{bindir}:{os.environ['PATH']}"})
+    if refusal is None:
+        assert done.returncode == 0, done.stderr
+    else:
+        assert done.returncode != 0
+        assert done.stderr.strip() == refusal
+
+
+def test_this_changelog_would_pass_the_release_check_once_cut(tmp_path: Path) -> None:
+    """Cutting a release (docs/releasing.md, step 1) renames ## Unreleased."""
+    text = (ROOT / "CHANGELOG.md").read_text().replace(
+        "\n## Unreleased\n", "\n## Unreleased\n\n## [9.8.7] - 2026-12-03\n", 1)
+    checkout = _release_checkout(tmp_path, "9.8.7", text)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    done = _run_step(_step("build", "The tag must be"), checkout,
+                     {"TAG": "v9.8.7", "PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+
+
+def test_release_builds_both_distributions_and_checks_them_strictly(tmp_path: Path) -> None:
+    """The build step run against a stub python3 that records its arguments."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "python3.log"
+    (bindir / "python3").write_text(f"""#!/bin/bash
+echo "$*" >> {shlex.quote(str(log))}
+if [ "$1 $2" = "-m build" ] && [ $# -eq 2 ]; then  # no --sdist/--wheel: both
+  mkdir -p dist && touch dist/kvc-1.2.0.tar.gz dist/kvc-1.2.0-py3-none-any.whl
+fi
+""")
+    (bindir / "python3").chmod(0o755)
+    done = _run_step(_step("build", "Build the sdist"), checkout,
+                     {"PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    pip, build, twine = log.read_text().splitlines()
+    assert build == "-m build"
+    assert twine == ("-m twine check --strict "
+                     "dist/kvc-1.2.0-py3-none-any.whl dist/kvc-1.2.0.tar.gz")
+    # The tools are the ones the test extra installs (and the wheel test uses).
+    extra = re.search(r"^test = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(),
+                      re.M | re.S)
+    assert extra is not None
+    for requirement in pip.split()[5:]:
+        assert f'"{requirement}"' in extra.group(1), requirement
+    assert pip.split()[:5] == ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    upload = _workflow()["jobs"]["build"]["steps"][-1]
+    assert upload["with"]["path"] == "dist/" and upload["with"]["if-no-files-found"] == "error"
+    download = _workflow()["jobs"]["publish"]["steps"][0]
+    assert download["with"] == {"name": upload["with"]["name"], "path": "dist/"}
+
+
 def test_the_version_has_one_source() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'dynamic = ["version"]' in pyproject
@@ -160,9 +270,13 @@ def test_compile_warns_when_the_update_job_could_not_install_this_kvc(
     assert "warning" not in result.output
 
 
-@pytest.mark.integration
+@pytest.mark.slow  # builds, checks and installs for real; offline: tools from the test extra
 def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
-    """Build sdist+wheel offline, twine-check them, install the wheel alone, run it."""
+    """Build sdist+wheel offline, twine-check them, install the wheel alone, run `kvc`.
+
+    setuptools, build and twine come from the test extra (pyproject.toml), so
+    nothing is downloaded: `--no-isolation` builds with the installed setuptools.
+    """
     source = tmp_path / "src"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.splitlines()
@@ -187,17 +301,21 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True).stdout.strip())
     # The dependencies come from this venv (no network); kvc only from the wheel.
     (purelib / "deps-from-test-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                                "--no-index", "--target", str(purelib), str(artifacts[1])],
+    # `--python`: pip installs for the fresh venv's interpreter, so the `kvc` console
+    # script lands in its bin/ and starts that interpreter.
+    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(fresh / "bin/python"),
+                                "install", "-q", "--no-deps", "--no-index", str(artifacts[1])],
                                capture_output=True, text=True, check=False)
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    version = subprocess.run([fresh / "bin/python", "-m", "kvc", "--version"],
-                             capture_output=True, text=True, check=False, cwd=tmp_path)
+    env = {"PATH": f"{fresh / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    version = subprocess.run(["kvc", "--version"], capture_output=True, text=True, check=False,
+                             cwd=tmp_path, env=env)
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"kvc, version {__version__}"
+    assert shutil.which("kvc", path=env["PATH"]) == str(fresh / "bin/kvc")
     where = subprocess.run([fresh / "bin/python", "-c", "import kvc; print(kvc.__file__)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path)
     assert where.stdout.startswith(str(purelib))
-    starter = subprocess.run([fresh / "bin/python", "-m", "kvc", "init", str(tmp_path / "new")],
-                             capture_output=True, text=True, check=False, cwd=tmp_path)
+    starter = subprocess.run(["kvc", "init", str(tmp_path / "new")], capture_output=True,
+                             text=True, check=False, cwd=tmp_path, env=env)
     assert starter.returncode == 0, starter.stderr  # package data (templates) is in the wheel

@@ -6,6 +6,7 @@ replaces or deletes a file that carries it.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,7 @@ class EmitInput:
         out = " --out ." if "/" in self.spec_name else ""
         return [
             self.header_for(self.spec_name),
-            f"Regenerate with: kvc compile {self.spec_name} --backend {backend}{out}",
+            f"Regenerate with: kvc compile {shlex.quote(self.spec_name)} --backend {backend}{out}",
         ]
 
 

@@ -56,10 +56,10 @@ def bake(pipeline: Pipeline, header: str) -> str:
 
 def _target(target: Target) -> dict[str, Any]:
     return {
-        "context": target.context,
-        "dockerfile": posixpath.relpath(CONTAINERFILE, target.context),
-        "platforms": [f"linux/{arch}" for arch in target.arches],
-        "tags": [f"{target.repository}:{tag}" for tag in target.tags],
+        "context": _literal(target.context),
+        "dockerfile": _literal(posixpath.relpath(CONTAINERFILE, target.context)),
+        "platforms": [_literal(f"linux/{arch}") for arch in target.arches],
+        "tags": [_literal(f"{target.repository}:{tag}") for tag in target.tags],
         "labels": _labels(target),
         "annotations": [f"index,manifest:{key}=${{{var}}}" for key, var in _OCI_RUNTIME],
         "attest": list(ATTEST if target.attest else NO_ATTEST),
@@ -84,8 +84,24 @@ _OCI_RUNTIME = (
 )
 
 
+def _literal(text: str) -> str:
+    """A spec value as bake reads it back unchanged. Bake evaluates every JSON string,
+    object keys included, as an HCL template (hashicorp/hcl@v2.24.0:json/spec.md:343-350,
+    383-386; docker/buildx@v0.36.1 uses hcl v2.24.0), so a URL holding `${` would
+    be a syntax error or, worse, a silent substitution; `$${` and `%%{` are the
+    template escapes (hclsyntax/spec.md:787-788)."""
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
 def _labels(target: Target) -> dict[str, str]:
     labels = {key: f"${{{var}}}" for key, var in _OCI_RUNTIME}
+    labels |= {_literal(key): _literal(value) for key, value in _spec_labels(target).items()}
+    return labels
+
+
+def _spec_labels(target: Target) -> dict[str, str]:
+    """The labels that carry spec values (no runtime variable)."""
+    labels: dict[str, str] = {}
     labels["org.opencontainers.image.title"] = f"{target.flavor} {target.release_version}"
     labels["org.opencontainers.image.version"] = target.release_version
     labels[f"{LABEL_PREFIX}.flavor"] = target.flavor

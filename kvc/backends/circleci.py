@@ -80,7 +80,7 @@ DEFAULT_UPDATE_CONTEXT: Final = ("kvc-update",)
 # configuration-reference.adoc:1658-1661). Customization can be silent for long
 # stretches (package updates under emulation). The test stage's single waits
 # (kind's control plane, kubectl) may each take up to the spec's test.timeout, so
-# a test job's limit is its whole job budget (test.timeout + 30m), never less than
+# a test job's limit is its whole job budget (test.timeout + 40m), never less than
 # the table's; its poll loops also log a line every minute (kvc_poll_until).
 NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, int]] = {
     Stage.BUILD: 60, Stage.CONTAINERIZE: 30, Stage.TEST: 30, Stage.PUBLISH: 20,
@@ -88,7 +88,10 @@ NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, int]] = {
 # Machine images lack cosign: a pinned release, verified against its published sha256.
 INSTALL_COSIGN: Final = setup.install_cosign(sudo="sudo ")
 # Keyless signing: a CircleCI OIDC token with the audience Sigstore expects,
-# handed to cosign through its SIGSTORE_ID_TOKEN variable.
+# handed to cosign through its SIGSTORE_ID_TOKEN variable. Only `aud` is customised;
+# without --root-issuer its issuer stays the org's, which publish verifies against
+# (circleci/circleci-docs@9734a1410c:docs/guides/modules/permissions-authentication/
+# pages/oidc-tokens-with-custom-claims.adoc:11-32).
 SIGSTORE_TOKEN: Final = """\
 token="$(circleci run oidc get --claims '{"aud": "sigstore"}')"
 echo "export SIGSTORE_ID_TOKEN='$token'" >> "$BASH_ENV"

@@ -58,7 +58,7 @@ def check_hosts_resolve(job: Job) -> None:
     """
     for name, value in job.inputs:
         host = urlsplit(value).hostname if value.startswith(("http://", "https://")) else None
-        if host is None:
+        if host is None or _proxied(value):
             continue
         try:
             socket.getaddrinfo(host, None)
@@ -66,6 +66,19 @@ def check_hosts_resolve(job: Job) -> None:
             raise FatalError(f"cannot resolve {host} ({name}): {error.args[-1]}; kvc run needs "
                              "network access for this stage (offline? see "
                              "docs/troubleshooting.md)") from None
+
+
+def _proxied(url: str) -> bool:
+    """Whether curl sends ``url`` through a proxy from the environment, which resolves
+    the name itself (the machine's own DNS may know only the proxy).
+
+    curl reads `http_proxy` (lower case only), `https_proxy`/`HTTPS_PROXY` and
+    `all_proxy`/`ALL_PROXY` (curl/curl@e7cb4a85befe0e87830c2559d77c3474d618efad:
+    docs/cmdline-opts/_ENVIRONMENT.md:4-23). NO_PROXY is not consulted: a skipped
+    check costs only the early failure.
+    """
+    names = ["http_proxy"] if url.startswith("http://") else ["https_proxy", "HTTPS_PROXY"]
+    return any(os.environ.get(name) for name in [*names, "all_proxy", "ALL_PROXY"])
 
 
 def command_line(job: Job) -> str:

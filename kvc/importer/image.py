@@ -33,8 +33,6 @@ TEST_DESCRIPTIONS = {
     "ssh": "guest ssh connects successfully",
 }
 DISK_GROWTH = "+20G"  # customize.sh: qemu-img resize +20G, only when customizing
-_GZ_NOTE = ("the old script ignored gzip's exit status (`gzip -d || :`); kvc's build fails "
-            "if gzip reports trailing garbage (exit 2), as OpenWrt images do")
 _HEX = {"sha256": re.compile(r"[0-9a-f]{64}\Z"), "sha512": re.compile(r"[0-9a-f]{128}\Z")}
 _PACKAGE = re.compile(r"@?[A-Za-z0-9_][A-Za-z0-9+._~-]*(:[A-Za-z0-9_-]+)?\Z")
 
@@ -145,8 +143,6 @@ def _download(result: ImageResult, values: dict[str, Value]) -> None:
         name = shell.render(file, arch)
         if name.endswith(".bz2"):
             result.values["download.decompress"] = "none"  # customize.sh never un-bzips
-        if name.endswith(".gz") and _GZ_NOTE not in result.notes:
-            result.notes.append(_GZ_NOTE)
     extra = sorted(n for n in values if re.match(r"[A-Z0-9]+_(SHA256SUM|SHA512SUM)\Z", n)
                    and n.split("_")[0].lower() not in ARCHES)
     if extra:

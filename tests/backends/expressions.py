@@ -1,13 +1,11 @@
 """Small evaluators for the conditions kvc emits, and which jobs a run would start.
 
-GitHub: the `if:` expression subset kvc writes (string literals, dotted context
-names, ==, !=, !, &&, ||, parentheses, contains()), with GitHub's rules that
-contains() ignores case and that a job whose needed job did not run is skipped
-(a condition without a status function implies success()). CircleCI: the
+GitHub: `if:` conditions through the rehearsal's evaluator (tests/rehearsal/expr.py),
+with GitHub's rule that a job whose needed job did not run is skipped. CircleCI: the
 logic statements kvc writes in a workflow's `when` (and, or, not, equal,
 matches) over `<< pipeline.parameters.X >>` / `<< pipeline.X >>` values.
 
-These stand in for the platforms until the rehearsal harness runs them; each
+They decide which jobs start without running any; each
 is exercised on hand-written conditions in test_plan_gating.py so that a wrong
 evaluator cannot pass silently.
 """
@@ -18,103 +16,30 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<op>&&|\|\||==|!=|!|\(|\)|,)"
-                    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.-]*))")
+from tests.rehearsal.expr import Evaluator, Open
+from tests.rehearsal.expr import condition as _condition
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        assert match is not None and match.end() > pos, f"cannot read {text[pos:]!r}"
-        kind = match.lastgroup
-        assert kind is not None
-        out.append((kind, match.group(kind)))
-        pos = match.end()
-    return out
-
-
-class _GitHub:
-    def __init__(self, text: str, context: Mapping[str, Any]) -> None:
-        self.tokens = _tokens(text)
-        self.context = context
-        self.i = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.i][1] if self.i < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        token = self.tokens[self.i]
-        self.i += 1
-        return token
-
-    def parse(self) -> Any:
-        value = self.or_()
-        assert self.i == len(self.tokens), self.tokens[self.i:]
-        return value
-
-    def or_(self) -> Any:
-        value = self.and_()
-        while self.peek() == "||":
-            self.take()
-            right = self.and_()
-            value = value or right
-        return value
-
-    def and_(self) -> Any:
-        value = self.compare()
-        while self.peek() == "&&":
-            self.take()
-            right = self.compare()
-            value = value and right
-        return value
-
-    def compare(self) -> Any:
-        value = self.unary()
-        while self.peek() in {"==", "!="}:
-            op = self.take()[1]
-            right = self.unary()
-            equal = str(value).lower() == str(right).lower()
-            value = equal if op == "==" else not equal
-        return value
-
-    def unary(self) -> Any:
-        if self.peek() == "!":
-            self.take()
-            return not self.unary()
-        return self.primary()
-
-    def primary(self) -> Any:
-        kind, text = self.take()
-        if text == "(":
-            value = self.or_()
-            assert self.take()[1] == ")"
-            return value
-        if kind == "str":
-            return text[1:-1].replace("''", "'")
-        assert kind == "name", text
-        if self.peek() == "(":
-            self.take()
-            args = [] if self.peek() == ")" else [self.or_()]
-            while self.peek() == ",":
-                self.take()
-                args.append(self.or_())
-            assert self.take()[1] == ")"
-            return self.call(text, args)
-        return self.context.get(text, "")
-
-    @staticmethod
-    def call(name: str, args: list[Any]) -> Any:
-        if name == "contains":
-            haystack, needle = args
-            return str(needle).lower() in str(haystack).lower()
-        raise AssertionError(f"function {name} is not in the evaluated subset")
+def _nested(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted names (``needs.plan.outputs.images``) as the nested contexts GitHub has."""
+    tree: dict[str, Any] = {}
+    for dotted, value in context.items():
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, Open())
+        node[leaf] = value
+    return tree
 
 
 def github_if(condition: str, context: Mapping[str, Any]) -> bool:
-    return bool(_GitHub(condition, context).parse())
+    """An `if:` as GitHub reads it, for a job or step whose needs all succeeded.
+
+    The rehearsal's strict evaluator: a context the test did not give, or a
+    function outside kvc's subset, is an error instead of a silent "".
+    """
+    evaluator = Evaluator(_nested(context), lambda status: status in ("success", "always"))
+    return _condition(condition, evaluator)
 
 
 def github_started(document: Mapping[str, Any], context: Mapping[str, Any],

@@ -1,14 +1,16 @@
 """Issue 16 at compile time: BuildKit attestations in the bake file, the signing
 identity only where publish signs, and GitHub's provenance step with its permissions.
 
-`docker buildx bake --print` is not available here (no buildx plugin), so the
-bake file is checked against what bake itself reads: the JSON names of its
-target fields and the CSV form of an `attest` entry.
+No buildx plugin can be installed where CI runs, so the bake file is checked here
+against what bake itself reads: the JSON names of its target fields and the CSV
+form of an `attest` entry. tests/integration/test_bake_print.py runs the real
+`docker buildx bake --print` wherever a plugin is installed.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,12 @@ BAKE_TARGET_FIELDS = frozenset({
     "dockerfile-inline", "args", "labels", "tags", "cache-from", "cache-to", "target",
     "secret", "ssh", "platforms", "output", "pull", "no-cache", "network", "no-cache-filter",
     "shm-size", "ulimits", "resources", "call", "entitlements", "extra-hosts", "policy",
+})
+# The inputs of the pinned action (actions/attest-build-provenance@v4.1.0:action.yml:8-72).
+ATTEST_ACTION_INPUTS = frozenset({
+    "subject-path", "subject-digest", "subject-name", "subject-checksums", "predicate-type",
+    "predicate", "predicate-path", "push-to-registry", "create-storage-record", "show-summary",
+    "github-token",
 })
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 
@@ -104,6 +112,7 @@ def test_github_provenance_step_attests_the_promoted_digest_with_minimal_permiss
         attest = job["steps"][uses.index(action.uses())]
         assert job["steps"].index(attest) == job["steps"].index(run) + 1
         target = next(t for t in out.pipeline.targets if job_id.endswith(t.slug))
+        assert set(attest["with"]) <= ATTEST_ACTION_INPUTS
         assert attest["with"] == {
             "subject-name": target.repository,  # quay.io/acme/...: already fully qualified
             "subject-digest": f"${{{{ steps.{run['id']}.outputs.digest }}}}",
@@ -125,3 +134,45 @@ def test_github_provenance_is_off_by_default() -> None:
 def test_docker_hub_subject_names_are_fully_qualified() -> None:
     assert _subject_name("containercraft/debian", "docker.io") == "docker.io/containercraft/debian"
     assert _subject_name("ghcr.io/o/debian", "ghcr.io") == "ghcr.io/o/debian"
+
+
+GHCR_PROVENANCE = """\
+kvc: 1
+registry: ghcr.io/example
+backends:
+  github:
+    attest_provenance: true
+flavors:
+  debian:
+    arches: [amd64, arm64]
+    releases:
+      - release_version: "12"
+        url: "https://example.org/debian-12-{arch}.qcow2"
+        release_checksum:
+          amd64: "sha256:%s"
+          arm64: "sha256:%s"
+"""
+
+
+def test_on_ghcr_only_jobs_that_push_get_packages_write(tmp_path: Path) -> None:
+    """push-to-registry stores the attestation next to the image, with the login publish
+    made (the run's token on ghcr.io): publish already has packages: write for its own
+    push, and no other job gains anything from the provenance step."""
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(GHCR_PROVENANCE % tuple(
+        hashlib.sha256(f"debian 12 {arch}".encode()).hexdigest() for arch in ("amd64", "arm64")))
+    out = emitted(spec, "github")
+    jobs = out.document()["jobs"]
+    action = ACTIONS["attest-build-provenance"].uses()
+    for job in out.pipeline.jobs:
+        permissions = jobs[job.id].get("permissions", {})
+        uses = [s.get("uses") for s in jobs[job.id]["steps"]]
+        if job.stage is Stage.PUBLISH:
+            assert action in uses, job.id
+            assert permissions == {"contents": "read", "packages": "write",
+                                   "id-token": "write", "attestations": "write"}, job.id
+            continue
+        assert action not in uses, job.id
+        assert "attestations" not in permissions and "id-token" not in permissions, job.id
+        if permissions.get("packages") == "write":
+            assert job.stage is Stage.CONTAINERIZE, job.id  # the other job that pushes

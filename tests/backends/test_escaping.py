@@ -10,14 +10,18 @@ says a lot.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kvc.backends import buildfiles
 from kvc.ir import Stage
 from tests.backends.ci_syntax import CIRCLE_OPEN, github_expressions, github_value
-from tests.backends.conftest import FIXTURE_SPECS, cases, emitted
+from tests.backends.conftest import FIXTURE_SPECS, cases, emitted, generated
 
 HOSTILE = next(s for s in FIXTURE_SPECS if s.stem == "hostile")
 
@@ -92,3 +96,35 @@ def test_hostile_values_are_escaped_in_the_raw_circleci_config() -> None:
     for line in lines:
         assert "\\<< parameters.path >>" in line
         assert re.search(r"(?<!\\)<<", line) is None, line
+
+
+# An HCL template sequence start that is not escaped by doubling its first character
+# (hashicorp/hcl@v2.24.0:hclsyntax/spec.md:787-788).
+HCL_TEMPLATE = re.compile(r"(?<![$%])(?:[$%]{2})*[$%]\{")
+BAKE_VARIABLES = {f"${{{name}}}" for name in buildfiles.RUNTIME_VARIABLES}
+
+
+def bake_strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key != "//":  # a comment in HCL's JSON syntax
+                yield key
+                yield from bake_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from bake_strings(value)
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.stem) for s in FIXTURE_SPECS])
+def test_bake_interpolates_only_kvcs_own_variables(spec: Path) -> None:
+    """Bake evaluates every string of the JSON file as an HCL template
+    (hashicorp/hcl@v2.24.0:json/spec.md:343-350, 383-386)."""
+    document = json.loads(generated(spec, "github")[buildfiles.BAKE_FILE])
+    for text in bake_strings({k: v for k, v in document.items() if k != "variable"}):
+        templates = {m.group() for m in re.finditer(r"\$\{\w+\}", text)
+                     if HCL_TEMPLATE.match(text, m.start())}
+        unescaped = [m.group() for m in HCL_TEMPLATE.finditer(text)]
+        assert len(unescaped) == len(templates) and templates <= BAKE_VARIABLES, text
+

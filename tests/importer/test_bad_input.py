@@ -109,3 +109,12 @@ def test_broken_circleci_config_counts_every_image_active(tmp_path: Path) -> Non
     result = invoke("import", str(root))
     assert result.exit_code == 0, result.output
     assert ".circleci/config.yml:2:1: not valid YAML" in result.stderr
+
+
+def test_skip_matching_every_test_disables_the_test(tmp_path: Path) -> None:
+    env = GOOD + "CUSTOMIZE=false\nSKIP='vm pods|agent|ssh'\n"
+    spec = tmp_path / "kvc.yaml"
+    root = tree(tmp_path / "t", {"good-1": {"env.sh": env}})
+    assert invoke("import", str(root), "--out", str(spec)).exit_code == 0
+    values = json.loads(invoke("explain", str(spec), "good/1/amd64", "--json").stdout)[0]["values"]
+    assert values["test.enabled"]["value"] is False

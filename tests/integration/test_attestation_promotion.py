@@ -1,34 +1,48 @@
-"""Attestation manifests survive a digest-preserving promotion, with real skopeo
+"""Attestation manifests survive publish's promotion, with real publish.sh, skopeo
 and a real registry.
 
 What this proves and what it does not: BuildKit is not available here (no buildx
-plugin, no buildkitd), and neither is `docker buildx imagetools create`, which is
-what publish.sh runs. So the index is written by hand in the layout BuildKit
-documents for attestations (moby/buildkit@v0.32.2:docs/attestations/
-attestation-storage.md:20-182: one `unknown/unknown` manifest per platform image,
-annotated `vnd.docker.reference.type: attestation-manifest` and
-`vnd.docker.reference.digest`, with `application/vnd.in-toto+json` layers; in
-both forms BuildKit writes: an OCI artifact with `artifactType`, the empty config
-and a `subject`, or with `oci-artifact=false` a plain image config), pushed
-by digest to docker-registry, and promoted to a final tag with
-`skopeo copy --all --preserve-digests`. It shows that a registry stores and serves
-such an index byte for byte, that a by-digest promotion keeps the index digest and
-every attestation manifest and blob, and that the promoted tag resolves to the
-staged digest. That imagetools create does the same (pushes the source index's
-original bytes) rests on its source, cited in publish.sh
-(docker/buildx@v0.36.1:util/imagetools/create.go:104-118), not on this test.
+plugin, no buildkitd, neither packaged for this Debian nor on PyPI), so containerize
+cannot run. The index it pushes is written by hand in the layout BuildKit documents
+for attestations (moby/buildkit@v0.32.2:docs/attestations/attestation-storage.md:20-182:
+one `unknown/unknown` manifest per platform image, annotated
+`vnd.docker.reference.type: attestation-manifest` and `vnd.docker.reference.digest`,
+with `application/vnd.in-toto+json` layers; in both forms BuildKit writes: an OCI
+artifact with `artifactType`, the empty config and a `subject`
+(exporter/containerimage/writer.go:644), or with `oci-artifact=false` a plain image
+config), and pushed by digest to docker-registry, as containerize's
+`push-by-digest=true` output does (util/push/push.go:58-63 pushes the whole index
+under the bare repository name).
+
+Then the real kvc/stages/publish.sh promotes it to its final tags. publish.sh runs
+`docker buildx imagetools create --tag ... REPO@DIGEST`: with a working buildx plugin
+that is the real command ("buildx" case, skipped where there is none); otherwise
+("stub" case) a stand-in `docker` that accepts only what publish.sh may pass (a
+`buildx imagetools create` with `--tag` options and one by-digest source) and does what
+imagetools create does for one index source and no annotations, push the source's
+original bytes (docker/buildx@v0.36.1:util/imagetools/create.go:104-118), with
+`skopeo copy --all --preserve-digests`. Either way the test checks that every final
+tag names the staged digest byte for byte, that each attestation manifest and its
+statements are still there, and that publish hands on the staged digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import Registry, require, run
+from tests.gate import unpackaged
+from tests.integration.test_bake_print import NO_BUILDX
+
+from .conftest import STAGES, Registry, require, run
 
 pytestmark = pytest.mark.integration
 
@@ -113,9 +127,67 @@ def raw(ref: str) -> bytes:
                ).stdout.encode()
 
 
+# Stands in for `docker buildx imagetools create` where no buildx plugin is installed.
+# Anything publish.sh is not expected to pass (an --annotation, a --platform filter, a
+# second source, a tag as source) is refused, so the stand-in never hides a promotion
+# that would rewrite the index.
+DOCKER_STUB = r"""#!/usr/bin/env bash
+set -euo pipefail
+[ "${1:-} ${2:-} ${3:-}" = "buildx imagetools create" ] ||
+  { echo "docker stub: unsupported: $*" >&2; exit 2; }
+shift 3
+tags=()
+while [ "$#" -gt 1 ]; do
+  [ "$1" = --tag ] || { echo "docker stub: unsupported option $1" >&2; exit 2; }
+  tags+=("$2")
+  shift 2
+done
+[[ "${1:-}" =~ ^[^@]+@sha256:[0-9a-f]{64}$ ]] ||
+  { echo "docker stub: the source is not one repo@digest: ${1:-}" >&2; exit 2; }
+for tag in "${tags[@]}"; do
+  skopeo copy --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false \
+    "docker://$1" "docker://$tag" >&2
+done
+"""
+
+
+def has_buildx() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "buildx", "version"], capture_output=True, check=False).returncode == 0
+
+
+def publish(scratch: Path, repo: str, staged: str, docker: str) -> list[str]:
+    """Run publish.sh on the staged reference; the tags it set, in its order."""
+    staged_dir = scratch / "staged"
+    staged_dir.mkdir()
+    (staged_dir / "ref").write_text(staged + "\n")
+    path = os.environ["PATH"]
+    if docker == "stub":
+        bin_dir = scratch / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "docker").write_text(DOCKER_STUB)
+        (bin_dir / "docker").chmod(0o755)
+        path = f"{bin_dir}{os.pathsep}{path}"
+    elif not has_buildx():
+        unpackaged("the docker buildx plugin", NO_BUILDX)
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("KVC_", "DOCKER_HOST"))}
+    env |= {"PATH": path, "KVC_STAGED_DIR": str(staged_dir), "KVC_IMAGE": repo,
+            "KVC_TAGS": "12,12.5", "KVC_DATED_TAG_PREFIX": "12", "KVC_LATEST": "true",
+            "KVC_RETRY_DELAY": "0", "KVC_OUTPUT_FILE": str(scratch / "output")}
+    result = subprocess.run(["bash", str(STAGES / "publish.sh")], env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (scratch / "output").read_text() == f"digest={staged.split('@')[1]}\n"
+    promoted = re.search(r"promoting \S+ to (.*)", result.stderr)
+    assert promoted, result.stderr
+    return promoted.group(1).split()
+
+
+@pytest.mark.parametrize("docker", ["buildx", "stub"])
 @pytest.mark.parametrize("artifact", [True, False], ids=["oci-artifact", "image-config"])
-def test_promotion_by_digest_keeps_the_index_and_its_attestations(
-        registry: Registry, scratch: Path, artifact: bool) -> None:
+def test_publish_promotes_the_staged_index_with_its_attestations(
+        registry: Registry, scratch: Path, artifact: bool, docker: str) -> None:
     require("skopeo")
     layout = Layout(scratch / "oci")
     index = attested_index(layout, artifact)
@@ -127,12 +199,12 @@ def test_promotion_by_digest_keeps_the_index_and_its_attestations(
     staged_bytes = raw(staged)
     assert hashlib.sha256(staged_bytes).hexdigest() == index["digest"].removeprefix("sha256:")
 
-    # publish: promote the staged digest to a final tag.
-    skopeo("copy", "--all", "--preserve-digests", "--src-tls-verify=false",
-           "--dest-tls-verify=false", f"docker://{staged}", f"docker://{repo}:12")
-    final_bytes = raw(f"{repo}:12")
-    assert final_bytes == staged_bytes  # same bytes, so the same digest
-    promoted = json.loads(final_bytes)
+    tags = publish(scratch, repo, staged, docker)
+    assert tags[:2] == ["12", "12.5"] and tags[3:] == ["latest"]
+    assert re.fullmatch(rf"12-[0-9]{{8}}-{index['digest'][7:19]}", tags[2]), tags
+    for tag in tags:
+        assert raw(f"{repo}:{tag}") == staged_bytes, tag  # same bytes: the tested digest
+    promoted = json.loads(staged_bytes)
     kinds = [(m["platform"]["os"], m["platform"]["architecture"],
               m.get("annotations", {}).get("vnd.docker.reference.type"))
              for m in promoted["manifests"]]
@@ -144,10 +216,10 @@ def test_promotion_by_digest_keeps_the_index_and_its_attestations(
         assert [(layer["mediaType"], layer["annotations"]["in-toto.io/predicate-type"])
                 for layer in manifest["layers"]] == [(IN_TOTO, p) for p in PREDICATES]
         statements += [layer["digest"] for layer in manifest["layers"]]
-    # The whole attested image, statements included, copies back out by the final tag.
+    # The whole attested image, statements included, copies back out by a final tag.
     back = scratch / "back"
     skopeo("copy", "--all", "--preserve-digests", "--src-tls-verify=false",
-           f"docker://{repo}:12", f"oci:{back}:final")
+           f"docker://{repo}:latest", f"oci:{back}:final")
     assert json.loads((back / "index.json").read_text())["manifests"][0]["digest"] == \
         index["digest"]
     for digest in [m["digest"] for m in promoted["manifests"]] + statements:

@@ -101,6 +101,19 @@ def test_each_checksum_url_is_fetched_once_and_progress_is_shown(
              f'        checksum_url: "{mirror.base}/missing/SHA512SUMS"\n')
     spec.write_text(text)
     result = CliRunner().invoke(main, ["lock", str(spec)])
+    assert result.exit_code == 1  # the missing file fails its two builds
     assert mirror.hits["/SHA256SUMS"] == 1
     assert mirror.hits["/SHA512SUMS"] == 1
-    assert "kvc: fetching 1/3" in result.output and "kvc: fetching 3/3" in result.output
+    assert mirror.hits["/missing/SHA512SUMS"] == 1  # a failure is not retried per arch
+    announced = [line for line in result.output.splitlines() if "kvc: fetching" in line]
+    assert announced == [f"kvc: fetching {i}/3 {mirror.base}{path}" for i, path in
+                         enumerate(["/SHA256SUMS", "/SHA512SUMS", "/missing/SHA512SUMS"], 1)]
+
+
+def test_few_downloads_are_not_announced(tmp_path: Path, mirror: Mirror) -> None:
+    mirror.serve("/SHA256SUMS", SUMS)
+    mirror.serve("/SHA512SUMS", hashlib.sha512(b"x").hexdigest()
+                 + "  debian-12-genericcloud-amd64.qcow2\n")
+    result = CliRunner().invoke(main, ["lock", str(_spec(tmp_path, mirror.base))])
+    assert result.exit_code == 0, result.output
+    assert "fetching" not in result.output

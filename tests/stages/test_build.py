@@ -237,6 +237,25 @@ def test_decompression(stubs: Stubs, name: str, data: bytes, mode: str) -> None:
     assert output_dir_entries(stubs) == ["disk.qcow2"]
 
 
+def test_gzip_trailing_garbage_is_a_warning_not_a_failure(stubs: Stubs) -> None:
+    """OpenWrt's .img.gz: gzip says "decompression OK, trailing garbage ignored", exit 2."""
+    env = source(stubs, "disk.img.gz", gzip.compress(PAYLOAD, mtime=0) + b"\0signature\n")
+    result = stubs.run("build.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "trailing garbage ignored" in result.stderr
+    assert "gzip warned" in result.stderr
+    assert (stubs.root / OUTPUT).read_bytes() == PAYLOAD
+
+
+def test_truncated_gzip_download_fails_cleanly(stubs: Stubs) -> None:
+    data = gzip.compress(PAYLOAD, mtime=0)[:-12]  # cut inside the stream: an error, exit 1
+    result = stubs.run("build.sh", source(stubs, "disk.img.gz", data))
+    assert result.returncode != 0
+    assert "gzip could not decompress the download (exit 1)" in result.stderr
+    assert output_dir_entries(stubs) == []
+    assert "virt-customize" not in stubs.tools()
+
+
 def test_corrupt_compressed_download_fails_cleanly(stubs: Stubs) -> None:
     data = b"not xz at all"
     env = source(stubs, "disk.qcow2.xz", data)

@@ -7,6 +7,7 @@ that backend's built-in variables faked and recording stubs for docker and cosig
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -19,11 +20,12 @@ from ruamel.yaml import YAML
 from kvc.cli import main
 from tests.stages.conftest import STUB, Stubs
 
-DIGEST = "sha256:" + "0123456789abcdef" * 4
+DIGEST = "sha256:" + hashlib.sha256(b"publish verify test index").hexdigest()
 IMAGE = "ghcr.io/example/debian"
 ORG = "6a8c2f1e-0000-4000-8000-000000000001"
 PROJECT = "0d2e5c7b-0000-4000-8000-000000000002"
 WORKFLOW_REF = "example/images/.github/workflows/kvc.yml@refs/heads/main"
+GITLAB_PROJECT = "https://gitlab.com/example/images"
 SPEC = """\
 kvc: 1
 registry: ghcr.io/example
@@ -46,6 +48,8 @@ CI_ENV: dict[str, dict[str, str]] = {
     "circleci": {"CIRCLE_ORGANIZATION_ID": ORG, "CIRCLE_PROJECT_ID": PROJECT,
                  "CIRCLE_WORKFLOW_WORKSPACE_ID": "ws", "CIRCLE_SHA1": "abc",
                  "CIRCLE_REPOSITORY_URL": "git@github.com:example/images.git"},
+    "gitlab": {"CI_SERVER_URL": "https://gitlab.com", "CI_PROJECT_URL": GITLAB_PROJECT,
+               "CI_COMMIT_REF_NAME": "main", "CI_PIPELINE_ID": "42", "CI_COMMIT_SHA": "abc"},
 }
 # What cosign verify must be asked, per backend (docs/verifying.md).
 IDENTITY_FLAGS: dict[str, list[str]] = {
@@ -54,7 +58,11 @@ IDENTITY_FLAGS: dict[str, list[str]] = {
     "circleci": ["--certificate-oidc-issuer", f"https://oidc.circleci.com/org/{ORG}",
                  "--certificate-identity-regexp",
                  rf"^https://circleci\.com/api/v2/projects/{PROJECT}/pipeline-definitions/"],
+    # "https://" + ci_config_ref_uri (sigstore/fulcio@v1.8.8:config/identity/config.yaml:251).
+    "gitlab": ["--certificate-oidc-issuer", "https://gitlab.com",
+               "--certificate-identity", f"{GITLAB_PROJECT}//.gitlab-ci.yml@refs/heads/main"],
 }
+BACKENDS = list(IDENTITY_FLAGS)
 
 
 def publish_job(stubs: Stubs, backend: str, sign: bool = True) -> tuple[dict[str, str], str]:
@@ -68,6 +76,14 @@ def publish_job(stubs: Stubs, backend: str, sign: bool = True) -> tuple[dict[str
         job = doc["jobs"]["publish-debian-12"]
         run = next(s for s in job["steps"] if s.get("name") == "Run the publish stage")
         return dict(job["env"]), run["run"]
+    if backend == "gitlab":
+        doc = yaml.load((stubs.root / ".gitlab/kvc/images/debian-12.yml").read_text())
+        job = doc["publish-debian-12"]
+        # The job's script first installs docker and cosign; the stage starts at the exports.
+        script: str = job["script"]
+        start = script.index("export KVC_")
+        return {k: str(v) for k, v in job["variables"].items()
+                if k.startswith("KVC_")}, script[start:]
     doc = yaml.load((stubs.root / ".circleci/kvc.yml").read_text())
     job = doc["jobs"]["publish-debian-12"]
     run = next(s["run"] for s in job["steps"] if isinstance(s, dict) and "run" in s
@@ -88,7 +104,7 @@ def run_publish(stubs: Stubs, backend: str, env: dict[str, str], command: str,
         cwd=stubs.root, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("backend", ["github", "circleci"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_signs_then_verifies_with_this_runs_identity(stubs: Stubs, backend: str) -> None:
     env, command = publish_job(stubs, backend)
     result = run_publish(stubs, backend, env, command)
@@ -116,7 +132,7 @@ def test_circleci_identity_matches_its_projects_certificates_only() -> None:
     assert not pattern.match("https://evil.example/" + san.format(PROJECT))
 
 
-@pytest.mark.parametrize("backend", ["github", "circleci"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_signature_that_does_not_verify_fails_the_job(stubs: Stubs, backend: str) -> None:
     # cosign signs, but every verify fails (recorded first, so the call is visible).
     stubs.add("cosign", f'"{sys.executable}" "{STUB}" cosign "$@" || exit 1\n'
@@ -139,7 +155,7 @@ def test_missing_identity_fails_the_job(stubs: Stubs, missing: str) -> None:
     assert [c.argv[0] for c in stubs.calls("cosign")] == ["sign"]
 
 
-@pytest.mark.parametrize("backend", ["github", "circleci"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_unsigned_publish_gets_no_identity_and_calls_no_cosign(stubs: Stubs,
                                                                backend: str) -> None:
     env, command = publish_job(stubs, backend, sign=False)

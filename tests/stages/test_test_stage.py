@@ -22,8 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from kvc.cli import main
-from kvc.compiler.driver import load
-from kvc.compiler.graph import build_pipeline
+from kvc.compiler.driver import load, load_source
+from kvc.compiler.graph import TEST_UP_MINUTES, build_pipeline
 from kvc.ir import Stage
 
 from .conftest import STAGES, STUB, Stubs
@@ -52,12 +52,14 @@ flavors:
 # The tool kind/kubectl/virtctl "downloads" become: it records its call (as
 # the tool named by its file name) and answers the few questions the stage
 # asks. Knobs: KVC_FAKE_CONSOLE (serial console text), KVC_FAKE_MISSING=N
-# (the first N `get` calls find nothing: objects not created yet).
+# (the first N `get` calls find nothing: objects not created yet),
+# KVC_FAKE_SLOW_UP=N (`kind create cluster` takes N seconds).
 FAKE_TOOL = """\
 #!/bin/bash
 name="$(basename "$0")"
 "{python}" "{stub}" "$name" "$@" || exit $?
 case "$name $*" in
+  "kind create cluster"*) sleep "${{KVC_FAKE_SLOW_UP:-0}}" ;;
   "kubectl get "*)
     count="$KVC_STUB_LOG.get-count"
     n=$(( $(cat "$count" 2>/dev/null || echo 0) + 1 ))
@@ -582,6 +584,34 @@ def test_slow_boot_keeps_the_log_alive(stage: Stubs) -> None:
     assert result.returncode != 0
     assert "still waiting for kvc-boot-ok on the serial console" in result.stderr
     assert "never showed kvc-boot-ok" in result.stderr
+
+
+def test_a_slow_bring_up_does_not_eat_the_boot_budget(stage: Stubs) -> None:
+    """Emulated KubeVirt can take most of test.timeout to come up: the boot and
+    the checks get all of test.timeout once the cluster is up, and the bring-up
+    has its own budget (KVC_UP_TIMEOUT), whose end fails the test."""
+    slow = run(stage, KVC_TIMEOUT="2s", KVC_FAKE_SLOW_UP="3")
+    assert slow.returncode == 0, slow.stderr
+    # A silent console: the boot wait's deadline is test.timeout after the
+    # bring-up, not what is left of the bring-up's budget.
+    silent = run(stage, KVC_TIMEOUT="2s", KVC_UP_TIMEOUT="9s", KVC_FAKE_SLOW_UP="3",
+                 KVC_HEARTBEAT="0", KVC_FAKE_CONSOLE="Booting from Hard Disk...")
+    assert silent.returncode != 0
+    left = re.findall(r"still waiting for kvc-boot-ok on the serial console \((\d+)s left\)",
+                      silent.stderr)
+    assert left and max(map(int, left)) <= 2, silent.stderr
+    late = run(stage, KVC_UP_TIMEOUT="1s", KVC_FAKE_SLOW_UP="2", KVC_FAKE_MISSING="1000")
+    assert late.returncode != 0
+    assert "gave up waiting for kubevirt/kubevirt to be created" in late.stderr
+
+
+def test_the_test_job_budget_covers_bring_up_and_test_timeout() -> None:
+    """The job's limit (and CircleCI's no_output_timeout) outlasts both budgets."""
+    (default,) = re.findall(r'KVC_UP_TIMEOUT:-(\d+)m', (STAGES / "test.sh").read_text())
+    assert int(default) == TEST_UP_MINUTES
+    pipeline = build_pipeline(load_source(SPEC.encode(), "kvc.yaml"))
+    jobs = [j for j in pipeline.jobs if j.stage is Stage.TEST]
+    assert jobs and all(j.timeout_minutes >= 10 + TEST_UP_MINUTES + 10 for j in jobs)
 
 
 def test_kubectl_waits_are_sliced_below_the_heartbeat(stage: Stubs) -> None:

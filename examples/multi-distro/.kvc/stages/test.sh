@@ -184,11 +184,15 @@ cleanup() {
 main() {
   kvc_require KVC_STAGED_DIR KVC_LOG_DIR KVC_IMAGE_SLUG KVC_ARCH KVC_USER_DATA
   local -a checks
-  local list timeout check here
+  local list timeout up_timeout check here
   list="$(check_names)"
   mapfile -t checks <<<"$list"
   timeout="$(parse_timeout "${KVC_TIMEOUT:-15m}")"
-  DEADLINE=$(($(date +%s) + timeout))
+  up_timeout="$(parse_timeout "${KVC_UP_TIMEOUT:-25m}")"
+  # Bringing the cluster up (kind, KubeVirt, image pulls) has its own budget:
+  # emulated KubeVirt on a small runner can take most of 15m to come up, and
+  # test.timeout is what the boot and the checks may take once it is up.
+  DEADLINE=$(($(date +%s) + up_timeout))
   [ -f "$KVC_STAGED_DIR/ref" ] || kvc_die "no staged image at $KVC_STAGED_DIR/ref"
   [ -f "$KVC_USER_DATA" ] || kvc_die "no cloud-init user-data at $KVC_USER_DATA"
   STAGED_REF="$(head -n1 "$KVC_STAGED_DIR/ref")"
@@ -211,6 +215,7 @@ main() {
   substitute "$KVC_USER_DATA" "$USER_DATA" __KVC_SSH_PUBKEY__ "$(<"$SSH_KEY.pub")"
   cp "$USER_DATA" "$KVC_LOG_DIR/user-data"
   mode_up
+  DEADLINE=$(($(date +%s) + timeout))
   mode_boot
   for check in "${checks[@]}"; do
     [ -n "$check" ] || continue

@@ -1,6 +1,8 @@
 VIRT_SYSPREP_OPERATIONS=customize,logfiles,machine-id,tmp-files
 _CODENAME=bookworm
-BASE_URL=https://images.example.invalid/debian/${_CODENAME}/latest/
+# no BASE_URL: each arch has its own mirror (the AMD64_/ARM64_BASE_URL fallback)
+AMD64_BASE_URL=https://images.example.invalid/debian/${_CODENAME}/latest/
+ARM64_BASE_URL=https://arm.images.example.invalid/debian/${_CODENAME}/latest
 DOWNLOAD_FILE=debian-12-generic-$ARCH.qcow2
 AMD64_SHA512SUM=dfd2ac08229d1738d81f6966161c1d70968f070b796d4c75de8c35893e84cbfd960106c5ba1eabb973fad75fe61bedf7c07e7bece46ed32bafbd4e0e72aed9a1
 ARM64_SHA512SUM=eeafd28f2f7abd384cca114243ab048dea330afab62a634ba6f04e688d727ef60fac6a69f955524a805733f31f1e377661e74612d8a537d3795afa30f60f0e58
