@@ -23,6 +23,14 @@ class Stage(StrEnum):
     PUBLISH = "publish"
 
 
+class TestMode(StrEnum):
+    """How the test stage boots an image (test.mode; docs/stages.md, "Test modes")."""
+
+    AUTO = "auto"  # the stage picks at run time, from the runner's KVM
+    KUBEVIRT = "kubevirt"
+    QEMU = "qemu"
+
+
 class Runtime(StrEnum):
     """Values only the CI system knows at run time (contract 1 of docs/stages.md).
 
@@ -135,6 +143,7 @@ class Job:
     needs_identity_token: bool = False
     default_branch_only: bool = False
     tools: tuple[str, ...] = ()
+    test_mode: TestMode | None = None  # test jobs: the spec's test.mode
     origin: Position | None = None  # where the spec asked for this job (for errors)
 
     def env_dict(self) -> dict[str, str]:
@@ -173,13 +182,13 @@ class Target:
     # label: a hash over the image's build fingerprints and how it is packaged.
     fingerprint: str = ""
     refresh_seconds: int = 0  # rebuild when the published image is older; 0 never
+    # BuildKit attestations (an SBOM and max-mode SLSA provenance) in the index.
+    attest: bool = True
 
     @property
     def plan_tag(self) -> str:
         """The tag the plan reads: the first one publish moves ("" when there is none)."""
         return self.tags[0] if self.tags else ""
-    # BuildKit attestations (an SBOM and max-mode SLSA provenance) in the index.
-    attest: bool = True
 
 
 @dataclass(frozen=True)

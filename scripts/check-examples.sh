@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 
 config="$(mktemp --suffix=.yaml)"
 trap 'rm -f "$config"' EXIT
+# Every registered backend (kvc/backends/__init__.py), so a new one is checked too.
+read -r -a backends < <(.venv/bin/python -c 'from kvc.backends import BACKENDS; print(*BACKENDS)')
 {
   printf 'repos:\n  - repo: %s\n    rev: %s\n    hooks:\n' "$PWD" "$(git rev-parse HEAD)"
   for spec in examples/*/kvc.yaml; do
-    for backend in github circleci gitlab; do
+    for backend in "${backends[@]}"; do
       printf '      - id: kvc-check\n        alias: %s\n        args: [%s, --backend, %s]\n' \
         "$(basename "$(dirname "$spec")")-$backend" "$spec" "$backend"
     done

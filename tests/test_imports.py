@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kvc.backends import BACKENDS
 from tests.conftest import ROOT
 
@@ -34,10 +36,11 @@ def _loaded(*argv: str, env: dict[str, str] | None = None) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def test_compile_loads_only_its_backend(tmp_path: Path) -> None:
-    loaded = _loaded("compile", str(MINIMAL), "--backend", "github", "--out", str(tmp_path))
-    assert "kvc.backends.github" in loaded
-    assert not loaded & {"kvc.backends.circleci", "kvc.backends.gitlab"}
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_compile_loads_only_its_backend(tmp_path: Path, backend: str) -> None:
+    loaded = _loaded("compile", str(MINIMAL), "--backend", backend, "--out", str(tmp_path))
+    assert f"kvc.backends.{backend}" in loaded
+    assert not loaded & {f"kvc.backends.{other}" for other in BACKENDS if other != backend}
     # Schema errors are explained only when there are some.
     assert "kvc.spec.schema_errors" not in loaded
 

@@ -14,7 +14,7 @@ from kvc.backends import yamlout
 from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import Pipeline, Target
 
-CONTAINERFILE = ".kvc/Containerfile"
+CONTAINERFILE = stages.CONTAINERFILE
 BAKE_FILE = ".kvc/docker-bake.json"
 LABEL_PREFIX = "dev.kvc"
 FINGERPRINT_LABEL = f"{LABEL_PREFIX}.fingerprint"  # what the plan stage reads back
@@ -25,8 +25,7 @@ def emit(source: EmitInput) -> Files:
     lines = [EmitInput.header_for(source.spec_name)]  # the same whatever the backend
     files: Files = {}
     for name in stages.SCRIPTS:
-        files[f"{stages.DIR}/{name}"] = _script(name, lines)
-    files[CONTAINERFILE] = comment_header(lines) + stages.read("Containerfile")
+        files[stages.path(name)] = _script(name, lines)
     files[BAKE_FILE] = bake(source.pipeline, lines[0])
     files[stages.PLAN_DATA] = plan_data(source.pipeline, lines[0])
     for target in source.pipeline.targets:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from kvc import stages
-from kvc.backends import update, yamlout
+from kvc.backends import setup, update, yamlout
 from kvc.backends.base import Files, comment_header
 from kvc.backends.walk import PLAN_JOB, REBUILD, Emitter, Limit, Step
+from kvc.compiler import pull_access
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
+
+if TYPE_CHECKING:
+    from kvc.compiler.driver import Resolved
 
 # Dynamic configuration (circleci/circleci-docs@9734a14:
 # docs/guides/modules/orchestrate/pages/dynamic-config.adoc): config.yml is a
@@ -82,14 +86,7 @@ NO_OUTPUT_TIMEOUT: Final[Mapping[Stage, int]] = {
     Stage.BUILD: 60, Stage.CONTAINERIZE: 30, Stage.TEST: 30, Stage.PUBLISH: 20,
 }
 # Machine images lack cosign: a pinned release, verified against its published sha256.
-COSIGN_VERSION: Final = "v3.0.6"
-COSIGN_SHA256: Final = "c956e5dfcac53d52bcf058360d579472f0c1d2d9b69f55209e256fe7783f4c74"
-INSTALL_COSIGN: Final = f"""\
-curl -fsSL --retry 3 -o /tmp/cosign \\
-  https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}/cosign-linux-amd64
-echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
-sudo install -m 0755 /tmp/cosign /usr/local/bin/cosign
-"""
+INSTALL_COSIGN: Final = setup.install_cosign(sudo="sudo ")
 # Keyless signing: a CircleCI OIDC token with the audience Sigstore expects,
 # handed to cosign through its SIGSTORE_ID_TOKEN variable. Only `aud` is customised;
 # without --root-issuer its issuer stays the org's, which publish verifies against
@@ -148,6 +145,9 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     SETTINGS = CircleCIBackend
     settings: CircleCIBackend
 
+    @classmethod
+    def warnings(cls, resolved: Resolved) -> list[str]:
+        return pull_access.circleci_warnings(resolved)
 
     def files(self) -> Files:
         header = self.header()
@@ -218,7 +218,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
     def publishes_condition(self) -> str:
         """The publish job's branch filter in the shell (CIRCLE_BRANCH is a built-in
         variable, unset in tag pipelines)."""
-        branch = shlex.quote(self.default_branch(self.settings.default_branch))
+        branch = shlex.quote(self.branch)
         return f'[ "${{CIRCLE_BRANCH:-}}" = {branch} ]'
 
     def _gate(self, slug: str) -> dict[str, Any]:
@@ -296,7 +296,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
             entry["context"] = contexts
         if job.default_branch_only:
             entry["filters"] = {"branches": {"only": [
-                self.default_branch(self.settings.default_branch)]}}
+                self.branch]}}
         return {job.id: entry} if entry else job.id
 
     # -- step renderers -----------------------------------------------------------------

@@ -155,7 +155,6 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     SETTINGS = GitHubBackend
     settings: GitHubBackend
 
-
     def files(self) -> Files:
         name = self.settings.workflow or DEFAULT_WORKFLOW
         header = self.header()
@@ -213,7 +212,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
         return {
             "name": name,
             "on": {
-                "push": {"branches": [self.default_branch(self.settings.default_branch)]},
+                "push": {"branches": [self.branch]},
                 "pull_request": {},
                 "workflow_dispatch": {"inputs": {"force": FORCE_INPUT}},
             },
@@ -249,7 +248,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
     def publishes_condition(self) -> str:
         """PUBLISH_IF in the shell, from the default variables GITHUB_EVENT_NAME and
         GITHUB_REF (GitHub docs, "Variables reference")."""
-        branch = shlex.quote(f"refs/heads/{self.default_branch(self.settings.default_branch)}")
+        branch = shlex.quote(f"refs/heads/{self.branch}")
         return f'[ "$GITHUB_EVENT_NAME" != pull_request ] && [ "$GITHUB_REF" = {branch} ]'
 
     def checkout_plan(self) -> list[Step]:
@@ -271,7 +270,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
         if job.needs:
             out["needs"] = list(job.needs)
         if job.default_branch_only:
-            out["if"] = PUBLISH_IF.format(branch=self.default_branch(self.settings.default_branch))
+            out["if"] = PUBLISH_IF.format(branch=self.branch)
             if self.settings.environment:
                 out["environment"] = self.settings.environment
         permissions = _permissions(job, provenance=self._attests_provenance(job))

@@ -30,15 +30,17 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from kvc.backends import update, yamlout
+from kvc.backends import setup, update, yamlout
 from kvc.backends.base import Files, comment_header
-from kvc.backends.circleci import COSIGN_SHA256, COSIGN_VERSION
 from kvc.backends.walk import REBUILD, Emitter, Step
 from kvc.compiler.model import ImageBuild
-from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage
+from kvc.ir import Artifact, Cache, Job, Registry, RegistryAccess, Runtime, Stage, TestMode
 from kvc.spec.models import GitLabBackend
+
+if TYPE_CHECKING:
+    from kvc.compiler.driver import Resolved
 
 CONFIG: Final = ".gitlab-ci.yml"
 DIRECTORY: Final = ".gitlab/kvc"
@@ -110,16 +112,12 @@ if ! docker buildx version >/dev/null 2>&1; then
     docker.io docker-buildx
 fi
 """
-INSTALL_COSIGN: Final = f"""\
+INSTALL_COSIGN: Final = """\
 if ! command -v curl >/dev/null 2>&1; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates
 fi
-curl -fsSL --retry 3 -o /tmp/cosign \\
-  https://github.com/sigstore/cosign/releases/download/{COSIGN_VERSION}/cosign-linux-amd64
-echo "{COSIGN_SHA256}  /tmp/cosign" | sha256sum -c -
-install -m 0755 /tmp/cosign /usr/local/bin/cosign
-"""
+""" + setup.install_cosign(sudo="")
 # The docker CLI kind drives in the kubevirt test mode (the daemon is the
 # Docker-in-Docker service, or the runner's own).
 INSTALL_DOCKER_CLI: Final = """\
@@ -189,6 +187,11 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
     SETTINGS = GitLabBackend
     settings: GitLabBackend
 
+    @classmethod
+    def warnings(cls, resolved: Resolved) -> list[str]:
+        settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
+        return hosted_test_warnings(resolved.builds,
+                                    settings.tags if settings is not None else None)
 
     def files(self) -> Files:
         header = self.header()
@@ -203,8 +206,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
                 job.id: self._job(job) for job in pipeline.jobs if job.image == target.image}
         files = {path: header + (self._notes() if path == CONFIG else "") + yamlout.dump(doc)
                  for path, doc in documents.items()}
-        self._check_limits(files, documents)
-        self.errors.raise_if_any()
+        self._check_limits(files, documents)  # reported by the walk after files()
         return files
 
     def _check_limits(self, files: Files, documents: Mapping[str, Any]) -> None:
@@ -254,9 +256,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
                 **self._machine("amd64"),
                 "rules": not_update,
                 "variables": plan_variables,
-                "script": _script([*pull,
-                                   self._exports(tuple(Runtime)) + "bash .kvc/stages/plan.sh\n",
-                                   GENERATE_CHILD]),
+                "script": _script([*pull, self.plan_command(GENERATE_CHILD.rstrip("\n"))]),
                 "artifacts": {"paths": [f"{PLAN_DIR}/"], "expire_in": ARTIFACTS_EXPIRE,
                               "when": "always"},
             },
@@ -310,13 +310,13 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         if job.needs_identity_token:
             out["id_tokens"] = {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
         out["timeout"] = f"{job.timeout_minutes} minutes"
-        variables = self._variables(job)
         # kind needs Docker; the qemu test mode needs none.
-        kind = job.stage is Stage.TEST and variables.get(TEST_MODE) != "qemu"
+        mode = self._test_mode(job)
+        kind = mode is not None and mode is not TestMode.QEMU
         docker = "buildx" in job.tools or kind
         if docker:
             out["services"] = [{"name": DIND, "alias": "docker"}]
-        out["variables"] = {**(DIND_VARIABLES if docker else {}), **variables}
+        out["variables"] = {**(DIND_VARIABLES if docker else {}), **self._variables(job, mode)}
         if job.cache is not None:
             out["cache"] = {"key": job.cache.key, "paths": [job.cache.path]}
         out["script"] = _script([*([INSTALL_DOCKER_CLI] if kind else []), *self.steps(job)])
@@ -330,11 +330,17 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         return {other.id for other in self.source.pipeline.jobs
                 if wanted & set(other.produces)}
 
-    def _variables(self, job: Job) -> dict[str, Any]:
+    def _test_mode(self, job: Job) -> TestMode | None:
+        """The test job's mode: on hosted runners, auto is qemu (see TEST_MODE)."""
+        if job.test_mode is TestMode.AUTO and self.hosted(job.runner):
+            return TestMode.QEMU
+        return job.test_mode
+
+    def _variables(self, job: Job, mode: TestMode | None) -> dict[str, Any]:
         """Literal values: GitLab expands "$" in variables unless told not to."""
         env = dict(self.env(job))
-        if env.get(TEST_MODE) == "auto" and self.hosted(job.runner):
-            env[TEST_MODE] = "qemu"
+        if mode is not job.test_mode:
+            env[TEST_MODE] = str(mode)
         return {name: {"value": value, "expand": False} if "$" in value else value
                 for name, value in env.items()}
 
@@ -373,10 +379,6 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         if any(a.keep_on_failure for a in produced):
             out["when"] = "always"  # the default, on_success, loses the logs of a failure
         return out
-
-    def _exports(self, runtime: tuple[Runtime, ...]) -> str:
-        return "".join(f'export {value}="{self.RUNTIME[value]}"\n'
-                       for value in runtime if value in self.RUNTIME)
 
     # -- step renderers (script lines; the rest are job keywords) ------------------------------
 

@@ -16,12 +16,15 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from kvc import stages
 from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.ir import NO_REGISTRY, Artifact, Cache, Job, Registry, RegistryAccess, Runtime
 from kvc.spec.diagnostics import Collector, Position
+
+if TYPE_CHECKING:
+    from kvc.compiler.driver import Resolved
 
 Step = Any  # one entry of a backend's step list (a mapping, or a bare name)
 UNSUPPORTED = "unsupported"
@@ -108,6 +111,12 @@ class Emitter:
         emitter.enforce_limits(files)
         emitter.errors.raise_if_any()
         return files
+
+    @classmethod
+    def warnings(cls, resolved: Resolved) -> list[str]:
+        """``FILE:LINE:COL: warning: ... [kind]`` lines ``compile`` prints for this backend:
+        what it can write but will likely fail at run time (none by default)."""
+        return []
 
     def enforce_limits(self, files: Files) -> None:
         """Refuse to write a file the platform would reject, naming the limit and the file."""
@@ -262,9 +271,11 @@ class Emitter:
         chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None
         return {str(arch): name for arch, name in (chosen or {}).items()}
 
-    @staticmethod
-    def default_branch(setting: str | None) -> str:
-        return setting or DEFAULT_BRANCH
+    @property
+    def branch(self) -> str:
+        """The branch publish runs from: the settings' ``default_branch``, else main.
+        (GitLab, whose CI knows the project's default branch, reads its setting itself.)"""
+        return getattr(self.settings, "default_branch", None) or DEFAULT_BRANCH
 
 
 T = TypeVar("T")

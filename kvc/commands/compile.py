@@ -164,16 +164,7 @@ def _compile(spec: Path, backend: str, root: Path, *, with_schema: bool,
     cacheable = resolved.spec.update is None and not any(
         build.sysprep.makefile for build in resolved.builds)
     # Printed by a compile that writes, from the cache too (the entry keeps them).
-    warnings: list[str] = []
-    if backend == "gitlab":
-        from kvc.backends import gitlab  # noqa: PLC0415 -- only for its own compiles
-
-        settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
-        tags = settings.tags if settings is not None else None
-        warnings.extend(gitlab.hosted_test_warnings(resolved.builds, tags))
-    from kvc.compiler import pull_access  # noqa: PLC0415
-
-    warnings.extend(pull_access.warnings(resolved, backend))
+    warnings = _backend(backend).warnings(resolved)
     if resolved.spec.update is not None and not update.installable():
         warnings.append(f"kvc: warning: the update job installs kvc=={__version__}, which is "
                         "not a release: install kvc from a release or a git commit to "

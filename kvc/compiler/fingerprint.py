@@ -71,5 +71,4 @@ def _test_scripts() -> bytes:
 
 @lru_cache(maxsize=1)
 def _packaging() -> bytes:
-    return b"".join(stages.read(name).encode()
-                    for name in ("Containerfile", *stages.used_by(Stage.CONTAINERIZE)))
+    return b"".join(stages.read(name).encode() for name in stages.used_by(Stage.CONTAINERIZE))

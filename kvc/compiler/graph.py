@@ -28,6 +28,7 @@ from kvc.ir import (
     Runtime,
     Stage,
     Target,
+    TestMode,
     Upstream,
 )
 from kvc.spec.diagnostics import Position
@@ -137,7 +138,8 @@ def _test_job(names: ImageNames, build: ImageBuild, containerize: Job) -> Job:
         script=stages.entry(Stage.TEST), inputs=tuple(stage_env.test_env(build)),
         produces=(logs,), consumes=containerize.produces,
         timeout_minutes=build.test.timeout_minutes + TEST_UP_MINUTES + 15,
-        registry=_registry(build, RegistryAccess.PULL), origin=_origin(build),
+        registry=_registry(build, RegistryAccess.PULL), test_mode=TestMode(build.test.mode),
+        origin=_origin(build),
     )
 
 

@@ -11,11 +11,10 @@ these by name (``layers.BUILTIN``). See docs/spec.md, "Adding a spec key".
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kvc.compiler.durations import parse_duration
+from kvc.compiler.durations import parse_age, parse_duration
 from kvc.spec.diagnostics import Position
 from kvc.spec.loader import PathKey
 
@@ -81,9 +80,6 @@ class TestSettings:
         return max(1, -(-(parse_duration(self.timeout) or 0) // 60))
 
 
-_REFRESH = re.compile(r"(\d+)([smhdw]?)")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 @dataclass(frozen=True, slots=True)
 class Publish:
@@ -92,19 +88,12 @@ class Publish:
     sign: bool = False
     # Rebuild when the published image is older: 7d, 12h, 30m, 90s, 2w; "0" never.
     refresh: str = "0"
+    attest: bool = True
 
     @property
     def refresh_seconds(self) -> int | None:
-        """The refresh age in seconds (0: never), or None when it is not a duration.
-
-        Days and weeks are its natural units, which test timeouts
-        (kvc.compiler.durations) do not take, hence its own small grammar.
-        """
-        match = _REFRESH.fullmatch(self.refresh.strip())
-        if match is None:
-            return None
-        return int(match[1]) * _UNIT_SECONDS[match[2] or "s"]
-    attest: bool = True
+        """The refresh age in seconds (0: never), or None when it is not an age."""
+        return parse_age(self.refresh)
 
 
 # The spec's section keys and the resolved types they become.

@@ -24,10 +24,8 @@ from kvc.compiler.graph import registry_host
 PRIVATE_BY_DEFAULT = frozenset({"ghcr.io"})
 
 
-def warnings(resolved: Resolved, backend: str) -> list[str]:
-    """One `FILE:LINE:COL: warning: ...` line per registry host the tests pull blind."""
-    if backend != "circleci":
-        return []
+def circleci_warnings(resolved: Resolved) -> list[str]:
+    """One `FILE:LINE:COL: warning: ...` line per registry host CircleCI's tests pull blind."""
     backends = resolved.spec.backends
     circleci = backends.circleci if backends is not None else None
     if circleci is not None and circleci.pull_context is not None:

@@ -1,9 +1,11 @@
-"""The stage scripts kvc ships, and which stages run each of them.
+"""The files kvc ships with its stages, and which stages use each of them.
 
-This one table feeds both the generated tree (every script is written under
-``.kvc/stages/``) and the build fingerprint (every script the build stage
-runs is hashed into the cache key), so a new shared file can never be
-shipped but missed by the cache key, or the other way round.
+This one table feeds both the generated tree (every file is written under
+``.kvc/``, scripts under ``.kvc/stages/``) and the fingerprints (every file a
+stage uses is hashed into that stage's key: build outputs, packaging, tests),
+so a new shared file can never be shipped but missed by a cache key, or the
+other way round. tests/backends/test_walk.py checks that every file in this
+package is in it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from kvc.ir import Stage
 DIR: Final = ".kvc/stages"
 EVERY_STAGE: Final = frozenset(Stage)
 
-# script -> the stages that run it (directly, or by sourcing it)
+# file -> the stages that use it (run it, source it, or build from it), in the order
+# each stage's fingerprint hashes them
 SCRIPTS: Final[Mapping[str, frozenset[Stage]]] = {
+    "Containerfile": frozenset({Stage.CONTAINERIZE}),  # containerize bakes the image with it
     "lib.sh": EVERY_STAGE,
     "build.sh": frozenset({Stage.BUILD}),
     "containerize.sh": frozenset({Stage.CONTAINERIZE}),
@@ -37,6 +41,14 @@ ENTRY: Final[Mapping[Stage, str]] = {stage: f"{stage}.sh" for stage in Stage}
 PLAN_SCRIPT: Final = f"{DIR}/plan.sh"
 PLAN_DATA: Final = ".kvc/plan.tsv"
 PLAN_DIR: Final = "artifacts/plan"
+
+
+CONTAINERFILE: Final = ".kvc/Containerfile"
+
+
+def path(name: str) -> str:
+    """Where ``name`` (a key of SCRIPTS) is written in the generated tree."""
+    return CONTAINERFILE if name == "Containerfile" else f"{DIR}/{name}"
 
 
 def entry(stage: Stage) -> str:

@@ -13,7 +13,6 @@ from ruamel.yaml import YAML
 from ruamel.yaml.events import AliasEvent, NodeEvent
 
 from kvc import __version__, stages
-from kvc.backends import buildfiles
 from tests.backends.conftest import (
     BACKEND_NAMES,
     ROOT,
@@ -60,8 +59,8 @@ def test_header_check_sees_a_missing_header() -> None:
 @pytest.mark.parametrize(("spec", "backend"), cases())
 def test_stage_files_are_the_packaged_ones_plus_the_header(spec: Path, backend: str) -> None:
     files = generated(spec, backend)
-    for name in (*stages.SCRIPTS, "Containerfile"):
-        path = f".kvc/stages/{name}" if name.endswith(".sh") else buildfiles.CONTAINERFILE
+    for name in stages.SCRIPTS:
+        path = stages.path(name)
         packaged = (ROOT / "kvc" / "stages" / name).read_text(encoding="utf-8").splitlines()
         lines = files[path].splitlines()
         header_at = 1 if packaged[0].startswith("#!") else 0

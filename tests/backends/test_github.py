@@ -347,6 +347,14 @@ def test_every_action_is_pinned_to_the_table(spec: Path, backend: str) -> None:
             assert rest == f"  # {pinned[repo, ref]}", match.group(0)
 
 
+def test_every_pinned_action_is_used_by_some_case() -> None:
+    """No dead pin: an action nothing emits would still be bumped and reviewed."""
+    used = {m["repo"] for spec, _ in [c.values for c in GITHUB]
+            for text in emitted(spec, "github").files.values()
+            for m in map(USES.match, text.splitlines()) if m}
+    assert {a.repo for a in ACTIONS.values()} == used
+
+
 @pytest.mark.parametrize(("spec", "backend"), GITHUB)
 def test_checkout_never_persists_credentials(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)

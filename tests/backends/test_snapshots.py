@@ -20,11 +20,10 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from kvc import stages
-from kvc.backends import buildfiles, yamlout
+from kvc.backends import yamlout
 from tests.backends.conftest import BACKEND_NAMES, EXAMPLES, case_id, emitted, generated
 
-VERBATIM = {f".kvc/stages/{name}" for name in stages.SCRIPTS} | {
-    buildfiles.CONTAINERFILE}
+VERBATIM = {stages.path(name) for name in stages.SCRIPTS}
 
 
 @pytest.mark.parametrize("backend", BACKEND_NAMES)

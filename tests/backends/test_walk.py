@@ -29,9 +29,11 @@ from kvc.backends.base import EmitInput, Files, comment_header
 from kvc.backends.walk import Capabilities, Emitter, Step
 from kvc.cli import main
 from kvc.compiler import fingerprint
+from kvc.compiler.driver import Resolved
 from kvc.ir import Artifact, Cache, Job, Pipeline, RegistryAccess, Runtime, Stage
 from kvc.spec.diagnostics import SpecError
 from tests.backends.conftest import (
+    BACKEND_NAMES,
     EXAMPLES,
     FIXTURE_SPECS,
     ROOT,
@@ -87,10 +89,21 @@ class Unsigned(Toy):
     CAPABILITIES = Capabilities(identity_token=False)
 
 
+class Cautious(Toy):
+    """A backend with its own compile warnings (as GitLab and CircleCI have)."""
+
+    NAME = "cautious"
+
+    @classmethod
+    def warnings(cls, resolved: Resolved) -> list[str]:
+        return [f"{resolved.doc.pos(())}: warning: {len(resolved.builds)} builds [cautious]"]
+
+
 @pytest.fixture
 def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(BACKENDS, Toy.NAME, Toy)  # the "one registry line"
     monkeypatch.setitem(BACKENDS, Unsigned.NAME, Unsigned)
+    monkeypatch.setitem(BACKENDS, Cautious.NAME, Cautious)
     yield
 
 
@@ -117,6 +130,44 @@ def test_a_backend_defined_in_the_tests_compiles_every_example(spec: Path,
     assert check.exit_code == 0, check.output
 
 
+EXTRA_FILE = ".toy-extra.yml"
+
+
+class Extra(Toy):
+    """Toy plus a second root-level file; ``EMIT_EXTRA`` says whether it is written."""
+
+    NAME = "extra"
+    OWNED = (TOY_FILE, EXTRA_FILE)
+    EMIT_EXTRA: ClassVar[bool] = True
+
+    def files(self) -> Files:
+        files = super().files()
+        if self.EMIT_EXTRA:
+            files[EXTRA_FILE] = files[TOY_FILE]
+        return files
+
+
+def test_root_level_files_of_a_backend_are_checked_and_cleaned_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `kvc compile`: a root-level file a backend owns and no longer writes is
+    reported by --check and removed by compile, like a file in an owned directory."""
+    monkeypatch.setitem(BACKENDS, Extra.NAME, Extra)
+    spec = tmp_path / "kvc.yaml"
+    shutil.copy(EXAMPLES[0], spec)
+    compile_ = ["compile", str(spec), "--backend", Extra.NAME]
+    assert CliRunner().invoke(main, compile_).exit_code == 0
+    assert (tmp_path / EXTRA_FILE).is_file()
+    monkeypatch.setattr(Extra, "EMIT_EXTRA", False)
+    check = CliRunner().invoke(main, [*compile_, "--check"])
+    assert check.exit_code == 1
+    assert f"left over: {EXTRA_FILE}" in check.output
+    assert (tmp_path / EXTRA_FILE).is_file()  # --check writes nothing
+    assert CliRunner().invoke(main, compile_).exit_code == 0
+    assert not (tmp_path / EXTRA_FILE).exists()
+    assert (tmp_path / TOY_FILE).is_file()
+    assert CliRunner().invoke(main, [*compile_, "--check"]).exit_code == 0
+
+
 def yamlout_load(path: Path) -> Any:
     return YAML(typ="safe").load(path.read_text())
 
@@ -135,6 +186,25 @@ def test_what_a_backend_cannot_express_is_a_compile_error_at_the_spec_position(
     assert (f"{spec}:{line}:{col}: unsigned cannot give a job an identity token, so keyless "
             "signing (publish.sign) is not possible [unsupported]") in result.output
     assert not (tmp_path / TOY_FILE).exists()  # nothing is written
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_every_tool_setup_entry_is_a_tool_some_job_needs(backend: str) -> None:
+    """No no-op tool entries: each key of TOOLS is a tool the IR asks for."""
+    needed = {tool for spec in SPECS for job in emitted(spec, backend).pipeline.jobs
+              for tool in job.tools}
+    assert set(BACKENDS[backend].TOOLS) == needed
+
+
+@pytest.mark.usefixtures("toy")
+def test_a_backends_own_warnings_are_printed_by_compile(tmp_path: Path) -> None:
+    spec = tmp_path / "kvc.yaml"
+    shutil.copy(OVERRIDES, spec)
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "cautious"])
+    assert result.exit_code == 0, result.output
+    builds = len(emitted(OVERRIDES, "github").resolved.builds)
+    assert f"{spec}:1:1: warning: {builds} builds [cautious]" in result.stderr
+    assert (tmp_path / TOY_FILE).is_file()
 
 
 def test_a_runner_the_backend_does_not_know_is_unsupported(tmp_path: Path) -> None:
@@ -315,6 +385,37 @@ def test_the_bake_file_comes_from_typed_fields_not_from_env_strings(spec: Path) 
             f"{target.repository}:{tag}" for tag in target.tags]
 
 
+ENV_KEYS = frozenset({"env", "environment", "variables"})
+
+
+def _without_env(node: Any) -> Any:
+    """A parsed CI file minus every environment block (where inputs are rendered)."""
+    if isinstance(node, dict):
+        return {key: _without_env(value) for key, value in node.items()
+                if not (key in ENV_KEYS and isinstance(value, dict))}
+    if isinstance(node, list):
+        return [_without_env(item) for item in node]
+    return node
+
+
+@pytest.mark.parametrize(("spec", "backend"), cases())
+def test_no_backend_reads_a_jobs_inputs_back(spec: Path, backend: str) -> None:
+    """Inputs reach a backend's files only through env(job): without them, every file is
+    the same apart from its environment blocks. A backend deciding anything (a service,
+    a step, a mode) from a KVC_* value it was handed fails here."""
+    source = emit_input(spec)
+    files = BACKENDS[backend].emit(source)
+    blind = BACKENDS[backend].emit(replace(source, pipeline=_without_inputs(source.pipeline)))
+    assert list(blind) == list(files)
+    for path, text in files.items():
+        assert _without_env(yamlout_load_text(blind[path])) == _without_env(
+            yamlout_load_text(text)), path
+
+
+def yamlout_load_text(text: str) -> Any:
+    return YAML(typ="safe").load(text)
+
+
 def test_plan_reports_the_typed_fingerprint() -> None:
     result = CliRunner().invoke(main, ["plan", str(EXAMPLES[0]), "--json"])
     assert result.exit_code == 0, result.output
@@ -326,9 +427,20 @@ def test_plan_reports_the_typed_fingerprint() -> None:
 # -- one table of stage scripts --------------------------------------------------------------
 
 
-def test_every_packaged_script_is_in_the_table() -> None:
-    packaged = {p.name for p in (ROOT / "kvc/stages").glob("*.sh")}
+def test_every_packaged_file_is_in_the_table() -> None:
+    """Scripts and the Containerfile alike: a file the table misses would be neither
+    written to .kvc/ nor hashed into any fingerprint."""
+    packaged = {p.name for p in (ROOT / "kvc/stages").iterdir()
+                if p.is_file() and p.suffix != ".py"}
     assert packaged == set(stages.SCRIPTS)
+    files = buildfiles.emit(emit_input(EXAMPLES[0]))
+    assert {stages.path(name) for name in stages.SCRIPTS} <= set(files)
+
+
+def test_the_packaging_fingerprint_covers_the_containerfile() -> None:
+    assert fingerprint._packaging() == b"".join(
+        (ROOT / "kvc/stages" / n).read_bytes() for n in ("Containerfile", "lib.sh",
+                                                         "containerize.sh"))
 
 
 def test_every_file_the_build_stage_sources_is_hashed_into_the_fingerprint() -> None:
@@ -477,3 +589,40 @@ def test_containerize_knows_whether_the_run_publishes(backend: str) -> None:
             assert result.stdout.strip() == ("true" if publishes else "false"), (env, command)
     others = [j for j in walk.source.pipeline.jobs if j.stage is not Stage.CONTAINERIZE]
     assert not [j for j in others if "KVC_PUBLISHES" in walk.command(j)]
+
+
+# -- the plan job's shell comes from the walk ------------------------------------------------
+
+
+def plan_script(out: Emitted) -> str:
+    """The shell of the plan job (the one that runs plan.sh) in a backend's files."""
+    scripts = []
+    for text in out.files.values():
+        for where, value in _strings(yamlout_load_text(text)):
+            if f"bash {stages.PLAN_SCRIPT}" in value:
+                scripts.append((where, value))
+    assert len({w for w, _ in scripts}) == 1, scripts
+    return scripts[0][1]
+
+
+def _strings(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _strings(item, f"{where}[{i}]")
+    elif isinstance(node, str):
+        yield where, node
+
+
+@pytest.mark.parametrize(("spec", "backend"), cases())
+def test_the_plan_job_exports_only_what_the_plan_stage_reads(spec: Path, backend: str) -> None:
+    """Every backend's plan job runs the walk's plan_command: no runtime value the plan
+    stage never reads (run id, revision, signing identity) is exported there."""
+    script = plan_script(emitted(spec, backend))
+    read = set(re.findall(r"\bKVC_\w+", stages.read("plan.sh") + stages.read("lib.sh")))
+    exported = set(re.findall(r"^\s*export (KVC_\w+)=", script, re.MULTILINE))
+    assert exported <= read, exported - read
+    walk = BACKENDS[backend](emit_input(spec))
+    assert walk.plan_command().rstrip("\n") in script

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kvc.compiler.durations import parse_duration
+from kvc.compiler.durations import parse_age, parse_duration
 from kvc.compiler.layers import BUILTIN, spec_key
 from kvc.compiler.model import SECTIONS
 from kvc.compiler.model import TestSettings as ResolvedTest
@@ -67,6 +67,13 @@ def test_job_timeouts_use_the_same_parser_as_validation() -> None:
     assert resolve_text(SPEC).builds[0].test.timeout_minutes == 61
     assert [parse_duration(t) for t in ("15m", "900s", "1h30m", "", "15 m", "1d")] == [
         900, 900, 5400, None, None, None]
+
+
+def test_refresh_ages_have_their_own_units_in_the_same_module() -> None:
+    assert [parse_age(t) for t in ("0", "90", "90s", "30m", "12h", "7d", "2w", " 7d ")] == [
+        0, 90, 90, 1800, 43200, 604800, 1209600, 604800]
+    assert [parse_age(t) for t in ("", "7 d", "1h30m", "-1d", "7y")] == [None] * 5
+    assert parse_duration("7d") is None  # a test timeout takes no days (test.sh reads it)
 
 
 def test_independent_problems_of_every_phase_arrive_in_one_run() -> None:

@@ -299,11 +299,24 @@ def test_label_values_fall_back_to_the_checkout(stubs: Stubs) -> None:
     assert bake.env["KVC_REVISION"] == head
 
 
+# Variables only one CI sets: GitHub's GITHUB_* and RUNNER_*, CircleCI's CIRCLE_*,
+# GitLab's CI_* and GITLAB_*. (CI itself, which all of them set, is no vendor's.)
+VENDOR_VARIABLE = re.compile(r"\b(?:GITHUB|RUNNER|CIRCLE|CI|GITLAB)_[A-Z0-9_]+")
+
+
 def test_stage_scripts_name_no_ci_vendor() -> None:
     """Contract 1: backends map their variables to KVC_*; scripts read only those."""
-    for script in STAGES.glob("*.sh"):
-        text = script.read_text()
-        assert not re.search(r"\b(GITHUB|CIRCLE)_[A-Z_]+", text), script.name
+    scripts = sorted(STAGES.glob("*.sh"))
+    assert {s.name for s in scripts} >= {"lib.sh", "plan.sh", "test.sh"}
+    for script in scripts:
+        assert not VENDOR_VARIABLE.findall(script.read_text()), script.name
+
+
+@pytest.mark.parametrize("name", ["$GITHUB_RUN_ID", "${RUNNER_TEMP}", "$CIRCLE_SHA1",
+                                  '"$CI_PIPELINE_ID"', "${GITLAB_USER_LOGIN:-}"])
+def test_the_vendor_pattern_sees_every_ci(name: str) -> None:
+    assert VENDOR_VARIABLE.search(f"echo {name}")
+    assert not VENDOR_VARIABLE.search('[ "${CI:-}" = true ] && echo "$KVC_CI_X"')
 
 
 def test_publish_refuses_a_digest_from_another_repository(stubs: Stubs) -> None:

@@ -30,7 +30,7 @@ def source_and_call(
     )
 
 
-@pytest.mark.parametrize("script", ["build.sh", "containerize.sh", "publish.sh", "lib.sh"])
+@pytest.mark.parametrize("script", sorted(p.name for p in STAGES.glob("*.sh")))
 def test_stage_scripts_are_sourceable_without_running_main(stubs: Stubs, script: str) -> None:
     result = source_and_call(stubs, script, "echo sourced")
     assert result.returncode == 0, result.stderr

@@ -159,6 +159,25 @@ def call_function(snippet: str, *args: str, env: dict[str, str] | None = None,
                           text=True, check=False, env=env)
 
 
+def mode_functions(mode: str) -> set[str]:
+    """The mode_* functions defined once the driver and test-MODE.sh are sourced."""
+    script = f'. "{STAGES / "test.sh"}"; . "{STAGES / f"test-{mode}.sh"}"; declare -F'
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in result.stdout.splitlines()
+            if line.split()[-1].startswith("mode_")}
+
+
+def test_every_mode_defines_exactly_the_functions_the_driver_calls() -> None:
+    """The driver over mode files (docs/stages.md, "Test modes"): each test-<mode>.sh
+    defines the same mode_* functions, and those are what test.sh calls."""
+    called = {name for name in re.findall(r"\bmode_[a-z_]+", (STAGES / "test.sh").read_text())
+              if not name.endswith("_")}  # "mode_check_<check>" in a comment
+    modes = sorted(p.stem.removeprefix("test-") for p in STAGES.glob("test-*.sh"))
+    assert modes == ["kubevirt", "qemu"]
+    for mode in modes:
+        assert mode_functions(mode) == called, mode
+
+
 @pytest.mark.parametrize(
     ("spec", "seconds"),
     [("900", 900), ("90s", 90), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("08m", 480)],

@@ -15,6 +15,7 @@
 # when its last publish stopped half way (its tags point at different images),
 # or when the published image is older than its refresh age. Anything that
 # keeps the registry from being read makes the image run: the plan fails open.
+# Functions can be sourced for testing (main runs only when executed).
 #
 # The registry is read over the OCI distribution API with curl, without
 # pulling a layer: the manifest (or index, then one platform's manifest), then
@@ -383,4 +384,6 @@ main() {
   fi
 }
 
-main "$@"
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi
