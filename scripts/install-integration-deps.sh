@@ -55,6 +55,20 @@ PACKAGES=(
 GITLAB_CI_LOCAL_VERSION=4.52.2
 TOOLS_DIR="$(cd "$(dirname "$0")/.." && pwd)/.tools"
 
+# docker-buildx runs `bake --print` and `imagetools create` in the integration
+# tests (tests/integration/buildx.py). Debian 12 packages no docker-buildx; Debian 13
+# (trixie) does, and its binary needs only libc6 (>= 2.34) (Debian 12 has 2.36), so
+# the trixie .deb is fetched from the Debian mirror apt already uses, checked
+# against the SHA256 below (the same as trixie's Packages index lists) and only its
+# plugin binary is unpacked into .tools/bin; nothing is installed system-wide.
+# trixie (stable) keeps this file in its pool for its whole life; testing (forky)
+# has newer versions but drops each from the pool when the next one migrates.
+DOCKER_BUILDX_VERSION=0.13.1+ds1-3
+declare -A DOCKER_BUILDX_SHA256=(
+  [amd64]=fcf8c48204d1603c8f209451d7827eb91bf30759578baf7704e9e1a87e5f1d7f
+  [arm64]=6cf361ab892b55753b728adcbd1a99f0616711df853dba64a5297a4a676d96b0
+)
+
 # The appliance needs a kernel matching the machine's architecture.
 kernel_package() {
   case "$(dpkg --print-architecture)" in
@@ -107,9 +121,68 @@ install_gitlab_ci_local() {
     "gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION"
 }
 
+# The Debian archive apt is configured with (the mirror of this release's main
+# suite, not -security/-updates/-backports); DEBIAN_MIRROR overrides it.
+debian_mirror() {
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then
+    printf '%s\n' "${DEBIAN_MIRROR%/}"
+    return 0
+  fi
+  # shellcheck disable=SC2016 # $(...) is apt's format syntax, not the shell's
+  apt-get indextargets --no-release-info --format '$(REPO_URI) $(SUITE) $(COMPONENT)' \
+    'Created-By: Packages' |
+    awk '$3 == "main" && $2 !~ /-/ { sub("/$", "", $1); print $1; exit }'
+}
+
+install_docker_buildx() {
+  local arch sha url mirror work bin="$TOOLS_DIR/bin/docker-buildx"
+  # `docker-buildx version` prints the Debian version last: a changed pin reinstalls.
+  if [ -x "$bin" ] && [ "$("$bin" version 2>/dev/null | awk '{print $NF}')" = "$DOCKER_BUILDX_VERSION" ]; then
+    return 0
+  fi
+  arch="$(dpkg --print-architecture)"
+  sha="${DOCKER_BUILDX_SHA256[$arch]:-}"
+  if [ -z "$sha" ]; then
+    echo "install-integration-deps: no pinned docker-buildx for $arch (only ${!DOCKER_BUILDX_SHA256[*]}): the buildx tests will fail under KVC_REQUIRE_INTEGRATION=1" >&2
+    return 1
+  fi
+  mirror="$(debian_mirror)"
+  if [ -z "$mirror" ]; then
+    echo "install-integration-deps: found no Debian mirror in the apt configuration; set DEBIAN_MIRROR" >&2
+    return 1
+  fi
+  url="$mirror/pool/main/d/docker-buildx/docker-buildx_${DOCKER_BUILDX_VERSION}_${arch}.deb"
+  echo "install-integration-deps: installing docker-buildx $DOCKER_BUILDX_VERSION into $TOOLS_DIR/bin"
+  work="$(mktemp -d)"
+  if ! fetch_docker_buildx "$url" "$sha" "$work" "$bin"; then
+    rm -rf "$work"
+    return 1
+  fi
+  rm -rf "$work"
+}
+
+# fetch_docker_buildx URL SHA256 WORKDIR BIN: download, verify, unpack, install.
+# Called in an `if`, where set -e does not apply: every step checks itself.
+fetch_docker_buildx() {
+  local url="$1" sha="$2" work="$3" bin="$4"
+  curl -fsSL --retry 3 -o "$work/buildx.deb" "$url" || {
+    echo "install-integration-deps: cannot download $url" >&2
+    return 1
+  }
+  if ! printf '%s  %s\n' "$sha" "$work/buildx.deb" | sha256sum -c --status; then
+    echo "install-integration-deps: $url does not have the pinned SHA256 $sha; refusing it" >&2
+    return 1
+  fi
+  dpkg-deb -x "$work/buildx.deb" "$work/root" || return 1
+  mkdir -p "$TOOLS_DIR/bin" || return 1
+  install -m 0755 "$work/root/usr/libexec/docker/cli-plugins/docker-buildx" "$bin.tmp" || return 1
+  mv -f "$bin.tmp" "$bin"
+}
+
 main() {
   install_packages
   install_gitlab_ci_local
+  install_docker_buildx
 }
 
 main "$@"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -39,10 +40,14 @@ def require(*tools: str, root: bool = False) -> None:
         unavailable("; ".join(problems) + f" ({INSTALL_HINT})")
 
 
-def unpackaged(tool: str, why: str) -> None:
-    """Skip, even under KVC_REQUIRE_INTEGRATION=1, a test of a tool that no package
-    registry this project may use ships (``why``), so CI cannot have it either. Such a
-    test runs wherever a developer has the tool; keep a check that needs no tool
-    beside it."""
-    pytest.skip(f"{tool} is not installed here and cannot be installed by "
-                f"scripts/install-integration-deps.sh: {why}")
+def installed(tool: str, local: Path) -> str:
+    """The path of ``tool``: ``local`` (where scripts/install-integration-deps.sh puts
+    tools no Debian 12 package ships, under .tools/) if it is executable, else ``tool``
+    on PATH; neither, skip or fail like :func:`require`."""
+    if os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(tool)
+    if found is None:
+        unavailable(f"missing tools: {tool} (not at {local} nor on PATH; {INSTALL_HINT})")
+    assert found is not None  # unavailable() does not return
+    return found

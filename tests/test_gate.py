@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests import gate
@@ -34,8 +36,27 @@ def test_root_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         gate.require("sh", root=True)
 
 
-def test_an_unpackaged_tool_skips_even_when_integration_is_required(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_installed_tool_prefers_the_local_copy(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KVC_REQUIRE_INTEGRATION", raising=False)
+    local = tmp_path / ABSENT
+    local.write_text("#!/bin/sh\n")
+    local.chmod(0o755)
+    assert gate.installed(ABSENT, local) == str(local)
+    local.chmod(0o644)  # not executable: PATH is next
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.skip.Exception, match=f"missing tools: {ABSENT}"):
+        gate.installed(ABSENT, local)
+
+
+def test_an_absent_local_tool_fails_when_integration_is_required(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KVC_REQUIRE_INTEGRATION", "1")
-    with pytest.raises(pytest.skip.Exception, match=f"{ABSENT} is not installed.*no package"):
-        gate.unpackaged(ABSENT, "no package")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match=f"missing tools: {ABSENT}"):
+        gate.installed(ABSENT, tmp_path / ABSENT)
+    monkeypatch.setenv("PATH", f"{tmp_path}/bin")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / ABSENT).write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / ABSENT).chmod(0o755)
+    assert gate.installed(ABSENT, tmp_path / ABSENT) == str(tmp_path / "bin" / ABSENT)

@@ -1,10 +1,10 @@
 """Issue 16 at compile time: BuildKit attestations in the bake file, the signing
 identity only where publish signs, and GitHub's provenance step with its permissions.
 
-No buildx plugin can be installed where CI runs, so the bake file is checked here
-against what bake itself reads: the JSON names of its target fields and the CSV
-form of an `attest` entry. tests/integration/test_bake_print.py runs the real
-`docker buildx bake --print` wherever a plugin is installed.
+Without buildx, the bake file is checked here against what bake itself reads: the
+JSON names of its target fields and the CSV form of an `attest` entry.
+tests/integration/test_bake_print.py runs the real `bake --print` of buildx 0.13.1
+(Debian 13's, which scripts/install-integration-deps.sh unpacks into .tools/bin).
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ from tests.gate import require
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 STAGES = REPO / "kvc" / "stages"
+# Debian 12 packages no docker-buildx: scripts/install-integration-deps.sh unpacks
+# Debian 13's plugin binary here (tests/gate.py:installed looks here first).
+LOCAL_BUILDX = REPO / ".tools" / "bin" / "docker-buildx"
 FIXTURE_SCRIPT = HERE / "fixture" / "build-fixture.sh"
 CACHE = Path(os.environ.get("KVC_FIXTURE_CACHE", Path.home() / ".cache" / "kvc-test-fixtures"))
 

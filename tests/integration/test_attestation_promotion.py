@@ -1,29 +1,38 @@
 """Attestation manifests survive publish's promotion, with real publish.sh, skopeo
 and a real registry.
 
-What this proves and what it does not: BuildKit is not available here (no buildx
-plugin, no buildkitd, neither packaged for this Debian nor on PyPI), so containerize
-cannot run. The index it pushes is written by hand in the layout BuildKit documents
-for attestations (moby/buildkit@v0.32.2:docs/attestations/attestation-storage.md:20-182:
-one `unknown/unknown` manifest per platform image, annotated
-`vnd.docker.reference.type: attestation-manifest` and `vnd.docker.reference.digest`,
-with `application/vnd.in-toto+json` layers; in both forms BuildKit writes: an OCI
-artifact with `artifactType`, the empty config and a `subject`
+What this proves and what it does not: BuildKit is not available here (no buildkitd
+packaged for this Debian nor on PyPI), so containerize cannot run. The index it pushes
+is written by hand in the layout BuildKit documents for attestations
+(moby/buildkit@v0.32.2:docs/attestations/attestation-storage.md:20-182: one
+`unknown/unknown` manifest per platform image, annotated `vnd.docker.reference.type:
+attestation-manifest` and `vnd.docker.reference.digest`, with
+`application/vnd.in-toto+json` layers; in both forms BuildKit writes: an OCI artifact
+with `artifactType`, the empty config and a `subject`
 (exporter/containerimage/writer.go:644), or with `oci-artifact=false` a plain image
 config), and pushed by digest to docker-registry, as containerize's
-`push-by-digest=true` output does (util/push/push.go:58-63 pushes the whole index
-under the bare repository name).
+`push-by-digest=true` output does (util/push/push.go:58-63 pushes the whole index under
+the bare repository name).
 
 Then the real kvc/stages/publish.sh promotes it to its final tags. publish.sh runs
-`docker buildx imagetools create --tag ... REPO@DIGEST`: with a working buildx plugin
-that is the real command ("buildx" case, skipped where there is none); otherwise
-("stub" case) a stand-in `docker` that accepts only what publish.sh may pass (a
-`buildx imagetools create` with `--tag` options and one by-digest source) and does what
-imagetools create does for one index source and no annotations, push the source's
-original bytes (docker/buildx@v0.36.1:util/imagetools/create.go:104-118), with
-`skopeo copy --all --preserve-digests`. Either way the test checks that every final
-tag names the staged digest byte for byte, that each attestation manifest and its
-statements are still there, and that publish hands on the staged digest.
+`docker buildx imagetools create --tag ... REPO@DIGEST`. In the "buildx" case that is
+the real buildx (Debian 13's docker-buildx 0.13.1, which
+scripts/install-integration-deps.sh unpacks into .tools/bin; missing, the case skips, or
+fails under KVC_REQUIRE_INTEGRATION=1) behind a `docker` shim, because no docker CLI is
+installed where CI runs: the shim only does the CLI's plugin dispatch, `docker buildx
+ARGS` runs `docker-buildx ARGS`, and refuses any other docker command. The standalone
+binary builds the same commands as the plugin
+(docker/buildx@v0.13.1:cmd/buildx/main.go:37-43,61-65), so imagetools create is buildx's
+own; the docker CLI itself (and its `docker login`, which publish.sh runs only with
+credentials, none here) is not tested. In the "stub" case a stand-in `docker` accepts
+only what publish.sh may pass (a `buildx imagetools create` with `--tag` options and one
+by-digest source) and does what imagetools create does for one index source and no
+annotations, push the source's original bytes
+(docker/buildx@v0.36.1:util/imagetools/create.go:104-118, the same in
+v0.13.1:util/imagetools/create.go:80-85), with `skopeo copy --all --preserve-digests`.
+Either way the test checks that every final tag names the staged digest byte for byte,
+that each attestation manifest and its statements are still there, and that publish
+hands on the staged digest.
 """
 
 from __future__ import annotations
@@ -32,17 +41,15 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.gate import unpackaged
-from tests.integration.test_bake_print import NO_BUILDX
+from tests.gate import installed
 
-from .conftest import STAGES, Registry, require, run
+from .conftest import LOCAL_BUILDX, STAGES, Registry, require, run
 
 pytestmark = pytest.mark.integration
 
@@ -151,9 +158,12 @@ done
 """
 
 
-def has_buildx() -> bool:
-    return shutil.which("docker") is not None and subprocess.run(
-        ["docker", "buildx", "version"], capture_output=True, check=False).returncode == 0
+# `docker` for the "buildx" case: the docker CLI's plugin dispatch and nothing else.
+DOCKER_SHIM = """#!/bin/sh
+[ "${1:-}" = buildx ] || { echo "docker shim: only 'docker buildx' is provided: $*" >&2; exit 2; }
+shift
+exec "$KVC_TEST_DOCKER_BUILDX" "$@"
+"""
 
 
 def publish(scratch: Path, repo: str, staged: str, docker: str) -> list[str]:
@@ -161,18 +171,18 @@ def publish(scratch: Path, repo: str, staged: str, docker: str) -> list[str]:
     staged_dir = scratch / "staged"
     staged_dir.mkdir()
     (staged_dir / "ref").write_text(staged + "\n")
-    path = os.environ["PATH"]
-    if docker == "stub":
-        bin_dir = scratch / "bin"
-        bin_dir.mkdir()
-        (bin_dir / "docker").write_text(DOCKER_STUB)
-        (bin_dir / "docker").chmod(0o755)
-        path = f"{bin_dir}{os.pathsep}{path}"
-    elif not has_buildx():
-        unpackaged("the docker buildx plugin", NO_BUILDX)
+    bin_dir = scratch / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(DOCKER_STUB if docker == "stub" else DOCKER_SHIM)
+    (bin_dir / "docker").chmod(0o755)
     env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("KVC_", "DOCKER_HOST"))}
-    env |= {"PATH": path, "KVC_STAGED_DIR": str(staged_dir), "KVC_IMAGE": repo,
+           if not name.startswith(("KVC_", "DOCKER_"))}
+    if docker == "buildx":
+        # A fresh DOCKER_CONFIG: no developer's builders, contexts or logins take part.
+        env |= {"KVC_TEST_DOCKER_BUILDX": installed("docker-buildx", LOCAL_BUILDX),
+                "DOCKER_CONFIG": str(scratch / "docker")}
+    env |= {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "KVC_STAGED_DIR": str(staged_dir), "KVC_IMAGE": repo,
             "KVC_TAGS": "12,12.5", "KVC_DATED_TAG_PREFIX": "12", "KVC_LATEST": "true",
             "KVC_RETRY_DELAY": "0", "KVC_OUTPUT_FILE": str(scratch / "output")}
     result = subprocess.run(["bash", str(STAGES / "publish.sh")], env=env, capture_output=True,

@@ -6,8 +6,19 @@ both of its outputs (push by digest with credentials, OCI archive without), take
 from containerize.sh's own bake_settings, so the attestations are checked together
 with the outputs that must carry them.
 
-Without `docker buildx` these tests skip even under KVC_REQUIRE_INTEGRATION=1
-(tests/gate.py:unpackaged, NO_BUILDX says why); the checks that need no buildx are in
+buildx runs as the standalone `docker-buildx` binary, which builds the same commands
+as the `docker buildx` plugin (docker/buildx@v0.13.1:cmd/buildx/main.go:37-43,61-65),
+so no docker CLI is needed. scripts/install-integration-deps.sh unpacks Debian 13's
+docker-buildx 0.13.1 into .tools/bin (Debian 12 packages none); without it these tests
+skip, or fail under KVC_REQUIRE_INTEGRATION=1. 0.13.1's --print parses every target
+for a build first (docker/buildx@v0.13.1:commands/bake.go:177-191): outputs, which opens
+an OCI archive's dest (so the staged directory must exist, as containerize.sh makes it),
+annotations and attests (bake/bake.go:1315-1340), but prints the attest and output
+entries as the strings written (bake.go:684,698), where v0.20.0 and later print them
+parsed (v0.20.0:bake/bake.go:706,720); `entries` reads both forms. What 0.13.1 cannot
+check: it takes kvc's `index,manifest:` annotation prefix as part of the key instead of
+failing (multi-type prefixes need v0.16.0, v0.16.0:util/buildflags/export.go:104), so
+the annotations are checked only as the strings bake resolves. The checks that need no buildx are in
 tests/backends/test_attestations.py.
 """
 
@@ -15,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,30 +35,43 @@ import pytest
 from kvc.backends import buildfiles
 from kvc.ir import Target
 from tests.backends.conftest import FIXTURE_SPECS, SPECS, emitted, generated, spec_params
-from tests.gate import unpackaged
+from tests.gate import installed
 
-from .conftest import STAGES
+from .conftest import LOCAL_BUILDX, STAGES
 
 pytestmark = pytest.mark.integration
 
-# Why CI has no buildx: Debian bookworm (this machine's and CI's distribution) has no
-# docker-buildx package, no PyPI or npm package ships the plugin, and building it needs
-# its source, which no registry the project may use serves.
-NO_BUILDX = ("Debian bookworm packages no docker-buildx and no PyPI or npm package ships "
-             "the plugin")
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 # How bake prints the entries kvc writes (docker/buildx@v0.36.1:util/buildflags/attests.go:
 # a "disabled" entry keeps only its type and the flag).
 ON = [{"type": "sbom"}, {"type": "provenance", "mode": "max"}]
 OFF = [{"type": "provenance", "disabled": True}]
+# The runtime variables at their empty default, on the index and each manifest.
+ANNOTATIONS = [f"index,manifest:{key}=" for key in (
+    "org.opencontainers.image.source", "org.opencontainers.image.revision",
+    "org.opencontainers.image.created")]
 RUNTIME_LABELS = ("org.opencontainers.image.source", "org.opencontainers.image.revision",
                   "org.opencontainers.image.created")
 
 
-def buildx() -> None:
-    if shutil.which("docker") is None or subprocess.run(
-            ["docker", "buildx", "version"], capture_output=True, check=False).returncode:
-        unpackaged("the docker buildx plugin", NO_BUILDX)
+def buildx() -> str:
+    return installed("docker-buildx", LOCAL_BUILDX)
+
+
+def entries(printed: list[Any]) -> list[dict[str, Any]]:
+    """Attest or output entries as bake parses them (docker/buildx@v0.36.1:util/buildflags/
+    attests.go, export.go): buildx before v0.20.0 prints the `key=value,...` strings as
+    written, which are parsed here the same way (v0.13.1:util/buildflags/attests.go:23-72:
+    csv fields, `disabled` a boolean)."""
+    parsed = []
+    for entry in printed:
+        if isinstance(entry, str):
+            fields = dict(field.split("=", 1) for field in entry.split(","))
+            parsed.append({k: (v == "true") if k == "disabled" else v
+                           for k, v in fields.items()})
+        else:
+            parsed.append(entry)
+    return parsed
 
 
 def containerize_settings(target: str, credentials: bool, staged: Path) -> list[str]:
@@ -67,9 +90,11 @@ def containerize_settings(target: str, credentials: bool, staged: Path) -> list[
 
 def bake_print(root: Path, target: str, settings: list[str]) -> dict[str, Any]:
     args = [arg for setting in settings for arg in ("--set", setting)]
+    # A fresh DOCKER_CONFIG: no developer's builders or contexts take part.
+    env = {"PATH": os.environ["PATH"], "HOME": str(root), "DOCKER_CONFIG": str(root / "docker")}
     result = subprocess.run(
-        ["docker", "buildx", "bake", "-f", buildfiles.BAKE_FILE, "--print", *args, target],
-        cwd=root, capture_output=True, text=True, check=False, timeout=120)
+        [buildx(), "bake", "-f", buildfiles.BAKE_FILE, "--print", *args, target],
+        cwd=root, env=env, capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 0, result.stderr
     printed: dict[str, Any] = json.loads(result.stdout)["target"][target]
     return printed
@@ -102,13 +127,15 @@ def test_bake_prints_every_target_with_its_attestations_and_output(
     buildx()
     (tmp_path / buildfiles.BAKE_FILE).parent.mkdir(parents=True)
     (tmp_path / buildfiles.BAKE_FILE).write_text(generated(spec, "github")[buildfiles.BAKE_FILE])
+    (tmp_path / "staged").mkdir()  # containerize.sh makes it before baking
     for target in emitted(spec, "github").pipeline.targets:
         for credentials in (True, False):
             settings = containerize_settings(target.slug, credentials, tmp_path / "staged")
             printed = bake_print(tmp_path, target.slug, settings)
-            assert printed["attest"] == (ON if target.attest else OFF), target.slug
+            assert entries(printed["attest"]) == (ON if target.attest else OFF), target.slug
             assert labels(printed) == spec_labels(target), target.slug
-            [output] = printed["output"]
+            assert printed["annotations"] == ANNOTATIONS, target.slug
+            [output] = entries(printed["output"])
             wanted = "image" if credentials else "oci"
             assert output["type"] == wanted, (target.slug, output)
 
@@ -124,4 +151,4 @@ def test_spec_with_attestations_off_prints_no_sbom(tmp_path: Path) -> None:
     assert off
     for target in off:
         printed = bake_print(tmp_path, target.slug, [])
-        assert printed["attest"] == OFF
+        assert entries(printed["attest"]) == OFF
