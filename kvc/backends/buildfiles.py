@@ -61,7 +61,8 @@ def _target(target: Target) -> dict[str, Any]:
         "platforms": [_literal(f"linux/{arch}") for arch in target.arches],
         "tags": [_literal(f"{target.repository}:{tag}") for tag in target.tags],
         "labels": _labels(target),
-        "annotations": [f"index,manifest:{key}=${{{var}}}" for key, var in _OCI_RUNTIME],
+        "annotations": [f"{kind}:{key}=${{{var}}}" for kind in ("index", "manifest")
+                        for key, var in _OCI_RUNTIME],
         "attest": list(ATTEST if target.attest else NO_ATTEST),
     }
 
@@ -77,6 +78,12 @@ ATTEST = ("type=sbom", "type=provenance,mode=max")
 NO_ATTEST = ("type=provenance,disabled=true",)
 
 
+# The OCI labels that differ per run, also written as annotations of the index
+# and of each manifest: one entry per type, because buildx before v0.16.0 reads
+# `index,manifest:KEY` as a key with no type, silently
+# (docker/buildx@v0.13.1:util/buildflags/export.go:84-104, against
+# v0.16.0:util/buildflags/export.go:104), and Ubuntu and Debian runners may
+# install such a buildx (GitLab's containerize job does).
 _OCI_RUNTIME = (
     ("org.opencontainers.image.source", "KVC_SOURCE"),
     ("org.opencontainers.image.revision", "KVC_REVISION"),

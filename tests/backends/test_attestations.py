@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,29 @@ def test_bake_targets_use_only_bake_fields_and_valid_attest_entries(spec: Path) 
         assert set(target) <= BAKE_TARGET_FIELDS, (name, set(target) - BAKE_TARGET_FIELDS)
         for entry in target["attest"]:
             parse_attest(entry)
+
+
+# How buildx before v0.16.0 splits an annotation key into type, platform and key
+# (docker/buildx@v0.13.1:util/buildflags/export.go:84); newer ones accept the same
+# single-type form (v0.36.1:util/buildflags/export.go:170-200).
+OLD_BUILDX_ANNOTATION = re.compile(r"^(?:([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?:)?(\S+)$")
+
+
+@pytest.mark.parametrize("spec", spec_params(SPECS))
+def test_annotations_have_one_type_each(spec: Path) -> None:
+    """Every buildx a runner may have reads each annotation's type: the index and
+    each platform manifest get the run's source, revision and creation time."""
+    for name, target in bake_targets(spec).items():
+        seen = set()
+        for entry in target["annotations"]:
+            key, _, value = entry.partition("=")
+            match = OLD_BUILDX_ANNOTATION.match(key)
+            assert match and match[1] in {"index", "manifest"}, (name, entry)
+            assert match[3].startswith("org.opencontainers.image."), (name, entry)
+            assert value.startswith("${KVC_"), (name, entry)
+            seen.add((match[1], match[3]))
+        assert {t for t, _ in seen} == {"index", "manifest"}, name
+        assert len(seen) == len(target["annotations"]) == 6, name
 
 
 @pytest.mark.parametrize("spec", spec_params(SPECS))

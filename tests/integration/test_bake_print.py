@@ -15,11 +15,12 @@ for a build first (docker/buildx@v0.13.1:commands/bake.go:177-191): outputs, whi
 an OCI archive's dest (so the staged directory must exist, as containerize.sh makes it),
 annotations and attests (bake/bake.go:1315-1340), but prints the attest and output
 entries as the strings written (bake.go:684,698), where v0.20.0 and later print them
-parsed (v0.20.0:bake/bake.go:706,720); `entries` reads both forms. What 0.13.1 cannot
-check: it takes kvc's `index,manifest:` annotation prefix as part of the key instead of
-failing (multi-type prefixes need v0.16.0, v0.16.0:util/buildflags/export.go:104), so
-the annotations are checked only as the strings bake resolves. The checks that need no buildx are in
-tests/backends/test_attestations.py.
+parsed (v0.20.0:bake/bake.go:706,720); `entries` reads both forms. Annotations are
+printed as the strings bake resolves; kvc writes one type per entry (`index:KEY`,
+`manifest:KEY`), since 0.13.1 would read a multi-type prefix (`index,manifest:KEY`,
+v0.16.0 and later: v0.16.0:util/buildflags/export.go:104) as part of the key, silently;
+tests/backends/test_attestations.py checks that with 0.13.1's own pattern. The checks
+that need no buildx are in tests/backends/test_attestations.py.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 ON = [{"type": "sbom"}, {"type": "provenance", "mode": "max"}]
 OFF = [{"type": "provenance", "disabled": True}]
 # The runtime variables at their empty default, on the index and each manifest.
-ANNOTATIONS = [f"index,manifest:{key}=" for key in (
+ANNOTATIONS = [f"{kind}:{key}=" for kind in ("index", "manifest") for key in (
     "org.opencontainers.image.source", "org.opencontainers.image.revision",
     "org.opencontainers.image.created")]
 RUNTIME_LABELS = ("org.opencontainers.image.source", "org.opencontainers.image.revision",
