@@ -98,7 +98,7 @@ def latest(world: World, key: str) -> dict[str, Any]:
 
 def failures(run: Run) -> str:
     return "\n".join(f"{r.job} ({r.run}): {r.log[-2:]}" for r in run.history
-                     if r.status == "failure")
+                     if r.status != "success")
 
 
 def assert_all_green(run: Run) -> None:
@@ -143,7 +143,8 @@ def test_every_read_comes_from_an_upstream_job(
     assert provenance_violations(run.needs, run.history) == []
     for result in run.history:
         if result.job.startswith(("containerize-", "test-", "publish-")):
-            assert result.reads, f"{result.job} read nothing from upstream (detection broken?)"
+            assert result.reads, (f"{result.job} ({result.status}) read nothing from "
+                                  f"upstream (detection broken?)\n{failures(run)}")
 
 
 @pytest.mark.parametrize(("spec", "backend"), CASES)
