@@ -103,11 +103,14 @@ PREDEFINED_VARIABLES: Final[Mapping[Runtime, str]] = {
     Runtime.SIGN_IDENTITY: f"$CI_PROJECT_URL//{CONFIG}@refs/heads/$CI_COMMIT_REF_NAME",
 }
 # The job image is a plain Ubuntu: docker and buildx come from its archive.
+# It has no CA bundle (docker-library/repo-info@e31f5d5b827f:
+# repos/ubuntu/local/24.04.md:174-194 lists no ca-certificates) and docker.io
+# only recommends it, so it is named: imagetools and logins speak TLS.
 INSTALL_BUILDX: Final = """\
 if ! docker buildx version >/dev/null 2>&1; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
-    docker.io docker-buildx
+    ca-certificates docker.io docker-buildx
 fi
 """
 INSTALL_COSIGN: Final = f"""\
@@ -125,7 +128,8 @@ install -m 0755 /tmp/cosign /usr/local/bin/cosign
 INSTALL_DOCKER_CLI: Final = """\
 if ! command -v docker >/dev/null 2>&1; then
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+    ca-certificates docker.io
 fi
 """
 SETUP_SCRIPTS: Final[Mapping[str, tuple[Step, ...]]] = {

@@ -361,3 +361,22 @@ def test_forced_and_refreshed_images_reach_the_child_as_kvc_rebuild(tree: Path) 
                if name.startswith("build-") and slugs[1] in name)
     result = run_plan_job(tree, f"{slugs[0]}\n")
     assert child_of(tree)["variables"] == {"KVC_REBUILD": ","}
+
+
+@pytest.mark.parametrize("snippet", [gitlab.INSTALL_BUILDX, gitlab.INSTALL_DOCKER_CLI],
+                         ids=["buildx", "docker-cli"])
+def test_docker_installs_bring_the_ca_bundle(tmp_path: Path, snippet: str) -> None:
+    """The job image has no CA certificates and docker.io only recommends them:
+    the install names them, or every registry call fails TLS verification."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "apt.log"
+    (bindir / "apt-get").write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    (bindir / "apt-get").chmod(0o755)
+    # no docker on PATH: both snippets install it
+    result = subprocess.run(["bash", "-ec", snippet], env={"PATH": f"{bindir}:/usr/bin:/bin"},
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    install = log.read_text().splitlines()[-1].split()
+    assert install[0] == "install"
+    assert "ca-certificates" in install

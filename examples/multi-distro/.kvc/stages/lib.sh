@@ -110,8 +110,14 @@ kvc_may_install() {
 # kvc_apt_install PACKAGE...: the one place that installs Debian/Ubuntu
 # packages. Without recommends, so every package a stage relies on must be
 # named (libguestfs-xfs, for one, is only recommended by libguestfs-tools).
+# ca-certificates is one of them: curl, skopeo and docker.io only recommend it
+# and a bare Ubuntu container (GitLab's job image) has none: its package list
+# goes from bzip2 to cdebconf (docker-library/repo-info@e31f5d5b827f:
+# repos/ubuntu/local/24.04.md:174-194), so every TLS client would fail with an
+# unknown-authority error. KVC_CA_BUNDLE (tests) is the bundle looked for.
 kvc_apt_install() {
   [ "$#" -gt 0 ] || return 0
+  [ -e "${KVC_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" ] || set -- ca-certificates "$@"
   kvc_log "installing $*"
   kvc_retry 3 "${KVC_RETRY_DELAY:-10}" kvc_as_root apt-get update -q
   kvc_retry 3 "${KVC_RETRY_DELAY:-10}" kvc_as_root env DEBIAN_FRONTEND=noninteractive \
