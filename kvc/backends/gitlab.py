@@ -494,5 +494,23 @@ def hosted_test_warnings(builds: Iterable[ImageBuild], tags: Mapping[Any, Any] |
     return list(lines)
 
 
+def artifact_size_warning(where: str) -> str:
+    """The one `FILE:LINE:COL: warning:` about GitLab's artifact size limit.
+
+    Every build uploads its disk as an artifact, larger than a self-managed
+    instance's default "Maximum artifacts size" of 100 MB per job, which an
+    administrator raises for the instance, a group or a project
+    (gitlabhq/gitlabhq@6c522f75d42a:doc/administration/settings/continuous_integration.md:152-182);
+    GitLab.com allows 1 GB (gitlabhq/gitlabhq@6e370d70120d:doc/user/gitlab_com/_index.md,
+    "GitLab CI/CD": "Artifacts maximum size (compressed)"). kvc cannot see the setting.
+    """
+    return (f"{where}: warning: every GitLab build job uploads its disk image as an artifact, "
+            "larger than a self-managed instance's default Maximum artifacts size of 100 MB: "
+            "an administrator must raise it (Admin area > Settings > CI/CD > Continuous "
+            "Integration and Deployment, or per group or project in Settings > CI/CD > General "
+            "pipelines); GitLab.com allows 1 GB per job (docs/backends/gitlab.md) "
+            "[gitlab-artifact-size]")
+
+
 NAME: Final = GitLab.NAME
 emit = GitLab.emit

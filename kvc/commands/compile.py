@@ -171,6 +171,8 @@ def _compile(spec: Path, backend: str, root: Path, *, with_schema: bool,
         settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
         tags = settings.tags if settings is not None else None
         warnings.extend(gitlab.hosted_test_warnings(resolved.builds, tags))
+        where = resolved.doc.pos(("backends", "gitlab"))
+        warnings.append(gitlab.artifact_size_warning(str(where)))
     from kvc.compiler import pull_access  # noqa: PLC0415
 
     warnings.extend(pull_access.warnings(resolved, backend))

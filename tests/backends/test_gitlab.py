@@ -380,3 +380,20 @@ def test_docker_installs_bring_the_ca_bundle(tmp_path: Path, snippet: str) -> No
     install = log.read_text().splitlines()[-1].split()
     assert install[0] == "install"
     assert "ca-certificates" in install
+
+
+def test_compile_warns_once_about_the_artifact_size_limit(tmp_path: Path) -> None:
+    """A build's disk is far above a self-managed instance's default 100 MB limit."""
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text(encoding="utf-8"), encoding="utf-8")
+    runner = CliRunner()
+    compiled = runner.invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert compiled.exit_code == 0, compiled.output
+    (warning,) = [line for line in compiled.output.splitlines() if "[gitlab-artifact-size]" in line]
+    assert warning.startswith(f"{spec}:1:1: warning:")
+    assert "Maximum artifacts size" in warning and "1 GB" in warning
+    again = runner.invoke(main, ["compile", str(spec), "--backend", "gitlab"])  # from the cache
+    assert again.output.count("[gitlab-artifact-size]") == 1
+    for other in ("github", "circleci"):
+        assert "[gitlab-artifact-size]" not in runner.invoke(
+            main, ["compile", str(spec), "--backend", other]).output
