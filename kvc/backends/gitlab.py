@@ -96,11 +96,14 @@ PREDEFINED_VARIABLES: Final[Mapping[Runtime, str]] = {
     Runtime.SOURCE: "$CI_PROJECT_URL",
     # Fulcio's certificate identity of a GitLab job is "https://" + the token's
     # ci_config_ref_uri, the top-level pipeline definition (which, for a child
-    # pipeline, is still .gitlab-ci.yml), and its issuer is the instance URL:
+    # pipeline, is still the parent's file), and its issuer is the instance URL:
     # sigstore/fulcio@v1.8.8:config/identity/config.yaml:211-251 (gitlab-pipeline,
     # subject-alternative-name-template), pkg/identity/gitlabcom/principal.go:197-218.
+    # That file is the project's CI/CD configuration file setting, not always
+    # .gitlab-ci.yml: CI_CONFIG_PATH names it
+    # (gitlabhq/gitlabhq@2f369bd95866:doc/ci/variables/predefined_variables.md:45).
     Runtime.SIGN_ISSUER: "$CI_SERVER_URL",
-    Runtime.SIGN_IDENTITY: f"$CI_PROJECT_URL//{CONFIG}@refs/heads/$CI_COMMIT_REF_NAME",
+    Runtime.SIGN_IDENTITY: "$CI_PROJECT_URL//$CI_CONFIG_PATH@refs/heads/$CI_COMMIT_REF_NAME",
 }
 # The job image is a plain Ubuntu: docker and buildx come from its archive.
 # It has no CA bundle (docker-library/repo-info@e31f5d5b827f:

@@ -85,8 +85,16 @@ def test_signing_gets_a_sigstore_token_and_the_identity_to_verify(spec: Path) ->
             assert emitted_job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
             script = emitted_job["script"]
             assert 'KVC_SIGN_ISSUER="$CI_SERVER_URL"' in script
-            assert ('KVC_SIGN_IDENTITY="$CI_PROJECT_URL//.gitlab-ci.yml'
-                    '@refs/heads/$CI_COMMIT_REF_NAME"') in script
+            # ci_config_ref_uri names the project's CI/CD configuration file, whatever
+            # its path: the identity follows CI_CONFIG_PATH.
+            (line,) = [ln for ln in script.splitlines() if "KVC_SIGN_IDENTITY=" in ln]
+            identity = subprocess.run(
+                ["bash", "-c", f'{line}; printf %s "$KVC_SIGN_IDENTITY"'],
+                env={"CI_PROJECT_URL": "https://gitlab.example.com/group/images",
+                     "CI_CONFIG_PATH": "ci/images.yml", "CI_COMMIT_REF_NAME": "main",
+                     "PATH": os.environ["PATH"]},
+                capture_output=True, text=True, check=True).stdout
+            assert identity == "https://gitlab.example.com/group/images//ci/images.yml@refs/heads/main"
         else:
             assert "id_tokens" not in emitted_job, job.id
     assert any(j.needs_identity_token for j in emitted(OVERRIDES, "gitlab").pipeline.jobs)
