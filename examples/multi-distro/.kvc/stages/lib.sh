@@ -82,6 +82,19 @@ kvc_poll_until() {
   done
 }
 
+# kvc_boot_marker: whether the console log on stdin proves the boot (contract
+# 4), in every test mode: a line that is exactly kvc-boot-ok, written by the
+# user-data's runcmd (an echo of the command, or a longer word, does not
+# count). Carriage returns split lines too, so a marker written after a
+# progress line still counts. grep -c reads all its input: an early exit
+# (grep -q) would cut the writer off, and under pipefail turn a match into a
+# failure.
+kvc_boot_marker() {
+  local count
+  count="$(tr '\r' '\n' | grep -Ec '^kvc-boot-ok[[:space:]]*$')" || true
+  [ "${count:-0}" -gt 0 ]
+}
+
 # kvc_poll_slice: the seconds one blocking wait inside a poll may take: at most
 # 30, so heartbeats keep coming, and never past the deadline.
 kvc_poll_slice() {
