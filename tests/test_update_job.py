@@ -21,6 +21,7 @@ from kvc import __version__
 from kvc.backends import update
 from kvc.backends.actions import ACTIONS
 from kvc.cli import main
+from tests.backends.expressions import github_if
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULE = "17 3 * * 2"
@@ -177,7 +178,7 @@ def test_github_update_pull_request_uses_an_app_or_pat_token_before_github_token
 
 
 @pytest.mark.parametrize(("token", "changed", "fails"), [
-    ("", True, True), ("ghs_x", True, False), ("", False, False)])
+    ("", True, True), ("ghs_x", True, False), ("", False, False), ("ghs_x", False, False)])
 def test_github_update_without_an_app_or_pat_fails_saying_what_to_configure(
         tmp_path: Path, token: str, changed: bool, fails: bool) -> None:
     job = _load(_compile(tmp_path, "github") / ".github/workflows/kvc-update.yml")["jobs"]["lock"]
@@ -193,11 +194,22 @@ def test_github_update_without_an_app_or_pat_fails_saying_what_to_configure(
     _git(repo, "init", "-q")
     if changed:
         (repo / "kvc.yml").write_text("changed\n")
+    output = tmp_path / "github-output"
+    output.touch()
     result = subprocess.run(["bash", "-eo", "pipefail", "-c", guard["run"]], cwd=repo,
-                            env={**os.environ, "KVC_HAS_TOKEN": "true" if token else "false"},
+                            env={**os.environ, "KVC_HAS_TOKEN": "true" if token else "false",
+                                 "GITHUB_OUTPUT": str(output)},
                             capture_output=True, text=True, check=False)
     assert (result.returncode != 0) is fails
     assert ("secrets.KVC_UPDATE_TOKEN" in result.stdout) is fails
+    if fails:
+        return
+    # create-pull-request throws on an empty token, changes or not
+    # (peter-evans/create-pull-request@v8.1.1:src/main.ts:44-45): it runs only with one.
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    context = {f"steps.{guard['id']}.conclusion": "success",
+               **{f"steps.{guard['id']}.outputs.{k}": v for k, v in outputs.items()}}
+    assert github_if(pr.get("if", "success()"), context) is bool(token)
 
 
 def _strings(node: Any) -> list[str]:

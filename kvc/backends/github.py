@@ -54,8 +54,14 @@ UPDATE_APP_ID: Final = "KVC_UPDATE_APP_CLIENT_ID"
 UPDATE_APP_KEY: Final = "KVC_UPDATE_APP_PRIVATE_KEY"
 UPDATE_PAT: Final = "KVC_UPDATE_TOKEN"
 UPDATE_TOKEN: Final = f"${{{{ steps.app.outputs.token || secrets.{UPDATE_PAT} }}}}"
+# It also says (output `open`) whether create-pull-request may run: given an empty
+# token that action throws, changes or not
+# (peter-evans/create-pull-request@v8.1.1:src/main.ts:44-45), so a run with nothing
+# to update and no token skips it and stays green.
 NEEDS_UPDATE_TOKEN: Final = f"""\
-if [ "$KVC_HAS_TOKEN" != true ] && [ -n "$(git status --porcelain)" ]; then
+if [ "$KVC_HAS_TOKEN" = true ]; then
+  echo "open=true" >> "$GITHUB_OUTPUT"
+elif [ -n "$(git status --porcelain)" ]; then
   echo "::error::kvc: the update changes .github/workflows, which needs a GitHub App \
 (vars.{UPDATE_APP_ID} + secrets.{UPDATE_APP_KEY}) or a token in secrets.{UPDATE_PAT} \
 with Workflows write; GITHUB_TOKEN cannot push it (docs/backends/github.md)"
@@ -373,7 +379,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
             }, name="Get a GitHub App token, so the pull request runs CI", id="app",
                   **{"if": f"vars.{UPDATE_APP_ID} != ''"}),
             # Only whether there is a token reaches the shell, never the token.
-            {"name": "Require an App or PAT token", "env": {"KVC_HAS_TOKEN": (
+            {"name": "Require an App or PAT token", "id": "token", "env": {"KVC_HAS_TOKEN": (
                 f"${{{{ (steps.app.outputs.token || secrets.{UPDATE_PAT}) != '' }}}}")},
              "run": NEEDS_UPDATE_TOKEN},
             _uses("create-pull-request", {
@@ -381,7 +387,8 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
                 "branch": update.BRANCH, "title": update.TITLE,
                 "commit-message": update.TITLE, "body": update.body(self.source.spec_name),
                 "delete-branch": True,
-            }, name="Open or update the pull request"),
+            }, name="Open or update the pull request",
+                  **{"if": "steps.token.outputs.open == 'true'"}),
             {"name": "Fail when a checksum could not be pinned",
              "if": "steps.lock.outcome == 'failure'",
              "run": "echo 'kvc lock reported failures; see the Pin step' >&2; exit 1"},

@@ -98,18 +98,24 @@ PREDEFINED_VARIABLES: Final[Mapping[Runtime, str]] = {
     Runtime.SOURCE: "$CI_PROJECT_URL",
     # Fulcio's certificate identity of a GitLab job is "https://" + the token's
     # ci_config_ref_uri, the top-level pipeline definition (which, for a child
-    # pipeline, is still .gitlab-ci.yml), and its issuer is the instance URL:
+    # pipeline, is still the parent's file), and its issuer is the instance URL:
     # sigstore/fulcio@v1.8.8:config/identity/config.yaml:211-251 (gitlab-pipeline,
     # subject-alternative-name-template), pkg/identity/gitlabcom/principal.go:197-218.
+    # That file is the project's CI/CD configuration file setting, not always
+    # .gitlab-ci.yml: CI_CONFIG_PATH names it
+    # (gitlabhq/gitlabhq@2f369bd95866:doc/ci/variables/predefined_variables.md:45).
     Runtime.SIGN_ISSUER: "$CI_SERVER_URL",
-    Runtime.SIGN_IDENTITY: f"$CI_PROJECT_URL//{CONFIG}@refs/heads/$CI_COMMIT_REF_NAME",
+    Runtime.SIGN_IDENTITY: "$CI_PROJECT_URL//$CI_CONFIG_PATH@refs/heads/$CI_COMMIT_REF_NAME",
 }
 # The job image is a plain Ubuntu: docker and buildx come from its archive.
+# It has no CA bundle (docker-library/repo-info@e31f5d5b827f:
+# repos/ubuntu/local/24.04.md:174-194 lists no ca-certificates) and docker.io
+# only recommends it, so it is named: imagetools and logins speak TLS.
 INSTALL_BUILDX: Final = """\
 if ! docker buildx version >/dev/null 2>&1; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
-    docker.io docker-buildx
+    ca-certificates docker.io docker-buildx
 fi
 """
 INSTALL_COSIGN: Final = """\
@@ -123,7 +129,8 @@ fi
 INSTALL_DOCKER_CLI: Final = """\
 if ! command -v docker >/dev/null 2>&1; then
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+    ca-certificates docker.io
 fi
 """
 SETUP_SCRIPTS: Final[Mapping[str, tuple[Step, ...]]] = {
@@ -190,8 +197,10 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
     @classmethod
     def warnings(cls, resolved: Resolved) -> list[str]:
         settings = resolved.spec.backends.gitlab if resolved.spec.backends else None
-        return hosted_test_warnings(resolved.builds,
-                                    settings.tags if settings is not None else None)
+        where = str(resolved.doc.pos(("backends", "gitlab")))
+        return [*hosted_test_warnings(resolved.builds,
+                                      settings.tags if settings is not None else None),
+                artifact_size_warning(where)]
 
     def files(self) -> Files:
         header = self.header()
@@ -490,6 +499,24 @@ def hosted_test_warnings(builds: Iterable[ImageBuild], tags: Mapping[Any, Any] |
               f"document no KVM: {effect}; use test.mode auto (qemu there) or tag a runner "
               "with KVM (docs/backends/gitlab.md) [gitlab-hosted-kubevirt]"] = None
     return list(lines)
+
+
+def artifact_size_warning(where: str) -> str:
+    """The one `FILE:LINE:COL: warning:` about GitLab's artifact size limit.
+
+    Every build uploads its disk as an artifact, larger than a self-managed
+    instance's default "Maximum artifacts size" of 100 MB per job, which an
+    administrator raises for the instance, a group or a project
+    (gitlabhq/gitlabhq@6c522f75d42a:doc/administration/settings/continuous_integration.md:152-182);
+    GitLab.com allows 1 GB (gitlabhq/gitlabhq@6e370d70120d:doc/user/gitlab_com/_index.md,
+    "GitLab CI/CD": "Artifacts maximum size (compressed)"). kvc cannot see the setting.
+    """
+    return (f"{where}: warning: every GitLab build job uploads its disk image as an artifact, "
+            "larger than a self-managed instance's default Maximum artifacts size of 100 MB: "
+            "an administrator must raise it (Admin area > Settings > CI/CD > Continuous "
+            "Integration and Deployment, or per group or project in Settings > CI/CD > General "
+            "pipelines); GitLab.com allows 1 GB per job (docs/backends/gitlab.md) "
+            "[gitlab-artifact-size]")
 
 
 NAME: Final = GitLab.NAME

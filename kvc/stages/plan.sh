@@ -7,9 +7,13 @@
 # KVC_PLAN_DIR, and optionally KVC_PLAN_IMAGES (the slugs this plan covers; default
 # all). Output: plan.json, run.txt, rebuild.txt and a Markdown table appended to
 # KVC_SUMMARY_FILE. rebuild.txt lists the images that run because they were
-# forced or are due for a refresh: their build jobs must not restore the build
-# cache, which is keyed by the unchanged fingerprint and would hand back the
-# old disk (a refresh exists to pick up new upstream images and updates). An image runs when it is forced, when nothing is published
+# forced, are due for a refresh, or their last publish stopped half way: their
+# build jobs must not restore the build cache, which is keyed by the unchanged
+# fingerprint and would hand back the old disk (a refresh exists to pick up new
+# upstream images and updates). A cache key once written is never overwritten
+# (actions/cache@v5.0.5:tips-and-workarounds.md:9-11; circleci/circleci-docs@9734a1410cc9:
+# docs/guides/modules/optimize/pages/caching.adoc:25), so after a refresh that
+# published only some tags the cache still holds the disk from before it. An image runs when it is forced, when nothing is published
 # under its first tag, when the published dev.kvc.fingerprint label differs,
 # when its last publish stopped half way (its tags point at different images),
 # or when the published image is older than its refresh age. Anything that
@@ -162,11 +166,13 @@ request() {
   fi
 }
 
-# registry_get BASE NAME PATH OUT: GET BASE/v2/NAME/PATH into OUT, with a token
-# when the registry asks for one. Sets STATUS; FAIL on anything but 200/404.
+# registry_get BASE NAME PATH OUT [HEAD]: GET (or HEAD: headers only, in
+# $TMP/headers) BASE/v2/NAME/PATH into OUT, with a token when the registry asks
+# for one. Sets STATUS; FAIL on anything but 200/404.
 registry_get() {
-  local base="$1" name="$2" path="$3" out="$4"
+  local base="$1" name="$2" path="$3" out="$4" method="${5:-GET}"
   local -a headers=(-H "Accept: $ACCEPT")
+  [ "$method" != HEAD ] || headers+=(--head)
   FAIL=""
   [ -z "$TOKEN" ] || headers+=(-H "Authorization: Bearer $TOKEN")
   # A registry found unreachable once is not asked again for every other image.
@@ -191,9 +197,26 @@ registry_get() {
   esac
 }
 
-# The digest a tag points at, by a manifest GET of the tag ("" when absent).
+# The digest a tag points at ("" when absent). A HEAD of the manifest answers
+# with its digest in Docker-Content-Digest (a SHOULD:
+# opencontainers/distribution-spec@v1.1.1:spec.md:206-213,771), and Docker Hub
+# counts a manifest GET against the pull rate limit but not a HEAD
+# (docker/docs@bb3cdd21c88e:content/manuals/docker-hub/usage/pulls.md:200-202).
+# Without a sha256 header, or when HEAD is refused, the GET's body is hashed.
 tag_digest() {
-  local base="$1" name="$2" tag="$3"
+  local base="$1" name="$2" tag="$3" digest=""
+  if registry_get "$base" "$name" "manifests/$tag" "$TMP/tag.json" HEAD; then
+    if [ "$STATUS" = 404 ]; then
+      printf '\n'
+      return
+    fi
+    digest="$(grep -i '^docker-content-digest:' "$TMP/headers" | tail -n1 | tr -d '\r' |
+      sed 's/^[^:]*:[[:space:]]*//')" || digest=""
+    if [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]]; then
+      printf '%s\n' "$digest"
+      return
+    fi
+  fi
   registry_get "$base" "$name" "manifests/$tag" "$TMP/tag.json" || return 1
   if [ "$STATUS" = 404 ]; then
     printf '\n'
@@ -360,7 +383,8 @@ main() {
       runs=$((runs + 1))
       printf '%s\n' "$slug" >>"$KVC_PLAN_DIR/run.txt"
       case "$reason" in
-        forced* | "refresh due"*) printf '%s\n' "$slug" >>"$KVC_PLAN_DIR/rebuild.txt" ;;
+        forced* | "refresh due"* | "last publish incomplete"*)
+          printf '%s\n' "$slug" >>"$KVC_PLAN_DIR/rebuild.txt" ;;
       esac
     fi
     kvc_log "$image: $([ "$run" = true ] && echo run || echo skip): $reason"

@@ -85,8 +85,16 @@ def test_signing_gets_a_sigstore_token_and_the_identity_to_verify(spec: Path) ->
             assert emitted_job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
             script = emitted_job["script"]
             assert 'KVC_SIGN_ISSUER="$CI_SERVER_URL"' in script
-            assert ('KVC_SIGN_IDENTITY="$CI_PROJECT_URL//.gitlab-ci.yml'
-                    '@refs/heads/$CI_COMMIT_REF_NAME"') in script
+            # ci_config_ref_uri names the project's CI/CD configuration file, whatever
+            # its path: the identity follows CI_CONFIG_PATH.
+            (line,) = [ln for ln in script.splitlines() if "KVC_SIGN_IDENTITY=" in ln]
+            identity = subprocess.run(
+                ["bash", "-c", f'{line}; printf %s "$KVC_SIGN_IDENTITY"'],
+                env={"CI_PROJECT_URL": "https://gitlab.example.com/group/images",
+                     "CI_CONFIG_PATH": "ci/images.yml", "CI_COMMIT_REF_NAME": "main",
+                     "PATH": os.environ["PATH"]},
+                capture_output=True, text=True, check=True).stdout
+            assert identity == "https://gitlab.example.com/group/images//ci/images.yml@refs/heads/main"
         else:
             assert "id_tokens" not in emitted_job, job.id
     assert any(j.needs_identity_token for j in emitted(OVERRIDES, "gitlab").pipeline.jobs)
@@ -361,3 +369,39 @@ def test_forced_and_refreshed_images_reach_the_child_as_kvc_rebuild(tree: Path) 
                if name.startswith("build-") and slugs[1] in name)
     result = run_plan_job(tree, f"{slugs[0]}\n")
     assert child_of(tree)["variables"] == {"KVC_REBUILD": ","}
+
+
+@pytest.mark.parametrize("snippet", [gitlab.INSTALL_BUILDX, gitlab.INSTALL_DOCKER_CLI],
+                         ids=["buildx", "docker-cli"])
+def test_docker_installs_bring_the_ca_bundle(tmp_path: Path, snippet: str) -> None:
+    """The job image has no CA certificates and docker.io only recommends them:
+    the install names them, or every registry call fails TLS verification."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "apt.log"
+    (bindir / "apt-get").write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    (bindir / "apt-get").chmod(0o755)
+    # no docker on PATH: both snippets install it
+    result = subprocess.run(["bash", "-ec", snippet], env={"PATH": f"{bindir}:/usr/bin:/bin"},
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    install = log.read_text().splitlines()[-1].split()
+    assert install[0] == "install"
+    assert "ca-certificates" in install
+
+
+def test_compile_warns_once_about_the_artifact_size_limit(tmp_path: Path) -> None:
+    """A build's disk is far above a self-managed instance's default 100 MB limit."""
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text(encoding="utf-8"), encoding="utf-8")
+    runner = CliRunner()
+    compiled = runner.invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert compiled.exit_code == 0, compiled.output
+    (warning,) = [line for line in compiled.output.splitlines() if "[gitlab-artifact-size]" in line]
+    assert warning.startswith(f"{spec}:1:1: warning:")
+    assert "Maximum artifacts size" in warning and "1 GB" in warning
+    again = runner.invoke(main, ["compile", str(spec), "--backend", "gitlab"])  # from the cache
+    assert again.output.count("[gitlab-artifact-size]") == 1
+    for other in ("github", "circleci"):
+        assert "[gitlab-artifact-size]" not in runner.invoke(
+            main, ["compile", str(spec), "--backend", other]).output

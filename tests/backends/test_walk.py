@@ -260,7 +260,7 @@ SIGN_RUNTIME = {
                      "pipeline-definitions/"},
     "gitlab": {"KVC_SIGN_ISSUER": "$CI_SERVER_URL",
                "KVC_SIGN_IDENTITY":
-                   "$CI_PROJECT_URL//.gitlab-ci.yml@refs/heads/$CI_COMMIT_REF_NAME"},
+                   "$CI_PROJECT_URL//$CI_CONFIG_PATH@refs/heads/$CI_COMMIT_REF_NAME"},
 }
 
 

@@ -148,6 +148,8 @@ class GitLabRun:
             "CI_COMMIT_SHA": "0" * 40, "CI_COMMIT_REF_NAME": self.branch,
             "CI_DEFAULT_BRANCH": self.default_branch,
             "CI_PROJECT_URL": PROJECT_URL, "CI_PROJECT_PATH": "example/images",
+            # The project's CI/CD configuration file (the file this run started from).
+            "CI_CONFIG_PATH": self.config.name,
             "CI_SERVER_URL": "https://gitlab.com",
             "CI_REGISTRY_USER": "gitlab-ci-token", "CI_REGISTRY_PASSWORD": "glcbt-rehearsal",
         }

@@ -126,6 +126,9 @@ def stubs(tmp_path: Path) -> Iterator[Stubs]:
     # apt-cache reads the host's package lists (over half a second of CPU a call, and an
     # answer that differs between hosts): here every package has a candidate.
     s.add("apt-cache", "echo '  Candidate: 1.0'\n")
+    # A CA bundle, so kvc_apt_install adds no ca-certificates whatever the host has.
+    bundle = tmp_path / "ca-certificates.crt"
+    bundle.write_text("")
     s.env = {
         "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -135,6 +138,7 @@ def stubs(tmp_path: Path) -> Iterator[Stubs]:
         "KVC_RELEASE_VERSION": "12",
         "KVC_RELEASE_NAME": "bookworm",
         "KVC_RETRY_DELAY": "0",
+        "KVC_CA_BUNDLE": str(bundle),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
     }
     yield s

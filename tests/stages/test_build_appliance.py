@@ -266,7 +266,30 @@ def test_without_a_relabel_the_appliance_is_left_alone(stubs: Stubs, tmp_path: P
     assert result.returncode == 0, result.stderr
     assert seen.read_text().count(f"path={env['LIBGUESTFS_PATH']}\n") == 2
     assert "packages-kvc-selinux" not in seen.read_text()
-    assert "guestfish" not in stubs.tools()
+    (check,) = stubs.calls("guestfish")  # only looks for /.autorelabel (below)
+    assert check.env["LIBGUESTFS_PATH"] == env["LIBGUESTFS_PATH"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "warns"),
+    [
+        ("false\n", False),
+        ("true\nSELINUX=disabled\n", False),
+        ("true\nSELINUX=enforcing\nSELINUXTYPE=targeted\n", True),
+        ("libguestfs: error: something\n", False),
+    ],
+)
+def test_an_autorelabel_nobody_asked_for_only_warns(
+        stubs: Stubs, tmp_path: Path, answer: str, warns: bool) -> None:
+    """guest-tools >= 1.50 relabel an SELinux guest by default; without setfiles in the
+    appliance (only a requested relabel adds it) they leave /.autorelabel, and the
+    guest relabels and reboots at first boot: worth a warning, not a failed build."""
+    env = relabel_env(stubs, tmp_path) | {"KVC_STUB_STDOUT_guestfish": answer}
+    result = stubs.run("build.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert (stubs.root / OUTPUT).exists()
+    assert ("sysprep.selinux_relabel: true" in result.stderr) is warns
+    assert "SELinux relabel requested" not in result.stderr
 
 
 @pytest.mark.parametrize(

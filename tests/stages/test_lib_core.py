@@ -96,6 +96,17 @@ def test_missing_tools_are_installed_in_one_apt_call_on_ci(stubs: Stubs) -> None
     ]
 
 
+def test_a_host_without_a_ca_bundle_gets_ca_certificates_too(stubs: Stubs) -> None:
+    result = source_and_call(
+        stubs, "lib.sh", "kvc_ensure_tools kvc-nope-1:curl",
+        {"CI": "true", "KVC_CA_BUNDLE": str(stubs.root / "no-such-bundle.crt")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert stubs.calls("apt-get")[-1].argv == [
+        "install", "-y", "-q", "--no-install-recommends", "ca-certificates", "curl"
+    ]
+
+
 def test_missing_tools_off_ci_are_named_not_installed(stubs: Stubs) -> None:
     result = source_and_call(stubs, "lib.sh", "kvc_ensure_tools kvc-nope-1:pkg-one")
     assert result.returncode != 0

@@ -45,6 +45,19 @@ class TokenRegistry:
     host: str
     token_requests: list[dict[str, str]] = field(default_factory=list)
     refuse_tokens: bool = False
+    tags: tuple[str, ...] = ("1",)  # the tags that name MANIFEST
+    digest_header: bool = True  # Docker-Content-Digest is only a SHOULD
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+
+
+def _manifest_headers(state: TokenRegistry) -> dict[str, str]:
+    if not state.digest_header:
+        return {}
+    return {"Docker-Content-Digest": "sha256:" + hashlib.sha256(MANIFEST).hexdigest()}
+
+
+def _body(method: str, body: bytes) -> bytes:
+    return b"" if method == "HEAD" else body
 
 
 def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
@@ -58,9 +71,10 @@ def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(_body(self.command, body))
 
         def do_GET(self) -> None:
+            state.requests.append((self.command, self.path))
             if self.path.startswith("/token"):
                 state.token_requests.append({"path": self.path,
                                              "auth": self.headers.get("Authorization", "")})
@@ -75,12 +89,14 @@ def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
                                        f'Bearer realm="{realm}",service="test-registry",'
                                        'scope="repository:kvc/img:pull"'})
                 return
-            if self.path == "/v2/kvc/img/manifests/1":
-                self.send(200, MANIFEST)
+            if self.path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.tags}:
+                self.send(200, MANIFEST, _manifest_headers(state))
             elif self.path == f"/v2/kvc/img/blobs/{CONFIG_DIGEST}":
                 self.send(200, CONFIG)
             else:
                 self.send(404, b"{}")
+
+        do_HEAD = do_GET  # the same answer, without the body (send)
     return Handler
 
 
@@ -98,10 +114,12 @@ def token_registry() -> Iterator[TokenRegistry]:
         server.server_close()
 
 
-def plan(tmp_path: Path, registry: TokenRegistry, **env: str) -> list[dict[str, Any]]:
+def plan(tmp_path: Path, registry: TokenRegistry, tags: str = "1",
+         **env: str) -> list[dict[str, Any]]:
     data = tmp_path / "plan.tsv"
-    data.write_text(f"# header\nimg-1\timg/1\t{registry.host}/kvc/img\t{FINGERPRINT}\t0\t1\n",
-                    encoding="utf-8")
+    data.write_text(
+        f"# header\nimg-1\timg/1\t{registry.host}/kvc/img\t{FINGERPRINT}\t0\t{tags}\n",
+        encoding="utf-8")
     out = tmp_path / "out"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KVC_")}
     result = subprocess.run(
@@ -123,6 +141,33 @@ def test_public_images_are_read_with_an_anonymous_token(tmp_path: Path,
     assert request["auth"] == ""
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(request["path"]).query)
     assert query == {"scope": ["repository:kvc/img:pull"], "service": ["test-registry"]}
+
+
+@pytest.mark.parametrize(("tags", "reason"), [
+    (("1", "latest"), "unchanged: published fingerprint matches"),
+    (("1",), "last publish incomplete: "),
+])
+def test_the_other_tags_are_compared_by_head_requests(
+        tmp_path: Path, token_registry: TokenRegistry, tags: tuple[str, ...],
+        reason: str) -> None:
+    """Docker Hub counts a manifest GET as a pull, not a HEAD: the moving tags are
+    compared by the Docker-Content-Digest of a HEAD, the first tag's body is read."""
+    token_registry.tags = tags
+    (row,) = plan(tmp_path, token_registry, tags="1,latest")
+    assert row["reason"].startswith(reason)
+    manifests = [r for r in token_registry.requests if "/manifests/" in r[1]]
+    assert ("GET", "/v2/kvc/img/manifests/latest") not in manifests
+    assert ("HEAD", "/v2/kvc/img/manifests/latest") in manifests
+    assert ("GET", "/v2/kvc/img/manifests/1") in manifests
+
+
+def test_a_head_without_a_digest_falls_back_to_the_body(
+        tmp_path: Path, token_registry: TokenRegistry) -> None:
+    token_registry.tags = ("1", "latest")
+    token_registry.digest_header = False
+    (row,) = plan(tmp_path, token_registry, tags="1,latest")
+    assert row["reason"] == "unchanged: published fingerprint matches"
+    assert ("GET", "/v2/kvc/img/manifests/latest") in token_registry.requests
 
 
 def test_pull_credentials_go_only_to_their_registry(tmp_path: Path,
@@ -161,7 +206,10 @@ def test_forced_and_refresh_due_images_are_rebuilt_without_the_cache(
         f"img-1\timg/1\t{host}/kvc/img\t{FINGERPRINT}\t3600\t1\n"  # due: no created label
         f"img-2\timg/2\t{host}/kvc/img\t{FINGERPRINT}\t0\t1\n"  # forced
         f"img-3\timg/3\t{host}/kvc/new\t{FINGERPRINT}\t0\t1\n"  # not published yet
-        f"img-4\timg/4\t{host}/kvc/img\t{FINGERPRINT}\t0\t1\n",  # unchanged
+        f"img-4\timg/4\t{host}/kvc/img\t{FINGERPRINT}\t0\t1\n"  # unchanged
+        # last publish incomplete (tag 2 is missing): the build that publishes again
+        # must not restore the disk cached before the refresh that half-published
+        f"img-5\timg/5\t{host}/kvc/img\t{FINGERPRINT}\t0\t1,2\n",
         encoding="utf-8")
     out = tmp_path / "out"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KVC_")}
@@ -170,5 +218,5 @@ def test_forced_and_refresh_due_images_are_rebuilt_without_the_cache(
         env={**clean, "KVC_PLAN_DATA": str(data), "KVC_PLAN_DIR": str(out),
              "KVC_FORCE": "img-2"}, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert (out / "run.txt").read_text(encoding="utf-8") == "img-1\nimg-2\nimg-3\n"
-    assert (out / "rebuild.txt").read_text(encoding="utf-8") == "img-1\nimg-2\n"
+    assert (out / "run.txt").read_text(encoding="utf-8") == "img-1\nimg-2\nimg-3\nimg-5\n"
+    assert (out / "rebuild.txt").read_text(encoding="utf-8") == "img-1\nimg-2\nimg-5\n"

@@ -49,7 +49,8 @@ CI_ENV: dict[str, dict[str, str]] = {
                  "CIRCLE_WORKFLOW_WORKSPACE_ID": "ws", "CIRCLE_SHA1": "abc",
                  "CIRCLE_REPOSITORY_URL": "git@github.com:example/images.git"},
     "gitlab": {"CI_SERVER_URL": "https://gitlab.com", "CI_PROJECT_URL": GITLAB_PROJECT,
-               "CI_COMMIT_REF_NAME": "main", "CI_PIPELINE_ID": "42", "CI_COMMIT_SHA": "abc"},
+               "CI_COMMIT_REF_NAME": "main", "CI_PIPELINE_ID": "42", "CI_COMMIT_SHA": "abc",
+               "CI_CONFIG_PATH": "ci/images.yml"},
 }
 # What cosign verify must be asked, per backend (docs/verifying.md).
 IDENTITY_FLAGS: dict[str, list[str]] = {
@@ -60,7 +61,7 @@ IDENTITY_FLAGS: dict[str, list[str]] = {
                  rf"^https://circleci\.com/api/v2/projects/{PROJECT}/pipeline-definitions/"],
     # "https://" + ci_config_ref_uri (sigstore/fulcio@v1.8.8:config/identity/config.yaml:251).
     "gitlab": ["--certificate-oidc-issuer", "https://gitlab.com",
-               "--certificate-identity", f"{GITLAB_PROJECT}//.gitlab-ci.yml@refs/heads/main"],
+               "--certificate-identity", f"{GITLAB_PROJECT}//ci/images.yml@refs/heads/main"],
 }
 BACKENDS = list(IDENTITY_FLAGS)
 

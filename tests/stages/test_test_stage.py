@@ -364,6 +364,19 @@ def test_waits_only_for_objects_that_exist(stage: Stubs) -> None:
     assert len([a for a in kubectl[:first_wait] if a[0] == "get"]) == 4  # 3 misses, 1 hit
 
 
+@pytest.mark.parametrize(("console", "boots"), [
+    ("[  OK  ] Started x\rkvc-boot-ok\r", True),
+    ("echo kvc-boot-ok", False),  # the runcmd echoed, not run
+    ("kvc-boot-ok-ish", False),
+])
+def test_kubevirt_boot_needs_the_marker_as_a_whole_line(
+        stage: Stubs, console: str, boots: bool) -> None:
+    """The same proof as the qemu mode (lib.sh kvc_boot_marker): anywhere in the
+    log is not enough, an echoed command line would pass."""
+    result = run(stage, KVC_TIMEOUT="2s", KVC_FAKE_CONSOLE=console)
+    assert ("never showed kvc-boot-ok" in result.stderr) is not boots, result.stderr
+
+
 def test_boot_fails_without_the_console_marker(stage: Stubs) -> None:
     result = run(stage, KVC_TIMEOUT="2s", KVC_FAKE_CONSOLE="GRUB loading...\nKernel panic")
     assert result.returncode != 0

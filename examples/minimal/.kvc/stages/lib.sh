@@ -82,6 +82,19 @@ kvc_poll_until() {
   done
 }
 
+# kvc_boot_marker: whether the console log on stdin proves the boot (contract
+# 4), in every test mode: a line that is exactly kvc-boot-ok, written by the
+# user-data's runcmd (an echo of the command, or a longer word, does not
+# count). Carriage returns split lines too, so a marker written after a
+# progress line still counts. grep -c reads all its input: an early exit
+# (grep -q) would cut the writer off, and under pipefail turn a match into a
+# failure.
+kvc_boot_marker() {
+  local count
+  count="$(tr '\r' '\n' | grep -Ec '^kvc-boot-ok[[:space:]]*$')" || true
+  [ "${count:-0}" -gt 0 ]
+}
+
 # kvc_poll_slice: the seconds one blocking wait inside a poll may take: at most
 # 30, so heartbeats keep coming, and never past the deadline.
 kvc_poll_slice() {
@@ -110,8 +123,14 @@ kvc_may_install() {
 # kvc_apt_install PACKAGE...: the one place that installs Debian/Ubuntu
 # packages. Without recommends, so every package a stage relies on must be
 # named (libguestfs-xfs, for one, is only recommended by libguestfs-tools).
+# ca-certificates is one of them: curl, skopeo and docker.io only recommend it
+# and a bare Ubuntu container (GitLab's job image) has none: its package list
+# goes from bzip2 to cdebconf (docker-library/repo-info@e31f5d5b827f:
+# repos/ubuntu/local/24.04.md:174-194), so every TLS client would fail with an
+# unknown-authority error. KVC_CA_BUNDLE (tests) is the bundle looked for.
 kvc_apt_install() {
   [ "$#" -gt 0 ] || return 0
+  [ -e "${KVC_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" ] || set -- ca-certificates "$@"
   kvc_log "installing $*"
   kvc_retry 3 "${KVC_RETRY_DELAY:-10}" kvc_as_root apt-get update -q
   kvc_retry 3 "${KVC_RETRY_DELAY:-10}" kvc_as_root env DEBIAN_FRONTEND=noninteractive \

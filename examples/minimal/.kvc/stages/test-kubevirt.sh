@@ -202,7 +202,7 @@ kv_console() {
 kv_console_has_marker() {
   local console
   console="$(kv_console 2>/dev/null || true)"
-  [[ "$console" == *kvc-boot-ok* ]] || return 1
+  printf '%s\n' "$console" | kvc_boot_marker
 }
 
 mode_check_boot() {

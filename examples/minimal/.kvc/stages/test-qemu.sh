@@ -238,12 +238,9 @@ qemu_running() {
   [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null
 }
 
-# The boot proof (contract 4): a console line that is exactly kvc-boot-ok,
-# written by the user-data's runcmd (an echo of the command, or a longer word,
-# does not count). Carriage returns split lines too, so a marker written after
-# a progress line still counts.
+# The boot proof (contract 4): kvc_boot_marker (lib.sh), as in kubevirt mode.
 console_has_marker() {
-  tr '\r' '\n' <"$QEMU_CONSOLE" | grep -Eq '^kvc-boot-ok[[:space:]]*$'
+  kvc_boot_marker <"$QEMU_CONSOLE"
 }
 
 # Probes for kvc_poll_until (lib.sh): 0 done, 1 not yet, 2 qemu is gone (no
