@@ -203,3 +203,26 @@ def test_compile_warns_when_circleci_tests_pull_without_credentials(
         column = 3 if backends else 1  # the circleci key under backends, else registry
         assert lines[0].startswith(f"{spec}:{line_no + (1 if backends else 0)}:{column}: ")
         assert "ErrImagePull" in lines[0] and "pull_context" in lines[0]
+
+
+def test_validate_warns_as_the_compiles_of_the_configured_backends_would(
+        tmp_path: Path) -> None:
+    """A spec with settings for a backend runs there: validate prints what that
+    backend's compile would warn about, and nothing for the backends it does not name."""
+    spec = tmp_path / "kvc.yaml"
+    text = MINIMAL.read_text(encoding="utf-8")
+    assert "backends:" not in text
+    runner = CliRunner()
+    spec.write_text(text, encoding="utf-8")
+    plain = runner.invoke(main, ["validate", str(spec)])
+    assert plain.exit_code == 0 and "warning" not in plain.output, plain.output
+    spec.write_text(text + "backends:\n  circleci:\n    default_branch: main\n"
+                    "  gitlab:\n    default_branch: main\n", encoding="utf-8")
+    both = runner.invoke(main, ["validate", str(spec)])
+    assert both.exit_code == 0, both.output
+    for backend in ("circleci", "gitlab"):
+        compiled = runner.invoke(main, ["compile", str(spec), "--backend", backend,
+                                        "--out", str(tmp_path / backend)])
+        warned = [line for line in compiled.output.splitlines() if ": warning: " in line]
+        assert warned and all(line in both.output for line in warned), (backend, warned)
+    assert "[pull-credentials]" in both.output and "[gitlab-artifact-size]" in both.output
