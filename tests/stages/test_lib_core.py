@@ -66,6 +66,20 @@ def test_kvc_bool_refuses_anything_but_true_or_false(stubs: Stubs, value: str) -
     assert "unreachable" not in result.stdout
 
 
+@pytest.mark.parametrize(("candidates", "expected", "rc"), [
+    ("a bb ccc dd", "bb\n", 0),   # the first that qualifies, not a later one
+    ("a ccc", "ccc\n", 0),
+    ("a b c", "", 1),            # none qualifies
+    ("", "", 1),                 # nothing to look at
+    ("'b b' cc", "b b\n", 0),     # a candidate is one word, spaces and all
+])
+def test_kvc_first_match(stubs: Stubs, candidates: str, expected: str, rc: int) -> None:
+    snippet = (f'longer() {{ [ "${{#1}}" -ge 2 ]; }}; kvc_first_match longer {candidates}; '
+               'echo "rc=$?"')
+    result = source_and_call(stubs, "lib.sh", snippet)
+    assert result.stdout == f"{expected}rc={rc}\n", result.stderr
+
+
 def test_login_passes_the_password_on_stdin_only(stubs: Stubs) -> None:
     secret = "pa$$ 'w' $(touch x)"
     env = {"U": "bot", "P": secret}

@@ -104,6 +104,22 @@ kvc_poll_slice() {
   printf '%s\n' "$left"
 }
 
+# kvc_first_match PREDICATE CANDIDATE...: print the first CANDIDATE for which
+# `PREDICATE CANDIDATE` succeeds; return 1 when none does. The one shape of the
+# "first of these paths that qualifies" lookups (supermin's kernel, the
+# libguestfs appliance), each with its own predicate.
+kvc_first_match() {
+  local predicate="$1" candidate
+  shift
+  for candidate in "$@"; do
+    if "$predicate" "$candidate"; then
+      printf '%s\n' "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # Run a command as root: CI runners are usually a sudo-capable user,
 # containers are usually root without sudo.
 kvc_as_root() {

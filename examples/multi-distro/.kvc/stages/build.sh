@@ -274,28 +274,28 @@ appliance_packages() {
 # name otherwise; the name is what is checked here. KVC_HOST_ROOT (tests)
 # prefixes /boot and /lib/modules.
 appliance_kernel() {
-  local root="${KVC_HOST_ROOT:-}" file name
+  local root="${KVC_HOST_ROOT:-}"
   if [ -n "${SUPERMIN_KERNEL:-}" ]; then
     printf '%s\n' "$SUPERMIN_KERNEL"
     return 0
   fi
-  for file in "$root"/lib/modules/*/vmlinuz; do
-    if [ -f "$file" ] && [ "$(stat -L -c %s -- "$file")" -ge 10000 ]; then
-      printf '%s\n' "$file"
-      return 0
-    fi
-  done
-  for file in "$root"/boot/vmlinu?-*; do
-    name="${file##*/}"
-    case "$name" in
-      *xen* | *zfcpdump* | *+debug*) continue ;;
-    esac
-    if [ -f "$file" ] && [ -f "$root/lib/modules/${name#vmlinu?-}/modules.dep" ]; then
-      printf '%s\n' "$file"
-      return 0
-    fi
-  done
-  return 1
+  kvc_first_match modules_kernel "$root"/lib/modules/*/vmlinuz ||
+    kvc_first_match boot_kernel "$root"/boot/vmlinu?-*
+}
+
+# A /lib/modules/VERSION/vmlinuz supermin takes: at least 10000 bytes.
+modules_kernel() {
+  [ -f "$1" ] && [ "$(stat -L -c %s -- "$1")" -ge 10000 ]
+}
+
+# A /boot/vmlinu?-VERSION supermin takes: not a xen, zfcpdump or debug kernel,
+# with /lib/modules/VERSION/modules.dep beside it.
+boot_kernel() {
+  local name="${1##*/}"
+  case "$name" in
+    *xen* | *zfcpdump* | *+debug*) return 1 ;;
+  esac
+  [ -f "$1" ] && [ -f "${KVC_HOST_ROOT:-}/lib/modules/${name#vmlinu?-}/modules.dep" ]
 }
 
 # The kernel package for this host's distribution and architecture. supermin
@@ -388,20 +388,17 @@ relabel_requested() {
 # libguestfs itself applies: libguestfs/libguestfs@v1.52.0:lib/appliance.c:
 # 195-243).
 guestfs_appliance_dir() {
-  local dir
   local -a dirs
   if [ -n "${LIBGUESTFS_PATH:-}" ]; then
     IFS=: read -r -a dirs <<<"$LIBGUESTFS_PATH"
   else
     dirs=(/usr/lib/*/guestfs /usr/lib64/guestfs /usr/lib/guestfs /usr/local/lib/guestfs)
   fi
-  for dir in "${dirs[@]}"; do
-    if [ -f "$dir/supermin.d/base.tar.gz" ] && [ -f "$dir/supermin.d/packages" ]; then
-      printf '%s\n' "$dir"
-      return 0
-    fi
-  done
-  return 1
+  kvc_first_match supermin_appliance "${dirs[@]}"
+}
+
+supermin_appliance() {
+  [ -f "$1/supermin.d/base.tar.gz" ] && [ -f "$1/supermin.d/packages" ]
 }
 
 # SELinux relabelling needs setfiles inside the libguestfs appliance: the
