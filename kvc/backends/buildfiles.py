@@ -61,6 +61,12 @@ def _target(target: Target) -> dict[str, Any]:
         "platforms": [_literal(f"linux/{arch}") for arch in target.arches],
         "tags": [_literal(f"{target.repository}:{tag}") for tag in target.tags],
         "labels": _labels(target),
+        # Always an image index, one arch and no attestations included: BuildKit
+        # refuses index annotations on a lone manifest
+        # (moby/buildkit@v0.32.2:exporter/containerimage/writer.go:87-104), and
+        # builds one for a single platform unless asked
+        # (frontend/dockerui/config.go:226-240; docker/buildx@v0.36.1:build/opt.go:331-335).
+        "args": {"BUILDKIT_MULTI_PLATFORM": "1"},
         "annotations": [f"{kind}:{key}=${{{var}}}" for kind in ("index", "manifest")
                         for key, var in _OCI_RUNTIME],
         "attest": list(ATTEST if target.attest else NO_ATTEST),
@@ -211,7 +217,12 @@ def user_data(target: Target, header: list[str]) -> str:
     # /dev/console is only the last console= of the kernel command line (tty0 on
     # some images): also write to each serial port that exists, which is where
     # KubeVirt's console log and the qemu mode read (ttyS0, ttyAMA0 on arm64).
+    # The marker starts a line of its own: a getty's "host login: " prompt may be
+    # waiting on that console without a newline (cloud-final runs after
+    # multi-user.target: canonical/cloud-init@13ff31d:systemd/cloud-final.service.tmpl:5-8),
+    # and the boot check wants the marker as a whole line (lib.sh kvc_boot_marker).
     runcmd.append(["sh", "-c", f"for d in /dev/console /dev/ttyS0 /dev/ttyAMA0 /dev/hvc0; "
-                               f"do [ -c \"$d\" ] && echo {BOOT_MARKER} > \"$d\"; done; true"])
+                               f"do [ -c \"$d\" ] && printf '\\n{BOOT_MARKER}\\n' > \"$d\"; "
+                               "done; true"])
     document["runcmd"] = runcmd
     return "#cloud-config\n" + comment_header(header) + yamlout.dump(document)

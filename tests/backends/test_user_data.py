@@ -33,7 +33,7 @@ flavors:
 
 # The marker goes to /dev/console and to every serial port that exists.
 MARKER = ["sh", "-c", "for d in /dev/console /dev/ttyS0 /dev/ttyAMA0 /dev/hvc0; "
-                      "do [ -c \"$d\" ] && echo kvc-boot-ok > \"$d\"; done; true"]
+                      "do [ -c \"$d\" ] && printf '\\nkvc-boot-ok\\n' > \"$d\"; done; true"]
 
 
 def files(tmp_path: Path, checks: str) -> dict[str, str]:

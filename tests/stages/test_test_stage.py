@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ruamel.yaml import YAML
 
 from kvc.cli import main
 from kvc.compiler.driver import load, load_source
@@ -327,7 +328,7 @@ def test_user_data_reaches_the_vm_through_a_secret(stage: Stubs) -> None:
     assert result.returncode == 0, result.stderr
     user_data = Path(str(stage.log) + ".secret-kvc-user-data").read_text()
     assert user_data.startswith("#cloud-config\n")
-    assert "echo kvc-boot-ok > \"$d\"" in user_data and "/dev/ttyS0" in user_data
+    assert "printf '\\nkvc-boot-ok\\n' > \"$d\"" in user_data and "/dev/ttyS0" in user_data
     assert "- ssh-ed25519 " in user_data and "__KVC_SSH_PUBKEY__" not in user_data
     assert "qemu-guest-agent" in user_data
     manifest = (stage.root / "artifacts/test-logs/debian-12-amd64/manifest.yaml").read_text()
@@ -366,6 +367,8 @@ def test_waits_only_for_objects_that_exist(stage: Stubs) -> None:
 
 @pytest.mark.parametrize(("console", "boots"), [
     ("[  OK  ] Started x\rkvc-boot-ok\r", True),
+    ("debian login: \nkvc-boot-ok\n", True),
+    ("debian login: kvc-boot-ok", False),  # the user-data starts its own line
     ("echo kvc-boot-ok", False),  # the runcmd echoed, not run
     ("kvc-boot-ok-ish", False),
 ])
@@ -375,6 +378,29 @@ def test_kubevirt_boot_needs_the_marker_as_a_whole_line(
     log is not enough, an echoed command line would pass."""
     result = run(stage, KVC_TIMEOUT="2s", KVC_FAKE_CONSOLE=console)
     assert ("never showed kvc-boot-ok" in result.stderr) is not boots, result.stderr
+
+
+def test_the_user_data_marker_starts_its_own_line_after_a_login_prompt(
+        stage: Stubs, tmp_path: Path) -> None:
+    """cloud-final runs after multi-user.target, so a getty's login prompt may wait
+    on the console without a newline: the emitted runcmd still leaves the marker
+    on a line of its own. It runs here with a file for the serial port (its
+    character-device test answered yes, its write appending), prefilled with
+    such a prompt."""
+    text = (stage.root / ".kvc/manifests/debian-12.user-data").read_text()
+    user_data = YAML(typ="safe").load(text)
+    (marker,) = [cmd[2] for cmd in user_data["runcmd"] if cmd[:2] == ["sh", "-c"]]
+    console = tmp_path / "ttyS0"
+    console.write_text("debian login: ")
+    # A write to a device adds to what the console shows; to a file, `>` would
+    # truncate it, so the file is appended to instead.
+    script = (marker.replace("/dev/console /dev/ttyS0 /dev/ttyAMA0 /dev/hvc0", str(console))
+              .replace('[ -c "$d" ]', "true").replace('> "$d"', '>> "$d"'))
+    assert str(console) in script and "true &&" in script and '>> "$d"' in script, script
+    subprocess.run(["sh", "-c", script], check=True)
+    proof = subprocess.run(["bash", "-c", f'. "{STAGES / "lib.sh"}"; kvc_boot_marker'],
+                           input=console.read_text(), text=True, check=False)
+    assert proof.returncode == 0, console.read_text()
 
 
 def test_boot_fails_without_the_console_marker(stage: Stubs) -> None:
