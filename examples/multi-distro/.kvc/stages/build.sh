@@ -457,8 +457,10 @@ check_relabelled() {
   local img="$1" out answer requested=true
   relabel_requested || requested=false
   kvc_log "checking that the SELinux relabel happened at build time (no /.autorelabel)"
-  if ! out="$(printf '%s\n' 'exists /.autorelabel' '-cat /etc/selinux/config' |
-    guestfish --ro -a "$img" -i)"; then
+  # The commands arrive on stdin from a here-string, not a pipe: under pipefail a
+  # guestfish that exits before reading them would fail the pipeline through the
+  # writer's SIGPIPE, however well it answered.
+  if ! out="$(guestfish --ro -a "$img" -i <<<$'exists /.autorelabel\n-cat /etc/selinux/config')"; then
     "$requested" || { kvc_log "WARNING: guestfish could not inspect $img to look for /.autorelabel"; return 0; }
     kvc_die "guestfish could not inspect $img to check the SELinux relabel"
   fi
