@@ -47,13 +47,16 @@ class TokenRegistry:
     refuse_tokens: bool = False
     tags: tuple[str, ...] = ("1",)  # the tags that name MANIFEST
     digest_header: bool = True  # Docker-Content-Digest is only a SHOULD
+    failing: tuple[str, ...] = ()  # tags whose manifest answers HTTP 500
+    header_digest: str = ""  # a Docker-Content-Digest other than the body's sha256
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
 
 
 def _manifest_headers(state: TokenRegistry) -> dict[str, str]:
     if not state.digest_header:
         return {}
-    return {"Docker-Content-Digest": "sha256:" + hashlib.sha256(MANIFEST).hexdigest()}
+    return {"Docker-Content-Digest": state.header_digest
+            or "sha256:" + hashlib.sha256(MANIFEST).hexdigest()}
 
 
 def _body(method: str, body: bytes) -> bytes:
@@ -89,7 +92,9 @@ def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
                                        f'Bearer realm="{realm}",service="test-registry",'
                                        'scope="repository:kvc/img:pull"'})
                 return
-            if self.path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.tags}:
+            if self.path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.failing}:
+                self.send(500, b"{}")
+            elif self.path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.tags}:
                 self.send(200, MANIFEST, _manifest_headers(state))
             elif self.path == f"/v2/kvc/img/blobs/{CONFIG_DIGEST}":
                 self.send(200, CONFIG)
@@ -168,6 +173,28 @@ def test_a_head_without_a_digest_falls_back_to_the_body(
     (row,) = plan(tmp_path, token_registry, tags="1,latest")
     assert row["reason"] == "unchanged: published fingerprint matches"
     assert ("GET", "/v2/kvc/img/manifests/latest") in token_registry.requests
+
+
+def test_the_tags_are_compared_by_the_registry_s_own_digest(
+        tmp_path: Path, token_registry: TokenRegistry) -> None:
+    """The first tag's digest and the others' come from the same source: a registry
+    whose Docker-Content-Digest is not the sha256 of the bytes it sends would
+    otherwise make every plan see a half-finished publish and rebuild forever."""
+    token_registry.tags = ("1", "latest")
+    token_registry.header_digest = "sha256:" + hashlib.sha256(b"canonical form").hexdigest()
+    (row,) = plan(tmp_path, token_registry, tags="1,latest")
+    assert row["reason"] == "unchanged: published fingerprint matches"
+
+
+def test_an_unreadable_other_tag_says_why_the_image_runs(
+        tmp_path: Path, token_registry: TokenRegistry) -> None:
+    """The reason of a failed tag comparison reaches the plan's row and log."""
+    token_registry.tags = ("1",)
+    token_registry.failing = ("latest",)
+    (row,) = plan(tmp_path, token_registry, tags="1,latest")
+    assert row["run"] is True
+    assert row["reason"] == ("registry unreadable, running (fail open): "
+                             "registry answered HTTP 500 for manifests/latest")
 
 
 def test_pull_credentials_go_only_to_their_registry(tmp_path: Path,

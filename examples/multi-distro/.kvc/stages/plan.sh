@@ -53,6 +53,8 @@ FAIL=""
 STATUS=""
 TOKEN=""
 BASIC=false
+TAG_DIGEST=""
+STALE=""
 
 cleanup() {
   if [ -n "$TMP" ]; then
@@ -198,7 +200,18 @@ registry_get() {
   esac
 }
 
-# The digest a tag points at ("" when absent). A HEAD of the manifest answers
+# header_digest: the sha256 Docker-Content-Digest of the last answer, or failure.
+header_digest() {
+  local digest
+  digest="$(grep -i '^docker-content-digest:' "$TMP/headers" | tail -n1 | tr -d '\r' |
+    sed 's/^[^:]*:[[:space:]]*//')" || return 1
+  [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || return 1
+  printf '%s\n' "$digest"
+}
+
+# tag_digest BASE NAME TAG: sets TAG_DIGEST to the digest TAG points at ("" when
+# absent); 1 with FAIL set. It sets globals rather than printing, so that FAIL
+# reaches the plan's log instead of dying in a subshell. A HEAD of the manifest answers
 # with its digest in Docker-Content-Digest (a SHOULD:
 # opencontainers/distribution-spec@v1.1.1:spec.md:206-213,771), and Docker Hub
 # counts a manifest GET against the pull rate limit but not a HEAD
@@ -206,24 +219,17 @@ registry_get() {
 # Without a sha256 header, or when HEAD is refused, the GET's body is hashed.
 tag_digest() {
   local base="$1" name="$2" tag="$3" digest=""
+  TAG_DIGEST=""
   if registry_get "$base" "$name" "manifests/$tag" "$TMP/tag.json" HEAD; then
-    if [ "$STATUS" = 404 ]; then
-      printf '\n'
-      return
-    fi
-    digest="$(grep -i '^docker-content-digest:' "$TMP/headers" | tail -n1 | tr -d '\r' |
-      sed 's/^[^:]*:[[:space:]]*//')" || digest=""
-    if [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]]; then
-      printf '%s\n' "$digest"
-      return
+    [ "$STATUS" != 404 ] || return 0
+    if digest="$(header_digest)"; then
+      TAG_DIGEST="$digest"
+      return 0
     fi
   fi
   registry_get "$base" "$name" "manifests/$tag" "$TMP/tag.json" || return 1
-  if [ "$STATUS" = 404 ]; then
-    printf '\n'
-    return
-  fi
-  printf 'sha256:%s\n' "$(sha256sum "$TMP/tag.json" | cut -d' ' -f1)"
+  [ "$STATUS" != 404 ] || return 0
+  TAG_DIGEST="sha256:$(sha256sum "$TMP/tag.json" | cut -d' ' -f1)"
 }
 
 # read_published REPOSITORY TAG: sets PUB_* from the image under TAG. Returns
@@ -234,7 +240,10 @@ read_published() {
   IFS=$'\t' read -r base name <<<"$(api_base "$repo")"
   registry_get "$base" "$name" "manifests/$tag" "$TMP/manifest.json" || return 1
   [ "$STATUS" = 200 ] || return 0
-  PUB_DIGEST="sha256:$(sha256sum "$TMP/manifest.json" | cut -d' ' -f1)"
+  # The registry's own digest when it names one, as the other tags' HEADs do:
+  # both sides of the comparison then come from the registry.
+  PUB_DIGEST="$(header_digest)" ||
+    PUB_DIGEST="sha256:$(sha256sum "$TMP/manifest.json" | cut -d' ' -f1)"
   # An index: any platform's config carries the labels (bake sets them on every
   # platform); attestation manifests are marked with the platform unknown/unknown.
   digest="$(jq -r 'if .manifests then ([.manifests[] | select((.platform.os // "") != "unknown")][0].digest // "") else "" end' \
@@ -293,15 +302,18 @@ age_seconds() {
   printf '%s\n' "$(($(date -u +%s) - created))"
 }
 
-# Another moving tag still points elsewhere: the last publish stopped half way.
+# stale_tag REPOSITORY TAG...: sets STALE to the first other moving tag that
+# still points elsewhere (the last publish stopped half way), "" when none; 1
+# with FAIL set when a tag cannot be read.
 stale_tag() {
-  local repo="$1" base name tag digest
+  local repo="$1" base name tag
   shift
+  STALE=""
   IFS=$'\t' read -r base name <<<"$(api_base "$repo")"
   for tag in "$@"; do
-    digest="$(tag_digest "$base" "$name" "$tag")" || return 1
-    if [ "$digest" != "$PUB_DIGEST" ]; then
-      printf '%s\n' "$tag"
+    tag_digest "$base" "$name" "$tag" || return 1
+    if [ "$TAG_DIGEST" != "$PUB_DIGEST" ]; then
+      STALE="$tag"
       return 0
     fi
   done
@@ -309,7 +321,7 @@ stale_tag() {
 
 # decide SLUG IMAGE REPOSITORY FINGERPRINT REFRESH TAGS: prints "true|false<TAB>reason".
 decide() {
-  local slug="$1" image="$2" repo="$3" fp="$4" refresh="$5" tags="$6" age stale
+  local slug="$1" image="$2" repo="$3" fp="$4" refresh="$5" tags="$6" age
   local -a tag_list=()
   IFS=, read -r -a tag_list <<<"$tags"
   if forced "$slug" "$image"; then
@@ -331,11 +343,11 @@ decide() {
     printf 'true\tthe published image has no dev.kvc.fingerprint label\n'
   elif [ "$PUB_FINGERPRINT" != "$fp" ]; then
     printf 'true\tchanged: published fingerprint %s, now %s\n' "$PUB_FINGERPRINT" "$fp"
-  elif ! stale="$(stale_tag "$repo" "${tag_list[@]:1}")"; then
+  elif ! stale_tag "$repo" "${tag_list[@]:1}"; then
     kvc_log "warning: cannot compare the tags of $repo: $FAIL; $image runs (the plan fails open)"
     printf 'true\tregistry unreadable, running (fail open): %s\n' "$FAIL"
-  elif [ -n "$stale" ]; then
-    printf 'true\tlast publish incomplete: %s:%s is not the image under %s\n' "$repo" "$stale" "${tag_list[0]}"
+  elif [ -n "$STALE" ]; then
+    printf 'true\tlast publish incomplete: %s:%s is not the image under %s\n' "$repo" "$STALE" "${tag_list[0]}"
   elif [ "$refresh" -gt 0 ] && age="$(age_seconds "$PUB_CREATED")" && [ -z "$age" ]; then
     printf 'true\trefresh due: the published image has no usable creation date\n'
   elif [ "$refresh" -gt 0 ] && [ "$age" -ge "$refresh" ]; then
