@@ -63,6 +63,23 @@ def _body(method: str, body: bytes) -> bytes:
     return b"" if method == "HEAD" else body
 
 
+def _token_answer(state: TokenRegistry) -> tuple[int, bytes]:
+    if state.refuse_tokens:
+        return 401, b"{}"
+    return 200, json.dumps({"token": "tok"}).encode()
+
+
+def _registry_answer(state: TokenRegistry, path: str) -> tuple[int, bytes, dict[str, str]]:
+    """An authorised request's status, body and headers."""
+    if path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.failing}:
+        return 500, b"{}", {}
+    if path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.tags}:
+        return 200, MANIFEST, _manifest_headers(state)
+    if path == f"/v2/kvc/img/blobs/{CONFIG_DIGEST}":
+        return 200, CONFIG, {}
+    return 404, b"{}", {}
+
+
 def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -81,10 +98,7 @@ def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
             if self.path.startswith("/token"):
                 state.token_requests.append({"path": self.path,
                                              "auth": self.headers.get("Authorization", "")})
-                if state.refuse_tokens:
-                    self.send(401, b"{}")
-                else:
-                    self.send(200, json.dumps({"token": "tok"}).encode())
+                self.send(*_token_answer(state))
                 return
             if self.headers.get("Authorization") != "Bearer tok":
                 realm = f"http://{state.host}/token"
@@ -92,14 +106,7 @@ def _handler(state: TokenRegistry) -> type[http.server.BaseHTTPRequestHandler]:
                                        f'Bearer realm="{realm}",service="test-registry",'
                                        'scope="repository:kvc/img:pull"'})
                 return
-            if self.path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.failing}:
-                self.send(500, b"{}")
-            elif self.path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.tags}:
-                self.send(200, MANIFEST, _manifest_headers(state))
-            elif self.path == f"/v2/kvc/img/blobs/{CONFIG_DIGEST}":
-                self.send(200, CONFIG)
-            else:
-                self.send(404, b"{}")
+            self.send(*_registry_answer(state, self.path))
 
         do_HEAD = do_GET  # the same answer, without the body (send)
     return Handler
