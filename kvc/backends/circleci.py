@@ -17,6 +17,7 @@ from kvc.backends import setup, update, yamlout
 from kvc.backends.base import Files, comment_header
 from kvc.backends.walk import PLAN_JOB, REBUILD, Emitter, Limit, Step
 from kvc.compiler import pull_access
+from kvc.compiler.graph import TEST_UP_MINUTES
 from kvc.ir import Artifact, Cache, Job, RegistryAccess, Runtime, Stage
 from kvc.spec.models import CircleCIBackend
 
@@ -147,7 +148,7 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
 
     @classmethod
     def warnings(cls, resolved: Resolved) -> list[str]:
-        return pull_access.circleci_warnings(resolved)
+        return pull_access.circleci_warnings(resolved) + runtime_warnings(resolved)
 
     def files(self) -> Files:
         header = self.header()
@@ -333,3 +334,28 @@ class CircleCI(Emitter, name="circleci", owned=(".circleci",)):
 
 NAME: Final = CircleCI.NAME
 emit = CircleCI.emit
+
+
+# CircleCI ends a job at its plan's maximum runtime: 1 hour on the Free plan
+# (circleci/circleci-docs@9734a14:docs/reference/modules/ROOT/pages/
+# configuration-reference.adoc:303-307). A test stage may use its bring-up
+# budget and all of test.timeout before it gives up and collects its logs.
+FREE_PLAN_MINUTES: Final = 60
+
+
+def runtime_warnings(resolved: Resolved) -> list[str]:
+    """One warning per test.timeout whose test job can outlast the Free plan's hour."""
+    lines: dict[str, None] = {}
+    for build in resolved.builds:
+        budget = build.test.timeout_minutes + TEST_UP_MINUTES
+        if not build.test.enabled or budget <= FREE_PLAN_MINUTES:
+            continue
+        origin = build.origins.get("test.timeout")
+        where = str(origin.pos) if origin is not None and origin.pos is not None else "kvc"
+        lines[f"{where}: warning: a CircleCI test job may take {budget}m (the cluster's "
+              f"{TEST_UP_MINUTES}m bring-up budget plus test.timeout "
+              f"{build.test.timeout_minutes}m), longer than the Free plan's "
+              f"{FREE_PLAN_MINUTES}-minute job limit, which would end it without its logs: "
+              "lower test.timeout, or run on a paid plan (docs/backends/circleci.md) "
+              "[job-runtime]"] = None
+    return list(lines)

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.backends import circleci
+from kvc.cli import main
 from kvc.ir import RegistryAccess, Stage
 from kvc.spec.models import CircleCIBackend
 from tests.backends.ci_syntax import circleci_env
@@ -378,3 +380,24 @@ def test_the_plan_gets_the_pull_context_and_never_the_push_context(
 def test_the_overrides_fixture_sets_a_pull_context() -> None:
     """So the branch with a pull context above is exercised."""
     assert settings(emitted(OVERRIDES, "circleci")).pull_context
+
+
+@pytest.mark.parametrize(("timeout", "warns"), [("15m", False), ("35m", False), ("36m", True)])
+def test_a_test_job_that_can_outlast_the_free_plan_hour_is_warned_about(
+        tmp_path: Path, timeout: str, warns: bool) -> None:
+    """CircleCI's Free plan ends a job at 1 hour: a test job whose bring-up budget
+    plus test.timeout passes it would be cut off before it fails and keeps logs."""
+    text = MINIMAL.read_text(encoding="utf-8")
+    assert "defaults:" not in text
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(text + f"defaults:\n  test:\n    timeout: {timeout}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "circleci",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "[job-runtime]" in line]
+    assert bool(lines) is warns, result.output
+    if warns:
+        (line,) = lines
+        row = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if "timeout:" in t)
+        assert line.startswith(f"{spec}:{row}:"), line
+        assert "61m" in line and "Free plan" in line
