@@ -515,7 +515,8 @@ def artifact_size_warning(where: str) -> str:
             "larger than a self-managed instance's default Maximum artifacts size of 100 MB: "
             "an administrator must raise it (Admin area > Settings > CI/CD > Continuous "
             "Integration and Deployment, or per group or project in Settings > CI/CD > General "
-            "pipelines); GitLab.com allows 1 GB per job (docs/backends/gitlab.md) "
+            "pipelines); GitLab.com allows 1 GB per job, and a merge request's containerize "
+            "job uploads one archive holding every arch's disk (docs/backends/gitlab.md) "
             "[gitlab-artifact-size]")
 
 
