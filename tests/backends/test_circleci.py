@@ -137,7 +137,9 @@ def test_backend_overrides_are_honoured() -> None:
 def test_job_environment_is_the_irs_without_secrets(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     for job in out.pipeline.jobs:
-        environment = out.document()["jobs"][job.id]["environment"]
+        # a copy: document() is parsed once per session and shared (the pop below
+        # must not reach the next test, or this test run twice, that reads it)
+        environment = dict(out.document()["jobs"][job.id]["environment"])
         expected = {**job.env_dict(), **({"KVC_FINGERPRINT": job.fingerprint}
                                           if job.fingerprint else {})}
         if job.cache is not None:  # the plan's rebuild list, a pipeline parameter
