@@ -7,6 +7,11 @@
 #   bash scripts/mutation.sh                 # the areas the report must keep clean
 #   bash scripts/mutation.sh lock spec       # whole packages
 #   bash scripts/mutation.sh 'kvc.lock.select*'   # any mutmut name pattern
+#   nohup nice -n 10 bash scripts/mutation.sh backends > mutation.log 2>&1 &
+#
+# Stopping it (kill) keeps every result so far (mutants/*.meta); the same
+# command resumes with the mutants not run yet. Delete mutants/ first after
+# changing the tests or pulling: mutmut re-traces only tests it has not seen.
 #
 # Each mutant runs only the fast tests that executed the mutated function
 # (mutmut records which tests call which function in a first, traced run of
@@ -44,7 +49,8 @@ main() {
     patterns+=("${more[@]}")
   done
   echo "mutation.sh: mutating ${patterns[*]}"
-  "$MUTMUT" run "${patterns[@]}"
+  # One worker by default: the machine is shared (MUTATION_CHILDREN=N for more).
+  "$MUTMUT" run --max-children "${MUTATION_CHILDREN:-1}" "${patterns[@]}"
   echo "mutation.sh: surviving mutants (show one with: $MUTMUT show NAME)"
   "$MUTMUT" results | grep -E ': (survived|timeout|suspicious)$' || echo "  none"
 }

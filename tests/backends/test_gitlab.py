@@ -21,6 +21,7 @@ from kvc.backends import gitlab
 from kvc.cli import main
 from kvc.ir import RegistryAccess, Stage
 from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, SPECS, emitted, spec_params
+from tests.conftest import per_module
 from tests.gate import require
 
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
@@ -214,7 +215,7 @@ printf '%s' "${KVC_STUB_REBUILD:-}" > "$KVC_PLAN_DIR/rebuild.txt"
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=per_module)
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("gitlab")
     spec = root / "kvc.yaml"
