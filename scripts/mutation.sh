@@ -22,6 +22,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 MUTMUT=.venv/bin/mutmut
+PATH="$PWD/.venv/bin:$PATH"  # mypy, for type_check_command
 [ -x "$MUTMUT" ] || { echo "mutation.sh: install the dev extra first: .venv/bin/pip install -e '.[dev]'" >&2; exit 1; }
 
 # Areas -> mutmut mutant-name patterns (module path, then x_<function> or

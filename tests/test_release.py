@@ -109,6 +109,7 @@ def _git(cwd: Path, *args: str) -> str:
     ("git@github.com:acme/kvc.git", "ssh://git@github.com/acme/kvc"),
     ("https://github.com/acme/kvc.git/", "https://github.com/acme/kvc"),
     ("/home/me/kvc", None),  # a checkout on this disk: CI cannot clone it
+    ("https://example.org/acme/kvcX/", "https://example.org/acme/kvcX"),  # only "/" is cut
 ])  # fmt: skip
 def test_a_pre_commit_clone_installs_its_commit(tmp_path: Path, origin: str,
                                                 remote: str | None) -> None:
@@ -124,6 +125,17 @@ def test_a_pre_commit_clone_installs_its_commit(tmp_path: Path, origin: str,
     assert update.from_direct_url(record) == ((remote, head) if remote else None)
     (clone / "f").write_text("dirty")
     assert update.from_direct_url(record) is None
+
+
+def test_a_clone_without_an_origin_installs_by_version(tmp_path: Path) -> None:
+    """git's answer for the missing origin is an exit status, not an error."""
+    clone = tmp_path / "repo"
+    clone.mkdir()
+    _git(clone, "init", "-q")
+    (clone / "f").write_text("x")
+    _git(clone, "add", "f")
+    _git(clone, "commit", "-qm", "c")
+    assert update.from_direct_url({"url": clone.as_uri(), "dir_info": {}}) is None
 
 
 @pytest.mark.parametrize(("version", "commit", "expected"), [

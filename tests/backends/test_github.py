@@ -6,6 +6,7 @@ changed default is a visible test change, not a silent one.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kvc.backends.actions import ACTIONS
+from kvc.backends.actions import ACTIONS, Action
 from kvc.ir import Job, Stage
 from kvc.spec.models import GitHubBackend
 from tests.backends.ci_syntax import github_env, github_expressions
@@ -345,6 +346,18 @@ def test_every_action_is_pinned_to_the_table(spec: Path, backend: str) -> None:
             assert re.fullmatch(r"[0-9a-f]{40}", ref), match.group(0)
             assert (repo, ref) in pinned, f"{repo}@{ref} is not in kvc/backends/actions.py"
             assert rest == f"  # {pinned[repo, ref]}", match.group(0)
+
+
+# A commit: not a placeholder (sha1 of a distinct string, not repeated characters)
+COMMIT = hashlib.sha1(b"kvc test: an action's commit").hexdigest()
+
+
+def test_an_action_pin_is_a_full_lowercase_commit() -> None:
+    assert Action("acme/act", COMMIT, "v1").uses() == f"acme/act@{COMMIT}"
+    for bad in (COMMIT[:-1], COMMIT + "0", COMMIT.upper(), COMMIT[:-1] + "g",
+                COMMIT[:-1] + "X", "v1"):
+        with pytest.raises(ValueError, match=r"^acme/act: sha must be 40 lowercase hex"):
+            Action("acme/act", bad, "v1")
 
 
 @pytest.mark.parametrize(("spec", "backend"), GITHUB)
