@@ -127,6 +127,16 @@ def test_a_pre_commit_clone_installs_its_commit(tmp_path: Path, origin: str,
     assert update.from_direct_url(record) is None
 
 
+@pytest.mark.parametrize(("origin", "remote"), [
+    ("http://example.org/acme/kvc", "http://example.org/acme/kvc"),
+    ("ssh://git@example.org/acme/kvc.git", "ssh://git@example.org/acme/kvc"),
+    ("git://example.org/acme/kvc", "git://example.org/acme/kvc"),
+    ("file:///srv/git/kvc", None),
+])  # fmt: skip
+def test_each_remote_scheme_ci_can_clone_is_kept(origin: str, remote: str | None) -> None:
+    assert update.remote_url(origin) == remote
+
+
 def test_a_clone_without_an_origin_installs_by_version(tmp_path: Path) -> None:
     """git's answer for the missing origin is an exit status, not an error."""
     clone = tmp_path / "repo"

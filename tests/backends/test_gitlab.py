@@ -21,7 +21,7 @@ from kvc.backends import gitlab
 from kvc.cli import main
 from kvc.ir import RegistryAccess, Stage
 from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, SPECS, emitted, spec_params
-from tests.conftest import per_module
+from tests.conftest import per_module, resolve_text
 from tests.gate import require
 
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
@@ -176,6 +176,44 @@ def test_hosted_defaults_and_a_forced_kubevirt_mode_warn(tmp_path: Path) -> None
     assert warning.startswith(f"{spec}:") and "tags.amd64 is not set" in warning
     jobs = YAML(typ="safe").load((tmp_path / gitlab.IMAGES / "debian-12.yml").read_text())
     assert jobs["test-debian-12-amd64"]["variables"]["KVC_TEST_MODE"] == "kubevirt"
+
+
+def _hosted_warnings(extra: str, tags: dict[str, list[str]] | None) -> list[str]:
+    text = MINIMAL.read_text(encoding="utf-8")
+    assert "defaults:" not in text
+    return gitlab.hosted_test_warnings(resolve_text(text + extra).builds, tags)
+
+
+def test_hosted_kubevirt_warnings_say_what_happens_per_arch() -> None:
+    kubevirt = "defaults:\n  test:\n    mode: kubevirt\n"
+    amd64, arm64 = _hosted_warnings(kubevirt, None)
+    assert "tags.amd64 is not set" in amd64
+    assert amd64.endswith("document no KVM: KubeVirt runs with software emulation on kind in "
+                          "Docker-in-Docker, on 2 vCPUs by default; use test.mode auto (qemu "
+                          "there) or tag a runner with KVM (docs/backends/gitlab.md) "
+                          "[gitlab-hosted-kubevirt]")
+    assert "tags.arm64 is not set" in arm64
+    assert "document no KVM: the test fails: KubeVirt cannot emulate arm64;" in arm64
+    # a tagged arch is the user's runner; the next build still warns
+    (only,) = _hosted_warnings(kubevirt, {"amd64": ["kvm"]})
+    assert only == arm64
+    # only a test that runs, in kubevirt mode, warns
+    assert _hosted_warnings("", None) == []
+    assert _hosted_warnings("defaults:\n  test:\n    enabled: false\n    mode: kubevirt\n",
+                            None) == []
+
+
+def test_a_default_branch_no_rule_can_compare_is_refused_at_the_top(tmp_path: Path) -> None:
+    """The setting has no position of its own in the emitter: the error is at 1:1."""
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text(encoding="utf-8")
+                    + "backends:\n  gitlab:\n    default_branch: 'rel\"ease'\n",
+                    encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert result.exit_code == 1
+    assert f"{spec}:1:1: " in result.output
+    assert "backends.gitlab.default_branch 'rel\"ease' cannot be compared" in result.output
+    assert not (tmp_path / gitlab.CONFIG).exists()
 
 
 def test_the_update_job_runs_only_from_its_schedule_and_pushes_with_merge_request_options(

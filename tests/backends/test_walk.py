@@ -94,6 +94,19 @@ def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def test_a_registered_backend_can_be_removed_again() -> None:
+    """What the toy fixture's monkeypatch undoes (it ignores the KeyError of a failed
+    removal, so it would not notice), on a registry of its own."""
+    registry = type(BACKENDS)({"lazy": ("kvc.backends.github", "GitHub")})
+    registry[Toy.NAME] = Toy
+    del registry[Toy.NAME]  # known by its class only
+    del registry["lazy"]  # known by its module only, never imported
+    assert Toy.NAME not in registry and "lazy" not in registry and len(registry) == 0
+    with pytest.raises(KeyError) as missing:
+        del registry["lazy"]
+    assert missing.value.args == ("lazy",)
+
+
 @pytest.mark.usefixtures("toy")
 @pytest.mark.parametrize("spec", spec_params(EXAMPLES))
 def test_a_backend_defined_in_the_tests_compiles_every_example(spec: Path,
