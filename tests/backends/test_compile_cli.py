@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from kvc.backends.base import MARKER, is_generated
 from kvc.cli import main
 from tests.backends.conftest import BACKEND_NAMES, EXAMPLES
 
@@ -203,3 +204,9 @@ def test_compile_warns_when_circleci_tests_pull_without_credentials(
         column = 3 if backends else 1  # the circleci key under backends, else registry
         assert lines[0].startswith(f"{spec}:{line_no + (1 if backends else 0)}:{column}: ")
         assert "ErrImagePull" in lines[0] and "pull_context" in lines[0]
+
+
+def test_only_a_marker_in_the_first_five_lines_makes_a_file_kvcs() -> None:
+    """A hand-written file that quotes kvc's header further down stays the user's."""
+    assert is_generated("\n" * 4 + f"# {MARKER} 1.0 from kvc.yaml\n")
+    assert not is_generated("\n" * 5 + f"# {MARKER} 1.0 from kvc.yaml\n")
