@@ -20,7 +20,7 @@ EXAMPLES = sorted(ROOT.glob("examples/*/kvc.yaml"))
 
 def _forget_cached_results() -> None:
     """Clear every functools cache defined in kvc or in the tests (emitted files,
-    parsed documents, resolved specs, kvc's own memoised helpers)."""
+    parsed documents, resolved specs, kvc's own memoised helpers), and yamlout's."""
     for name, module in list(sys.modules.items()):
         if name.partition(".")[0] not in {"kvc", "tests"}:
             continue
@@ -28,6 +28,9 @@ def _forget_cached_results() -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear) and getattr(value, "__module__", None) == name:
                 clear()
+    yamlout = sys.modules.get("kvc.backends.yamlout")
+    if yamlout is not None:  # the fast writer's memo of how ruamel spells each scalar
+        yamlout._fast = yamlout._FastWriter()
 
 
 def _mutmut_stats() -> bool:
