@@ -16,8 +16,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from kvc.backends import circleci
+from kvc.backends.base import EmitInput
+from kvc.compiler.graph import build_pipeline
 from kvc.ir import RegistryAccess, Stage
-from kvc.spec.models import CircleCIBackend
+from kvc.spec.models import Backends, CircleCIBackend
 from tests.backends.ci_syntax import circleci_env
 from tests.backends.conftest import (
     EXAMPLES,
@@ -28,6 +30,7 @@ from tests.backends.conftest import (
     image_workflow_jobs,
     parse_yaml,
 )
+from tests.conftest import resolve_text
 
 CIRCLECI = cases("circleci")
 DEFAULT_RESOURCE_CLASS = {"amd64": "medium", "arm64": "arm.medium"}
@@ -380,3 +383,22 @@ def test_the_plan_gets_the_pull_context_and_never_the_push_context(
 def test_the_overrides_fixture_sets_a_pull_context() -> None:
     """So the branch with a pull context above is exercised."""
     assert settings(emitted(OVERRIDES, "circleci")).pull_context
+
+
+def _update_workflow_contexts(extra: str) -> Any:
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    text = spec.read_text(encoding="utf-8")
+    assert "    context: [kvc-publish]\n" in text and "update_context" not in text
+    resolved = resolve_text(text.replace("    context: [kvc-publish]\n",
+                                         "    context: [kvc-publish]\n" + extra))
+    source = EmitInput(build_pipeline(resolved), "kvc.yaml", resolved.spec.backends or Backends(),
+                       update=resolved.spec.update)
+    document = YAML(typ="safe").load(circleci.emit(source)[circleci.CONTINUATION])
+    (entry,) = document["workflows"][circleci.UPDATE_JOB]["jobs"]
+    return entry[circleci.UPDATE_JOB]["context"]
+
+
+def test_the_update_workflow_runs_in_its_own_context() -> None:
+    assert _update_workflow_contexts("") == ["kvc-update"]
+    assert _update_workflow_contexts("    update_context: [bot-token, gpg]\n") == [
+        "bot-token", "gpg"]
