@@ -393,9 +393,12 @@ def _update_workflow_contexts(extra: str) -> Any:
                                          "    context: [kvc-publish]\n" + extra))
     source = EmitInput(build_pipeline(resolved), "kvc.yaml", resolved.spec.backends or Backends(),
                        update=resolved.spec.update)
-    document = YAML(typ="safe").load(circleci.emit(source)[circleci.CONTINUATION])
-    (entry,) = document["workflows"][circleci.UPDATE_JOB]["jobs"]
-    return entry[circleci.UPDATE_JOB]["context"]
+    text = circleci.emit(source)[circleci.CONTINUATION]
+    (entry,) = YAML(typ="safe").load(text)["workflows"][circleci.UPDATE_JOB]["jobs"]
+    contexts = entry[circleci.UPDATE_JOB]["context"]
+    # the header tells the user which context needs the token
+    assert f"# (Project Settings > Triggers); its context ({', '.join(contexts)}) needs" in text
+    return contexts
 
 
 def test_the_update_workflow_runs_in_its_own_context() -> None:
