@@ -229,3 +229,32 @@ def test_past_the_budget_each_part_plans_only_its_whole_images(
             == {"plan", *jobs}
         seen += jobs
     assert seen == [job.id for job in pipeline.jobs]
+
+
+def test_parts_pack_whole_images_greedily_up_to_the_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With budgets two neighbouring images fill exactly: each part holds as many whole
+    images, in spec order, as fit (exactly at the budget still fits); the next would not."""
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    resolved = load(spec)
+    source = EmitInput(build_pipeline(resolved), spec.name, resolved.spec.backends or Backends())
+    pipeline = source.pipeline
+    image_of = {job.id: job.image for job in pipeline.jobs}
+    (whole,) = github.emit(source).values()
+    blocks = github._job_blocks(whole, list(image_of))
+    cost: dict[str, int] = {}
+    for job_id, image in image_of.items():
+        cost[image] = cost.get(image, 0) + len(blocks[job_id].encode())
+    images = list(cost)
+    assert len(images) > 3
+    for first in range(len(images) - 1):
+        budget = cost[images[first]] + cost[images[first + 1]]
+        monkeypatch.setattr(github, "SHARD_BUDGET", budget)
+        parts = [list(dict.fromkeys(image_of[j] for j in parse_yaml(text)["jobs"] if j != "plan"))
+                 for text in github.emit(source).values()]
+        assert [i for part in parts for i in part] == images
+        sizes = [sum(cost[i] for i in part) for part in parts]
+        for part, size in zip(parts, sizes, strict=True):
+            assert len(part) == 1 or size <= budget, (budget, part)
+        for size, after in zip(sizes, parts[1:], strict=False):
+            assert size + cost[after[0]] > budget, (budget, after)
