@@ -18,8 +18,13 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.backends import gitlab
+from kvc.backends.base import EmitInput
 from kvc.cli import main
+from kvc.compiler.driver import load
+from kvc.compiler.graph import build_pipeline
 from kvc.ir import RegistryAccess, Stage
+from kvc.spec.diagnostics import SpecError
+from kvc.spec.models import Backends
 from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, SPECS, emitted, spec_params
 from tests.conftest import per_module, resolve_text
 from tests.gate import require
@@ -400,3 +405,34 @@ def test_forced_and_refreshed_images_reach_the_child_as_kvc_rebuild(tree: Path) 
                if name.startswith("build-") and slugs[1] in name)
     result = run_plan_job(tree, f"{slugs[0]}\n")
     assert child_of(tree)["variables"] == {"KVC_REBUILD": ","}
+
+
+def test_each_platform_limit_is_reached_not_exceeded() -> None:
+    """Exactly at GitLab's size and depth limits compiles, one less is refused; a job
+    over the needs limit is refused at its own position in the spec."""
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    resolved = load(spec)
+    source = EmitInput(build_pipeline(resolved), spec.name, resolved.spec.backends or Backends())
+    files = gitlab.emit(source)
+    child = len(files[gitlab.CHILD_HEAD].encode()) + sum(
+        len(text.encode()) for path, text in files.items() if path.startswith(gitlab.IMAGES))
+    documents = [YAML(typ="safe").load(text) for text in files.values()]
+    depth = max(gitlab._depth(document) for document in documents if document)
+    for name, exact, message in (
+            ("MAX_YAML_BYTES", max(child, len(files[gitlab.CONFIG].encode())), "would be"),
+            ("MAX_YAML_DEPTH", depth, "nests deeper than")):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gitlab, name, exact)
+            assert gitlab.emit(source) == files, name
+            patch.setattr(gitlab, name, exact - 1)
+            with pytest.raises(SpecError, match=message):
+                gitlab.emit(source)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gitlab, "MAX_NEEDS", 1)
+        with pytest.raises(SpecError) as refused:
+            gitlab.emit(source)
+    jobs = {job.id: job for job in source.pipeline.jobs}
+    assert refused.value.diagnostics
+    for diagnostic in refused.value.diagnostics:
+        job_id = diagnostic.message.split(" needs more than 1 jobs, ")[0]
+        assert diagnostic.pos == jobs[job_id].origin, diagnostic
