@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -405,3 +406,18 @@ def test_the_update_workflow_runs_in_its_own_context() -> None:
     assert _update_workflow_contexts("") == ["kvc-update"]
     assert _update_workflow_contexts("    update_context: [bot-token, gpg]\n") == [
         "bot-token", "gpg"]
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_jobs_know_they_publish_only_on_the_default_branch(spec: Path, backend: str) -> None:
+    """The PUBLISHES runtime value compares CIRCLE_BRANCH with the configured branch."""
+    out = emitted(spec, backend)
+    branch = settings(out).default_branch or "main"
+    found = re.findall(r'\[ "\$\{CIRCLE_BRANCH:-\}" = (\S+) \]', out.text)
+    assert found, "no job exports the publish condition"
+    assert set(found) == {branch}
+
+
+def test_some_circleci_case_publishes_from_another_branch() -> None:
+    assert any(settings(emitted(spec, backend)).default_branch not in (None, "main")
+               for spec, backend in (p.values for p in CIRCLECI))
