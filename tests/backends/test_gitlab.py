@@ -434,5 +434,6 @@ def test_each_platform_limit_is_reached_not_exceeded() -> None:
     jobs = {job.id: job for job in source.pipeline.jobs}
     assert refused.value.diagnostics
     for diagnostic in refused.value.diagnostics:
-        job_id = diagnostic.message.split(" needs more than 1 jobs, ")[0]
+        job_id, _, rest = diagnostic.message.partition(" needs more than 1 jobs, ")
+        assert rest == "GitLab's limit for one job's needs", diagnostic
         assert diagnostic.pos == jobs[job_id].origin, diagnostic
