@@ -217,8 +217,12 @@ def test_a_default_branch_no_rule_can_compare_is_refused_at_the_top(tmp_path: Pa
     result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
     assert result.exit_code == 1
     assert f"{spec}:1:1: " in result.output
-    assert "backends.gitlab.default_branch 'rel\"ease' cannot be compared" in result.output
+    assert ("backends.gitlab.default_branch 'rel\"ease' cannot be compared in a GitLab rule "
+            "[unsupported]") in result.output
     assert not (tmp_path / gitlab.CONFIG).exists()
+    spec.write_text(MINIMAL.read_text(encoding="utf-8")
+                    + "backends:\n  gitlab:\n    default_branch: XRelease\n", encoding="utf-8")
+    assert CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"]).exit_code == 0
 
 
 def test_the_update_job_runs_only_from_its_schedule_and_pushes_with_merge_request_options(
@@ -417,7 +421,12 @@ def test_each_platform_limit_is_reached_not_exceeded() -> None:
     child = len(files[gitlab.CHILD_HEAD].encode()) + sum(
         len(text.encode()) for path, text in files.items() if path.startswith(gitlab.IMAGES))
     documents = [YAML(typ="safe").load(text) for text in files.values()]
-    depth = max(gitlab._depth(document) for document in documents if document)
+    def nesting(node: object) -> int:
+        children = (list(node.values()) if isinstance(node, dict) else
+                    node if isinstance(node, list) else None)
+        return 0 if children is None else 1 + max(map(nesting, children), default=0)
+
+    depth = max(nesting(document) for document in documents)
     for name, exact, message in (
             ("MAX_YAML_BYTES", max(child, len(files[gitlab.CONFIG].encode())), "would be"),
             ("MAX_YAML_DEPTH", depth, "nests deeper than")):
