@@ -8,6 +8,8 @@ image files and GitLab's schema.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -446,3 +448,15 @@ def test_each_platform_limit_is_reached_not_exceeded() -> None:
         job_id, _, rest = diagnostic.message.partition(" needs more than 1 jobs, ")
         assert rest == "GitLab's limit for one job's needs", diagnostic
         assert diagnostic.pos == jobs[job_id].origin, diagnostic
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_jobs_know_they_publish_only_on_the_default_branch(spec: Path) -> None:
+    """The PUBLISHES runtime value: the configured branch, else GitLab's default branch."""
+    out = emitted(spec, "gitlab")
+    backends = out.resolved.spec.backends
+    branch = backends.gitlab.default_branch if backends and backends.gitlab else None
+    target = shlex.quote(branch) if branch is not None else '"$CI_DEFAULT_BRANCH"'
+    texts = "".join(out.files.values())
+    found = set(re.findall(r'\[ "\$\{CI_COMMIT_BRANCH:-\}" = (\S+) \]', texts))
+    assert found == {target}
