@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -123,6 +125,8 @@ def test_a_pre_commit_clone_installs_its_commit(tmp_path: Path, origin: str,
     head = _git(clone, "rev-parse", "HEAD")
     record = {"url": clone.as_uri(), "dir_info": {}}
     assert update.from_direct_url(record) == ((remote, head) if remote else None)
+    # an editable install is a development checkout, whatever its state
+    assert update.from_direct_url({**record, "dir_info": {"editable": True}}) is None
     (clone / "f").write_text("dirty")
     assert update.from_direct_url(record) is None
 
@@ -135,6 +139,34 @@ def test_a_pre_commit_clone_installs_its_commit(tmp_path: Path, origin: str,
 ])  # fmt: skip
 def test_each_remote_scheme_ci_can_clone_is_kept(origin: str, remote: str | None) -> None:
     assert update.remote_url(origin) == remote
+
+
+class _Installed:
+    def __init__(self, record: str | None) -> None:
+        self.record = record
+
+    def read_text(self, name: str) -> str | None:
+        return self.record if name == "direct_url.json" else None
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    (json.dumps({"url": "https://github.com/acme/kvc",
+                 "vcs_info": {"vcs": "git", "commit_id": SHA}}),
+     ("https://github.com/acme/kvc", SHA)),
+    (None, None),  # installed without the record
+    ("{not json", None),
+    ("[]", None),
+])  # fmt: skip
+def test_the_installed_commit_is_read_from_kvcs_own_record(
+        monkeypatch: pytest.MonkeyPatch, record: str | None,
+        expected: tuple[str, str] | None) -> None:
+    def distribution(name: str) -> _Installed:
+        if name != "kvc":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return _Installed(record)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    assert update._installed_commit() == expected
 
 
 def test_a_clone_without_an_origin_installs_by_version(tmp_path: Path) -> None:
