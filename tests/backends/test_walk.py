@@ -490,3 +490,11 @@ def test_containerize_knows_whether_the_run_publishes(backend: str) -> None:
             assert result.stdout.strip() == ("true" if publishes else "false"), (env, command)
     others = [j for j in walk.source.pipeline.jobs if j.stage is not Stage.CONTAINERIZE]
     assert not [j for j in others if "KVC_PUBLISHES" in walk.command(j)]
+
+
+def test_the_test_vm_name_is_a_dns_label() -> None:
+    """Lower case, no underscores, at most 63 characters, never ending in a hyphen."""
+    assert buildfiles.vm_name("Debian_12") == "kvc-test-debian-12"
+    cut = buildfiles.vm_name("a" * 53 + "_b")  # the cut leaves "...a-" at 63
+    assert cut == "kvc-test-" + "a" * 53
+    assert buildfiles.vm_name("x" * 80) == ("kvc-test-" + "x" * 80)[:63]
