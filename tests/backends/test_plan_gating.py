@@ -242,6 +242,11 @@ def test_parts_pack_whole_images_greedily_up_to_the_budget(
     image_of = {job.id: job.image for job in pipeline.jobs}
     (whole,) = github.emit(source).values()
     blocks = github._job_blocks(whole, list(image_of))
+    body = "".join(line for line in whole.splitlines(keepends=True) if not line.startswith("#"))
+    monkeypatch.setattr(github, "SHARD_BUDGET", len(body.encode()))  # exactly fits: one file
+    assert list(github.emit(source).values()) == [whole]
+    monkeypatch.setattr(github, "SHARD_BUDGET", len(body.encode()) - 1)
+    assert list(github.emit(source)) == [".github/workflows/kvc-1.yml"]  # split, one part
     cost: dict[str, int] = {}
     for job_id, image in image_of.items():
         cost[image] = cost.get(image, 0) + len(blocks[job_id].encode())
