@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -219,6 +221,7 @@ def _git(cwd: Path, *args: str) -> str:
     ("git@github.com:acme/kvc.git", "ssh://git@github.com/acme/kvc"),
     ("https://github.com/acme/kvc.git/", "https://github.com/acme/kvc"),
     ("/home/me/kvc", None),  # a checkout on this disk: CI cannot clone it
+    ("https://example.org/acme/kvcX/", "https://example.org/acme/kvcX"),  # only "/" is cut
 ])  # fmt: skip
 def test_a_pre_commit_clone_installs_its_commit(tmp_path: Path, origin: str,
                                                 remote: str | None) -> None:
@@ -232,8 +235,59 @@ def test_a_pre_commit_clone_installs_its_commit(tmp_path: Path, origin: str,
     head = _git(clone, "rev-parse", "HEAD")
     record = {"url": clone.as_uri(), "dir_info": {}}
     assert update.from_direct_url(record) == ((remote, head) if remote else None)
+    # an editable install is a development checkout, whatever its state
+    assert update.from_direct_url({**record, "dir_info": {"editable": True}}) is None
     (clone / "f").write_text("dirty")
     assert update.from_direct_url(record) is None
+
+
+@pytest.mark.parametrize(("origin", "remote"), [
+    ("http://example.org/acme/kvc", "http://example.org/acme/kvc"),
+    ("ssh://git@example.org/acme/kvc.git", "ssh://git@example.org/acme/kvc"),
+    ("git://example.org/acme/kvc", "git://example.org/acme/kvc"),
+    ("file:///srv/git/kvc", None),
+])  # fmt: skip
+def test_each_remote_scheme_ci_can_clone_is_kept(origin: str, remote: str | None) -> None:
+    assert update.remote_url(origin) == remote
+
+
+class _Installed:
+    def __init__(self, record: str | None) -> None:
+        self.record = record
+
+    def read_text(self, name: str) -> str | None:
+        return self.record if name == "direct_url.json" else None
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    (json.dumps({"url": "https://github.com/acme/kvc",
+                 "vcs_info": {"vcs": "git", "commit_id": SHA}}),
+     ("https://github.com/acme/kvc", SHA)),
+    (None, None),  # installed without the record
+    ("{not json", None),
+    ("[]", None),
+])  # fmt: skip
+def test_the_installed_commit_is_read_from_kvcs_own_record(
+        monkeypatch: pytest.MonkeyPatch, record: str | None,
+        expected: tuple[str, str] | None) -> None:
+    def distribution(name: str) -> _Installed:
+        if name != "kvc":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return _Installed(record)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+    assert update._installed_commit() == expected
+
+
+def test_a_clone_without_an_origin_installs_by_version(tmp_path: Path) -> None:
+    """git's answer for the missing origin is an exit status, not an error."""
+    clone = tmp_path / "repo"
+    clone.mkdir()
+    _git(clone, "init", "-q")
+    (clone / "f").write_text("x")
+    _git(clone, "add", "f")
+    _git(clone, "commit", "-qm", "c")
+    assert update.from_direct_url({"url": clone.as_uri(), "dir_info": {}}) is None
 
 
 @pytest.mark.parametrize(("version", "commit", "expected"), [

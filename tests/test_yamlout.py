@@ -72,6 +72,19 @@ def test_fast_writer_matches_ruamel_byte_for_byte(data: dict[str, object]) -> No
     assert dump(data) == _ruamel_dump(data)
 
 
+@pytest.mark.parametrize("key", [
+    "true", "True", "FALSE", "false", "null", "NULL", "Null", "on", "a b", "a: b", "#x",
+    "k" * 127, "k" * 128, "k" * 129,
+])  # fmt: skip
+@pytest.mark.parametrize("value", [1, "x\ny\n", "x\ny", "tab\there", "bell\x07", "\u2028",
+                                   "2024.05.1", "1.5", "12", "1e3", "0x1F", "3d3c42e5"])
+def test_fast_writer_matches_ruamel_on_edge_keys_and_values(key: str, value: object) -> None:
+    """The fast subset's share of the (slow) property test above, one edge per document:
+    a document with any value the fast writer hands to ruamel is all ruamel's."""
+    for data in ({key: value}, {"jobs": {key: {"env": {"A": value}}}}):
+        assert dump(data) == _ruamel_dump(data), data
+
+
 def test_fast_writer_takes_the_fast_path_for_emitter_shapes() -> None:
     """Guards the speed-up itself: ordinary emitter output never needs ruamel."""
     data = {"jobs": {"build-a": {"runs-on": "ubuntu-24.04", "env": {"KVC_X": "12", "B": ""},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -109,6 +109,10 @@ _PLAIN = re.compile(r"""[A-Za-z_/$][\w./,=+@${}()|&!*<>~%^?\[\]:# '"-]*\Z""", re
 # Digit-first words (versions, hex digests): plain unless YAML reads them as a
 # number or date, which ruamel then single-quotes.
 _WORD = re.compile(r"[0-9.][\w./,:=+@-]*\Z", re.ASCII)
+# ruamel writes a longer key as an explicit "? key": its simple keys stop where
+# the key plus its tag ("!!str") reach 128 characters (ruamel.yaml 0.19.1
+# emitter.py:112 MAX_SIMPLE_KEY_LENGTH, :766-795 check_simple_key).
+_LONGEST_KEY: Final = 122
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
 _LONGEST = 2000  # past this ruamel may fold a line (width 4096 counts the indent)
 _REMEMBERED = 100_000  # distinct strings spelled once (a 1,000-build compile: ~30,000)
@@ -195,8 +199,8 @@ class _FastWriter:
                                 for line in body.split("\n"))
 
     def _key(self, key: str) -> str:
-        if len(key) >= 128:
-            raise _Unusual  # YAML's simple keys stop at 128 characters
+        if len(key) > _LONGEST_KEY:
+            raise _Unusual
         # Keys skip _prepare's YAML 1.1 quoting (``on:`` stays plain); only what
         # YAML 1.2 itself reads as a bool or null would be quoted.
         if _KEY.match(key) and key.lower() not in {"true", "false", "null"}:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -17,9 +18,11 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.backends import circleci
+from kvc.backends.base import EmitInput
 from kvc.cli import main
+from kvc.compiler.graph import build_pipeline
 from kvc.ir import RegistryAccess, Stage
-from kvc.spec.models import CircleCIBackend
+from kvc.spec.models import Backends, CircleCIBackend
 from tests.backends.ci_syntax import circleci_env
 from tests.backends.conftest import (
     EXAMPLES,
@@ -30,6 +33,7 @@ from tests.backends.conftest import (
     image_workflow_jobs,
     parse_yaml,
 )
+from tests.conftest import resolve_text
 
 CIRCLECI = cases("circleci")
 DEFAULT_RESOURCE_CLASS = {"amd64": "medium", "arm64": "arm.medium"}
@@ -139,7 +143,9 @@ def test_backend_overrides_are_honoured() -> None:
 def test_job_environment_is_the_irs_without_secrets(spec: Path, backend: str) -> None:
     out = emitted(spec, backend)
     for job in out.pipeline.jobs:
-        environment = out.document()["jobs"][job.id]["environment"]
+        # a copy: document() is parsed once per session and shared (the pop below
+        # must not reach the next test, or this test run twice, that reads it)
+        environment = dict(out.document()["jobs"][job.id]["environment"])
         expected = {**job.env_dict(), **({"KVC_FINGERPRINT": job.fingerprint}
                                           if job.fingerprint else {})}
         if job.cache is not None:  # the plan's rebuild list, a pipeline parameter
@@ -401,3 +407,40 @@ def test_a_test_job_that_can_outlast_the_free_plan_hour_is_warned_about(
         row = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if "timeout:" in t)
         assert line.startswith(f"{spec}:{row}:"), line
         assert "61m" in line and "Free plan" in line
+
+
+def _update_workflow_contexts(extra: str) -> Any:
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    text = spec.read_text(encoding="utf-8")
+    assert "    context: [kvc-publish]\n" in text and "update_context" not in text
+    resolved = resolve_text(text.replace("    context: [kvc-publish]\n",
+                                         "    context: [kvc-publish]\n" + extra))
+    source = EmitInput(build_pipeline(resolved), "kvc.yaml", resolved.spec.backends or Backends(),
+                       update=resolved.spec.update)
+    text = circleci.emit(source)[circleci.CONTINUATION]
+    (entry,) = YAML(typ="safe").load(text)["workflows"][circleci.UPDATE_JOB]["jobs"]
+    contexts = entry[circleci.UPDATE_JOB]["context"]
+    # the header tells the user which context needs the token
+    assert f"# (Project Settings > Triggers); its context ({', '.join(contexts)}) needs" in text
+    return contexts
+
+
+def test_the_update_workflow_runs_in_its_own_context() -> None:
+    assert _update_workflow_contexts("") == ["kvc-update"]
+    assert _update_workflow_contexts("    update_context: [bot-token, gpg]\n") == [
+        "bot-token", "gpg"]
+
+
+@pytest.mark.parametrize(("spec", "backend"), CIRCLECI)
+def test_jobs_know_they_publish_only_on_the_default_branch(spec: Path, backend: str) -> None:
+    """The PUBLISHES runtime value compares CIRCLE_BRANCH with the configured branch."""
+    out = emitted(spec, backend)
+    branch = settings(out).default_branch or "main"
+    found = re.findall(r'\[ "\$\{CIRCLE_BRANCH:-\}" = (\S+) \]', out.text)
+    assert found, "no job exports the publish condition"
+    assert set(found) == {branch}
+
+
+def test_some_circleci_case_publishes_from_another_branch() -> None:
+    assert any(settings(emitted(spec, backend)).default_branch not in (None, "main")
+               for spec, backend in (p.values for p in CIRCLECI))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from kvc.backends.base import MARKER, is_generated
 from kvc.cli import main
 from tests.backends.conftest import BACKEND_NAMES, EXAMPLES
 
@@ -226,3 +227,9 @@ def test_validate_warns_as_the_compiles_of_the_configured_backends_would(
         warned = [line for line in compiled.output.splitlines() if ": warning: " in line]
         assert warned and all(line in both.output for line in warned), (backend, warned)
     assert "[pull-credentials]" in both.output and "[gitlab-artifact-size]" in both.output
+
+
+def test_only_a_marker_in_the_first_five_lines_makes_a_file_kvcs() -> None:
+    """A hand-written file that quotes kvc's header further down stays the user's."""
+    assert is_generated("\n" * 4 + f"# {MARKER} 1.0 from kvc.yaml\n")
+    assert not is_generated("\n" * 5 + f"# {MARKER} 1.0 from kvc.yaml\n")

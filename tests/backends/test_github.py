@@ -6,6 +6,7 @@ changed default is a visible test change, not a silent one.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kvc.backends.actions import ACTIONS
+from kvc.backends.actions import ACTIONS, Action
 from kvc.ir import Job, Stage
 from kvc.spec.models import GitHubBackend
 from tests.backends.ci_syntax import github_env, github_expressions
@@ -353,6 +354,18 @@ def test_every_pinned_action_is_used_by_some_case() -> None:
             for text in emitted(spec, "github").files.values()
             for m in map(USES.match, text.splitlines()) if m}
     assert {a.repo for a in ACTIONS.values()} == used
+
+
+# A commit: not a placeholder (sha1 of a distinct string, not repeated characters)
+COMMIT = hashlib.sha1(b"kvc test: an action's commit").hexdigest()
+
+
+def test_an_action_pin_is_a_full_lowercase_commit() -> None:
+    assert Action("acme/act", COMMIT, "v1").uses() == f"acme/act@{COMMIT}"
+    for bad in (COMMIT[:-1], COMMIT + "0", COMMIT.upper(), COMMIT[:-1] + "g",
+                COMMIT[:-1] + "X", "v1"):
+        with pytest.raises(ValueError, match=r"^acme/act: sha must be 40 lowercase hex"):
+            Action("acme/act", bad, "v1")
 
 
 @pytest.mark.parametrize(("spec", "backend"), GITHUB)

@@ -8,6 +8,8 @@ image files and GitLab's schema.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +20,15 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.backends import gitlab
+from kvc.backends.base import EmitInput
 from kvc.cli import main
+from kvc.compiler.driver import load
+from kvc.compiler.graph import build_pipeline
 from kvc.ir import RegistryAccess, Stage
+from kvc.spec.diagnostics import SpecError
+from kvc.spec.models import Backends
 from tests.backends.conftest import EXAMPLES, FIXTURE_SPECS, SPECS, emitted, spec_params
+from tests.conftest import per_module, resolve_text
 from tests.gate import require
 
 OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
@@ -185,6 +193,48 @@ def test_hosted_defaults_and_a_forced_kubevirt_mode_warn(tmp_path: Path) -> None
     assert jobs["test-debian-12-amd64"]["variables"]["KVC_TEST_MODE"] == "kubevirt"
 
 
+def _hosted_warnings(extra: str, tags: dict[str, list[str]] | None) -> list[str]:
+    text = MINIMAL.read_text(encoding="utf-8")
+    assert "defaults:" not in text
+    return gitlab.hosted_test_warnings(resolve_text(text + extra).builds, tags)
+
+
+def test_hosted_kubevirt_warnings_say_what_happens_per_arch() -> None:
+    kubevirt = "defaults:\n  test:\n    mode: kubevirt\n"
+    amd64, arm64 = _hosted_warnings(kubevirt, None)
+    assert "tags.amd64 is not set" in amd64
+    assert amd64.endswith("document no KVM: KubeVirt runs with software emulation on kind in "
+                          "Docker-in-Docker, on 2 vCPUs by default; use test.mode auto (qemu "
+                          "there) or tag a runner with KVM (docs/backends/gitlab.md) "
+                          "[gitlab-hosted-kubevirt]")
+    assert "tags.arm64 is not set" in arm64
+    assert "document no KVM: the test fails: KubeVirt cannot emulate arm64;" in arm64
+    # a tagged arch is the user's runner; the next build still warns
+    (only,) = _hosted_warnings(kubevirt, {"amd64": ["kvm"]})
+    assert only == arm64
+    # only a test that runs, in kubevirt mode, warns
+    assert _hosted_warnings("", None) == []
+    assert _hosted_warnings("defaults:\n  test:\n    enabled: false\n    mode: kubevirt\n",
+                            None) == []
+
+
+def test_a_default_branch_no_rule_can_compare_is_refused_at_the_top(tmp_path: Path) -> None:
+    """The setting has no position of its own in the emitter: the error is at 1:1."""
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(MINIMAL.read_text(encoding="utf-8")
+                    + "backends:\n  gitlab:\n    default_branch: 'rel\"ease'\n",
+                    encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
+    assert result.exit_code == 1
+    assert f"{spec}:1:1: " in result.output
+    assert ("backends.gitlab.default_branch 'rel\"ease' cannot be compared in a GitLab rule "
+            "[unsupported]") in result.output
+    assert not (tmp_path / gitlab.CONFIG).exists()
+    spec.write_text(MINIMAL.read_text(encoding="utf-8")
+                    + "backends:\n  gitlab:\n    default_branch: XRelease\n", encoding="utf-8")
+    assert CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"]).exit_code == 0
+
+
 def test_the_update_job_runs_only_from_its_schedule_and_pushes_with_merge_request_options(
 ) -> None:
     multi = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
@@ -222,7 +272,7 @@ printf '%s' "${KVC_STUB_REBUILD:-}" > "$KVC_PLAN_DIR/rebuild.txt"
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=per_module)
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("gitlab")
     spec = root / "kvc.yaml"
@@ -405,3 +455,52 @@ def test_compile_warns_once_about_the_artifact_size_limit(tmp_path: Path) -> Non
     for other in ("github", "circleci"):
         assert "[gitlab-artifact-size]" not in runner.invoke(
             main, ["compile", str(spec), "--backend", other]).output
+
+
+def test_each_platform_limit_is_reached_not_exceeded() -> None:
+    """Exactly at GitLab's size and depth limits compiles, one less is refused; a job
+    over the needs limit is refused at its own position in the spec."""
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    resolved = load(spec)
+    source = EmitInput(build_pipeline(resolved), spec.name, resolved.spec.backends or Backends())
+    files = gitlab.emit(source)
+    child = len(files[gitlab.CHILD_HEAD].encode()) + sum(
+        len(text.encode()) for path, text in files.items() if path.startswith(gitlab.IMAGES))
+    documents = [YAML(typ="safe").load(text) for text in files.values()]
+    def nesting(node: object) -> int:
+        children = (list(node.values()) if isinstance(node, dict) else
+                    node if isinstance(node, list) else None)
+        return 0 if children is None else 1 + max(map(nesting, children), default=0)
+
+    depth = max(nesting(document) for document in documents)
+    for name, exact, message in (
+            ("MAX_YAML_BYTES", max(child, len(files[gitlab.CONFIG].encode())), "would be"),
+            ("MAX_YAML_DEPTH", depth, "nests deeper than")):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gitlab, name, exact)
+            assert gitlab.emit(source) == files, name
+            patch.setattr(gitlab, name, exact - 1)
+            with pytest.raises(SpecError, match=message):
+                gitlab.emit(source)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gitlab, "MAX_NEEDS", 1)
+        with pytest.raises(SpecError) as refused:
+            gitlab.emit(source)
+    jobs = {job.id: job for job in source.pipeline.jobs}
+    assert refused.value.diagnostics
+    for diagnostic in refused.value.diagnostics:
+        job_id, _, rest = diagnostic.message.partition(" needs more than 1 jobs, ")
+        assert rest == "GitLab's limit for one job's needs", diagnostic
+        assert diagnostic.pos == jobs[job_id].origin, diagnostic
+
+
+@pytest.mark.parametrize("spec", spec_params())
+def test_jobs_know_they_publish_only_on_the_default_branch(spec: Path) -> None:
+    """The PUBLISHES runtime value: the configured branch, else GitLab's default branch."""
+    out = emitted(spec, "gitlab")
+    backends = out.resolved.spec.backends
+    branch = backends.gitlab.default_branch if backends and backends.gitlab else None
+    target = shlex.quote(branch) if branch is not None else '"$CI_DEFAULT_BRANCH"'
+    texts = "".join(out.files.values())
+    found = set(re.findall(r'\[ "\$\{CI_COMMIT_BRANCH:-\}" = (\S+) \]', texts))
+    assert found == {target}

@@ -22,13 +22,13 @@ from ruamel.yaml import YAML
 from kvc.backends import circleci, github, gitlab, yamlout
 from kvc.backends.base import EmitInput
 from kvc.backends.walk import Limit
-from kvc.compiler.driver import resolve_document
+from kvc.compiler.driver import load, resolve_document
 from kvc.compiler.graph import build_pipeline
 from kvc.ir import Pipeline
 from kvc.spec.diagnostics import SpecError
 from kvc.spec.loader import load_bytes
 from kvc.spec.models import Backends
-from tests.backends.conftest import Emitted, cases, emitted, parse_yaml
+from tests.backends.conftest import EXAMPLES, Emitted, cases, emitted, parse_yaml
 from tests.backends.expressions import (
     circleci_started,
     circleci_when,
@@ -194,3 +194,72 @@ def test_a_thousand_builds_fit_githubs_file_limit(thousand: Pipeline) -> None:
     owners = {(job_of[j].image, p) for p, d in workflows.items() for j in d["jobs"]
               if j != "plan"}
     assert len(owners) == len(thousand.targets)
+
+
+def test_past_the_budget_each_part_plans_only_its_whole_images(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split of the test above on an example, with a budget one image fills: fast
+    enough for every run (and for mutmut, which runs only the fast subset)."""
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    resolved = load(spec)
+    source = EmitInput(build_pipeline(resolved), spec.name, resolved.spec.backends or Backends())
+    single = github.emit(source)
+    assert list(single) == [".github/workflows/kvc.yml"]
+    monkeypatch.setattr(github, "SHARD_BUDGET", 1)
+    files = github.emit(source)
+    pipeline = source.pipeline
+    job_of = {job.id: job for job in pipeline.jobs}
+    slug_of = {t.image: t.slug for t in pipeline.targets}
+    images = list(slug_of)
+    assert len(images) > 1
+    # one part per image (each alone is over the budget), named in spec order
+    assert list(files) == [f".github/workflows/kvc-{i}.yml" for i in range(1, len(images) + 1)]
+    seen: list[str] = []
+    for i, (path, text) in enumerate(files.items(), start=1):
+        doc = parse_yaml(text)
+        assert doc["name"] == f"kvc ({i}/{len(images)})", path
+        whole = parse_yaml(single[".github/workflows/kvc.yml"])
+        assert doc["on"] == whole["on"], path
+        jobs = [j for j in doc["jobs"] if j != "plan"]
+        assert {job_of[j].image for j in jobs} == {images[i - 1]}, path
+        assert doc["jobs"]["plan"]["env"]["KVC_PLAN_IMAGES"] == slug_of[images[i - 1]], path
+        for job_id in jobs:
+            assert doc["jobs"][job_id] == whole["jobs"][job_id], (path, job_id)
+        assert github_started(doc, PUSH, {"plan": {"images": f",{slug_of[images[i - 1]]},"}}) \
+            == {"plan", *jobs}
+        seen += jobs
+    assert seen == [job.id for job in pipeline.jobs]
+
+
+def test_parts_pack_whole_images_greedily_up_to_the_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With budgets two neighbouring images fill exactly: each part holds as many whole
+    images, in spec order, as fit (exactly at the budget still fits); the next would not."""
+    spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
+    resolved = load(spec)
+    source = EmitInput(build_pipeline(resolved), spec.name, resolved.spec.backends or Backends())
+    pipeline = source.pipeline
+    image_of = {job.id: job.image for job in pipeline.jobs}
+    (whole,) = github.emit(source).values()
+    blocks = github._job_blocks(whole, list(image_of))
+    body = "".join(line for line in whole.splitlines(keepends=True) if not line.startswith("#"))
+    monkeypatch.setattr(github, "SHARD_BUDGET", len(body.encode()))  # exactly fits: one file
+    assert list(github.emit(source).values()) == [whole]
+    monkeypatch.setattr(github, "SHARD_BUDGET", len(body.encode()) - 1)
+    assert list(github.emit(source)) == [".github/workflows/kvc-1.yml"]  # split, one part
+    cost: dict[str, int] = {}
+    for job_id, image in image_of.items():
+        cost[image] = cost.get(image, 0) + len(blocks[job_id].encode())
+    images = list(cost)
+    assert len(images) > 3
+    for first in range(len(images) - 1):
+        budget = cost[images[first]] + cost[images[first + 1]]
+        monkeypatch.setattr(github, "SHARD_BUDGET", budget)
+        parts = [list(dict.fromkeys(image_of[j] for j in parse_yaml(text)["jobs"] if j != "plan"))
+                 for text in github.emit(source).values()]
+        assert [i for part in parts for i in part] == images
+        sizes = [sum(cost[i] for i in part) for part in parts]
+        for part, size in zip(parts, sizes, strict=True):
+            assert len(part) == 1 or size <= budget, (budget, part)
+        for size, after in zip(sizes, parts[1:], strict=False):
+            assert size + cost[after[0]] > budget, (budget, after)

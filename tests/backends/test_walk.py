@@ -107,6 +107,19 @@ def toy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def test_a_registered_backend_can_be_removed_again() -> None:
+    """What the toy fixture's monkeypatch undoes (it ignores the KeyError of a failed
+    removal, so it would not notice), on a registry of its own."""
+    registry = type(BACKENDS)({"lazy": ("kvc.backends.github", "GitHub")})
+    registry[Toy.NAME] = Toy
+    del registry[Toy.NAME]  # known by its class only
+    del registry["lazy"]  # known by its module only, never imported
+    assert Toy.NAME not in registry and "lazy" not in registry and len(registry) == 0
+    with pytest.raises(KeyError) as missing:
+        del registry["lazy"]
+    assert missing.value.args == ("lazy",)
+
+
 @pytest.mark.usefixtures("toy")
 @pytest.mark.parametrize("spec", spec_params(EXAMPLES))
 def test_a_backend_defined_in_the_tests_compiles_every_example(spec: Path,
@@ -626,3 +639,11 @@ def test_the_plan_job_exports_only_what_the_plan_stage_reads(spec: Path, backend
     assert exported <= read, exported - read
     walk = BACKENDS[backend](emit_input(spec))
     assert walk.plan_command().rstrip("\n") in script
+
+
+def test_the_test_vm_name_is_a_dns_label() -> None:
+    """Lower case, no underscores, at most 63 characters, never ending in a hyphen."""
+    assert buildfiles.vm_name("Debian_12") == "kvc-test-debian-12"
+    cut = buildfiles.vm_name("a" * 53 + "_b")  # the cut leaves "...a-" at 63
+    assert cut == "kvc-test-" + "a" * 53
+    assert buildfiles.vm_name("x" * 80) == ("kvc-test-" + "x" * 80)[:63]

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.cli import main
+from tests.conftest import per_module
 
 DATA = Path(__file__).resolve().parent / "data" / "pipeline"
 
@@ -20,7 +21,7 @@ def invoke(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=per_module)
 def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("import") / "kvc.yaml"
     result = invoke("import", str(DATA), "--out", str(out))
@@ -28,7 +29,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, result.stderr
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=per_module)
 def builds(imported: tuple[Path, str]) -> dict[str, dict[str, Any]]:
     spec, _ = imported
     assert invoke("validate", str(spec)).exit_code == 0

@@ -28,6 +28,7 @@ from kvc.cli import main
 from kvc.compiler.driver import load
 from kvc.compiler.graph import build_pipeline
 from kvc.ir import Job, Pipeline, Stage
+from tests.conftest import per_module
 from tests.stages.conftest import STUB, Stubs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def _cases() -> list[Any]:
 CASES = _cases()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=per_module)
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
     """The copy of a spec compiled for GitHub (its directory holds .kvc/), once per spec."""
     root = tmp_path_factory.mktemp("compiled")
