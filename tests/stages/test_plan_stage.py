@@ -47,7 +47,7 @@ class TokenRegistry:
     refuse_tokens: bool = False
     tags: tuple[str, ...] = ("1",)  # the tags that name MANIFEST
     digest_header: bool = True  # Docker-Content-Digest is only a SHOULD
-    failing: tuple[str, ...] = ()  # tags whose manifest answers HTTP 500
+    failing: tuple[str, ...] = ()  # tags whose manifest answers HTTP 403 (not retried)
     header_digest: str = ""  # a Docker-Content-Digest other than the body's sha256
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
 
@@ -72,7 +72,7 @@ def _token_answer(state: TokenRegistry) -> tuple[int, bytes]:
 def _registry_answer(state: TokenRegistry, path: str) -> tuple[int, bytes, dict[str, str]]:
     """An authorised request's status, body and headers."""
     if path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.failing}:
-        return 500, b"{}", {}
+        return 403, b"{}", {}
     if path in {f"/v2/kvc/img/manifests/{tag}" for tag in state.tags}:
         return 200, MANIFEST, _manifest_headers(state)
     if path == f"/v2/kvc/img/blobs/{CONFIG_DIGEST}":
@@ -201,7 +201,7 @@ def test_an_unreadable_other_tag_says_why_the_image_runs(
     (row,) = plan(tmp_path, token_registry, tags="1,latest")
     assert row["run"] is True
     assert row["reason"] == ("registry unreadable, running (fail open): "
-                             "registry answered HTTP 500 for manifests/latest")
+                             "registry answered HTTP 403 for manifests/latest")
 
 
 def test_pull_credentials_go_only_to_their_registry(tmp_path: Path,

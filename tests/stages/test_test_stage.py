@@ -625,6 +625,7 @@ def test_slow_boot_keeps_the_log_alive(stage: Stubs) -> None:
     assert "never showed kvc-boot-ok" in result.stderr
 
 
+@pytest.mark.slow  # real deadline waits
 def test_a_slow_bring_up_does_not_eat_the_boot_budget(stage: Stubs) -> None:
     """Emulated KubeVirt can take most of test.timeout to come up: the boot and
     the checks get all of test.timeout once the cluster is up, and the bring-up
