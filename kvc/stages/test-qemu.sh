@@ -260,7 +260,7 @@ qemu_booted() {
 mode_check_boot() {
   local rc=0
   kvc_log "check boot: waiting for kvc-boot-ok on the serial console"
-  kvc_poll_until "kvc-boot-ok on the serial console" 2 qemu_booted || rc=$?
+  kvc_poll_until "kvc-boot-ok on the serial console" "${KVC_POLL_INTERVAL:-2}" qemu_booted || rc=$?
   case "$rc" in
     0) kvc_log "check boot passed" ;;
     1) kvc_log "no kvc-boot-ok on the console before the deadline" ;;
@@ -281,7 +281,7 @@ guest_ping() {
 mode_check_guest_agent() {
   local rc=0
   kvc_log "check guest-agent: guest-ping over virtio-serial org.qemu.guest_agent.0"
-  kvc_poll_until "the guest agent" 3 guest_ping || rc=$?
+  kvc_poll_until "the guest agent" "${KVC_POLL_INTERVAL:-3}" guest_ping || rc=$?
   case "$rc" in
     0) kvc_log "check guest-agent passed" ;;
     1) kvc_log "the guest agent did not answer before the deadline" ;;
@@ -307,7 +307,7 @@ mode_check_ssh() {
   local rc=0
   kvc_log "check ssh: running a command as ${KVC_SSH_USER:-kvc} on 127.0.0.1:$QEMU_PORT"
   QEMU_SSH_OUT=""
-  kvc_poll_until "ssh into the guest" 5 qemu_ssh_ok || rc=$?
+  kvc_poll_until "ssh into the guest" "${KVC_POLL_INTERVAL:-5}" qemu_ssh_ok || rc=$?
   case "$rc" in
     0) kvc_log "check ssh passed" ;;
     1) kvc_log "ssh output: $QEMU_SSH_OUT" ;;

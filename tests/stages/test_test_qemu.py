@@ -93,6 +93,7 @@ def qemu_env(stubs: Stubs) -> dict[str, str]:
         "FAKE_QGA_REPLY": '{"return": {}}',
         "FAKE_SSH_REPLY": "kvc-ssh-ok",
         "KVC_RETRY_DELAY": "0",
+        "KVC_POLL_INTERVAL": "0.2",
     }
 
 
@@ -259,6 +260,7 @@ def test_unsupported_arch_is_refused(stubs: Stubs, qemu_env: dict[str, str]) -> 
     assert "unsupported KVC_ARCH 'riscv64'" in result.stderr
 
 
+@pytest.mark.slow  # waits out a test deadline
 def test_kvm_only_for_the_hosts_own_arch(stubs: Stubs, qemu_env: dict[str, str]) -> None:
     """The driver says KVM works, but KVM cannot run a foreign-arch guest."""
     host = subprocess.run(["uname", "-m"], capture_output=True, text=True, check=True).stdout
@@ -277,6 +279,7 @@ def test_kvm_only_for_the_hosts_own_arch(stubs: Stubs, qemu_env: dict[str, str])
         assert ("accel=kvm" in machine) == (arch == own), (arch, machine)
 
 
+@pytest.mark.slow  # waits out a test deadline
 def test_silent_boot_logs_while_it_waits(stubs: Stubs, qemu_env: dict[str, str]) -> None:
     """Each line restarts CircleCI's no_output_timeout: a slow boot must not go quiet."""
     env = qemu_env | {"FAKE_QEMU_CONSOLE": r"UEFI firmware\r\n", "KVC_TIMEOUT_SECONDS": "5",

@@ -365,6 +365,7 @@ def test_waits_only_for_objects_that_exist(stage: Stubs) -> None:
     assert len([a for a in kubectl[:first_wait] if a[0] == "get"]) == 4  # 3 misses, 1 hit
 
 
+@pytest.mark.slow  # waits out a test deadline
 @pytest.mark.parametrize(("console", "boots"), [
     ("[  OK  ] Started x\rkvc-boot-ok\r", True),
     ("debian login: \nkvc-boot-ok\n", True),
@@ -403,6 +404,7 @@ def test_the_user_data_marker_starts_its_own_line_after_a_login_prompt(
     assert proof.returncode == 0, console.read_text()
 
 
+@pytest.mark.slow  # waits out a test deadline
 def test_boot_fails_without_the_console_marker(stage: Stubs) -> None:
     result = run(stage, KVC_TIMEOUT="2s", KVC_FAKE_CONSOLE="GRUB loading...\nKernel panic")
     assert result.returncode != 0
@@ -615,6 +617,7 @@ def test_poll_until_logs_while_it_waits() -> None:
     assert "still waiting" not in quiet.stderr
 
 
+@pytest.mark.slow  # waits out a test deadline
 def test_slow_boot_keeps_the_log_alive(stage: Stubs) -> None:
     """A VM whose console stays silent: the wait logs while it lasts (each line
     restarts CircleCI's no_output_timeout), then fails at the test deadline."""
@@ -666,6 +669,7 @@ def test_kubectl_waits_are_sliced_below_the_heartbeat(stage: Stubs) -> None:
         assert 1 <= int(timeout.removeprefix("--timeout=").removesuffix("s")) <= 30, argv
 
 
+@pytest.mark.slow  # waits out a test deadline
 def test_anonymous_pull_is_named_when_the_test_fails(stage: Stubs) -> None:
     """A private image without pull credentials fails with ErrImagePull after a long
     wait: the log says up front, and again at the failure, that the pull was anonymous."""
