@@ -93,3 +93,15 @@ def github_env(env: dict[str, Any]) -> dict[str, str]:
 
 def circleci_env(env: dict[str, Any]) -> dict[str, str]:
     return {name: circleci_value(str(value)) for name, value in env.items()}
+
+
+def strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a parsed document with its dotted location."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings(item, f"{where}[{index}]")
+    elif isinstance(value, str):
+        yield where, value

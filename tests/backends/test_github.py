@@ -18,7 +18,7 @@ import pytest
 from kvc.backends.actions import ACTIONS, Action
 from kvc.ir import Job, Stage
 from kvc.spec.models import GitHubBackend
-from tests.backends.ci_syntax import github_env, github_expressions
+from tests.backends.ci_syntax import github_env, github_expressions, strings
 from tests.backends.conftest import (
     FIXTURE_SPECS,
     SPECS,
@@ -54,18 +54,6 @@ def workflows(out: Emitted) -> Iterator[tuple[str, Any]]:
     for path, text in sorted(out.files.items()):
         assert path.startswith(".github/workflows/") and path.endswith(".yml"), path
         yield path, parse_yaml(text)
-
-
-def strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    """Every string in a parsed document with its dotted location."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from strings(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from strings(item, f"{where}[{index}]")
-    elif isinstance(value, str):
-        yield where, value
 
 
 # -- runners -----------------------------------------------------------------

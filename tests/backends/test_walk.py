@@ -32,6 +32,7 @@ from kvc.compiler import fingerprint
 from kvc.compiler.driver import Resolved
 from kvc.ir import Artifact, Cache, Job, Pipeline, RegistryAccess, Runtime, Stage
 from kvc.spec.diagnostics import SpecError
+from tests.backends.ci_syntax import strings
 from tests.backends.conftest import (
     BACKEND_NAMES,
     EXAMPLES,
@@ -611,22 +612,11 @@ def plan_script(out: Emitted) -> str:
     """The shell of the plan job (the one that runs plan.sh) in a backend's files."""
     scripts = []
     for text in out.files.values():
-        for where, value in _strings(yamlout_load_text(text)):
+        for where, value in strings(yamlout_load_text(text)):
             if f"bash {stages.PLAN_SCRIPT}" in value:
                 scripts.append((where, value))
     assert len({w for w, _ in scripts}) == 1, scripts
     return scripts[0][1]
-
-
-def _strings(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _strings(value, f"{where}.{key}")
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _strings(item, f"{where}[{i}]")
-    elif isinstance(node, str):
-        yield where, node
 
 
 @pytest.mark.parametrize(("spec", "backend"), cases())
