@@ -44,8 +44,9 @@ CONTINUATION: Final = ".circleci/kvc.yml"
 # the path of a file holding one (the orb's registry page, circleci/continuation).
 CONTINUATION_ORB: Final = "circleci/continuation@1.1.0"
 RUN_PARAMETER: Final = "kvc-run"
-# The forced and refresh-due images (plan.sh's rebuild.txt): their build jobs get it as
-# KVC_REBUILD and rebuild even when restore_cache found their fingerprint's output.
+# The images plan.sh lists in rebuild.txt (forced, refresh-due, half-published,
+# unread registry): their build jobs get it as KVC_REBUILD and rebuild even when
+# restore_cache found their fingerprint's output.
 REBUILD_PARAMETER: Final = "kvc-rebuild"
 FORCE_PARAMETER: Final = "force"
 PARAMETERS_FILE: Final = f"{stages.PLAN_DIR}/parameters.json"

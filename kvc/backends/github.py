@@ -90,8 +90,9 @@ SHARD_BUDGET: Final = 450_000
 # job's `if:` has no status function, so it gets the implicit success().
 PLAN_OUTPUT: Final = "images"
 PLAN_GATE: Final = "contains(needs.plan.outputs.images, ',{slug},')"
-# The images forced or due for a refresh (plan.sh's rebuild.txt): their builds skip
-# the fingerprint cache, which would restore the disk the refresh is meant to replace.
+# The images plan.sh lists in rebuild.txt (forced, refresh-due, half-published,
+# unread registry): their builds skip the fingerprint cache, which would restore
+# the disk the refresh is meant to replace.
 # A skipped actions/cache step has no post step, so nothing is saved either (the key
 # exists already, and caches are immutable).
 REBUILD_OUTPUT: Final = "rebuild"

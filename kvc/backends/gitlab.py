@@ -139,7 +139,7 @@ SETUP_SCRIPTS: Final[Mapping[str, tuple[Step, ...]]] = {
 }
 # The plan job's second half: the child pipeline is the head file plus the file of
 # each image named in run.txt, copied; a name is checked before it becomes a path.
-# Then the global variable KVC_REBUILD lists rebuild.txt's images (forced or due for a
+# Then the global variable KVC_REBUILD lists rebuild.txt's images (see plan.sh; e.g. due for a
 # refresh): their build jobs rebuild even when `cache:` restored their output.
 GENERATE_CHILD: Final = f"""\
 cat {CHILD_HEAD} > {CHILD}

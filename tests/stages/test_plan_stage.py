@@ -243,7 +243,10 @@ def test_forced_and_refresh_due_images_are_rebuilt_without_the_cache(
         f"img-4\timg/4\t{host}/kvc/img\t{FINGERPRINT}\t0\t1\n"  # unchanged
         # last publish incomplete (tag 2 is missing): the build that publishes again
         # must not restore the disk cached before the refresh that half-published
-        f"img-5\timg/5\t{host}/kvc/img\t{FINGERPRINT}\t0\t1,2\n",
+        f"img-5\timg/5\t{host}/kvc/img\t{FINGERPRINT}\t0\t1,2\n"
+        # registry unreadable: the plan cannot tell whether a refresh replaced the
+        # published disk since the cache was written, so it fails open without it
+        f"img-6\timg/6\t127.0.0.1:1/kvc/img\t{FINGERPRINT}\t0\t1\n",
         encoding="utf-8")
     out = tmp_path / "out"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("KVC_")}
@@ -252,5 +255,6 @@ def test_forced_and_refresh_due_images_are_rebuilt_without_the_cache(
         env={**clean, "KVC_PLAN_DATA": str(data), "KVC_PLAN_DIR": str(out),
              "KVC_FORCE": "img-2"}, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert (out / "run.txt").read_text(encoding="utf-8") == "img-1\nimg-2\nimg-3\nimg-5\n"
-    assert (out / "rebuild.txt").read_text(encoding="utf-8") == "img-1\nimg-2\nimg-5\n"
+    assert (out / "run.txt").read_text(encoding="utf-8") == (
+        "img-1\nimg-2\nimg-3\nimg-5\nimg-6\n")
+    assert (out / "rebuild.txt").read_text(encoding="utf-8") == "img-1\nimg-2\nimg-5\nimg-6\n"

@@ -8,7 +8,8 @@
 # KVC_PLAN_DIR, and optionally KVC_PLAN_IMAGES (the slugs this plan covers; default
 # all). Output: plan.json, run.txt, rebuild.txt and a Markdown table appended to
 # KVC_SUMMARY_FILE. rebuild.txt lists the images that run because they were
-# forced, are due for a refresh, or their last publish stopped half way: their
+# forced, are due for a refresh, their last publish stopped half way, or the
+# plan could not read the registry (it cannot tell whether a refresh ran): their
 # build jobs must not restore the build cache, which is keyed by the unchanged
 # fingerprint and would hand back the old disk (a refresh exists to pick up new
 # upstream images and updates). A cache key once written is never overwritten
@@ -396,7 +397,7 @@ main() {
       runs=$((runs + 1))
       printf '%s\n' "$slug" >>"$KVC_PLAN_DIR/run.txt"
       case "$reason" in
-        forced* | "refresh due"* | "last publish incomplete"*)
+        forced* | "refresh due"* | "last publish incomplete"* | "registry unreadable"*)
           printf '%s\n' "$slug" >>"$KVC_PLAN_DIR/rebuild.txt" ;;
       esac
     fi
