@@ -129,7 +129,7 @@ def http_server(session_scratch: Path) -> Iterator[Server]:
     root = session_scratch
     handler = partial(_QuietHandler, directory=str(root))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield Server(root=root, url=f"http://127.0.0.1:{httpd.server_address[1]}")

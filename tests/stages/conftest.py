@@ -16,6 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 STAGES = REPO / "kvc" / "stages"
 STUB = Path(__file__).resolve().parent / "stub.py"
+# The command line that runs the recorder: -S skips site (no site-packages needed, and
+# most of the start-up time of a call; see stub.py).
+RECORD = f'"{sys.executable}" -S "{STUB}"'
 
 # Tools the stage scripts may call; all are stubbed so no test touches the
 # real ones (and none needs them installed).
@@ -65,7 +68,7 @@ class Stubs:
 
     def add(self, name: str, script: str | None = None) -> None:
         """Add a stub (recording by default, or a custom shell script)."""
-        body = script or f'exec "{sys.executable}" "{STUB}" "{name}" "$@"\n'
+        body = script or f'exec {RECORD} "{name}" "$@"\n'
         path = self.bin / name
         path.write_text("#!/bin/bash\n" + body)
         path.chmod(0o755)

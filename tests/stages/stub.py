@@ -1,7 +1,7 @@
 """A recording stand-in for external tools (curl, virt-customize, docker...).
 
 Installed on PATH under each tool's name as a wrapper running
-`python stub.py TOOL ARGS...`. Each call
+`python -S stub.py TOOL ARGS...` (conftest.RECORD). Each call
 appends one JSON line to $KVC_STUB_LOG: the tool name, its argv exactly as
 received, its environment and working directory. A few tools get just enough
 behaviour for the stage scripts to proceed (curl writes its --output file,
@@ -25,13 +25,34 @@ scratch files.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+# Every stubbed tool call starts this script, and a stage run makes dozens of
+# them: it is run with `python -S` and imports only built-in modules up front
+# (json alone, through re and enum, cost more than the interpreter), so a
+# call takes about a third of what it did. The log is JSON lines all the same.
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string; control characters and lone surrogates (undecodable
+    bytes of the environment) as \\u escapes, as json.dumps writes them."""
+    return '"' + "".join(
+        _ESCAPES.get(c) or (f"\\u{ord(c):04x}" if c < " " or "\ud800" <= c <= "\udfff" else c)
+        for c in text) + '"'
+
+
+def to_json(value: object) -> str:
+    """The log's values: strings, lists of strings and string-keyed dicts of them."""
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(to_json(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_json_string(k)}: {to_json(v)}" for k, v in value.items()) + "}"
+    raise TypeError(type(value))
 
 
 def tool_key(name: str) -> str:
@@ -39,17 +60,23 @@ def tool_key(name: str) -> str:
 
 
 def record(name: str, argv: list[str]) -> int:
-    log = Path(os.environ["KVC_STUB_LOG"])
-    previous = 0
-    if log.exists():
-        for line in log.read_text().splitlines():
-            if json.loads(line)["tool"] == name:
-                previous += 1
-    entry = {"tool": name, "argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}
+    """Append the call to the log; returns how many calls of ``name`` came before
+    (kept in a counter file next to the log, not by reading the whole log back)."""
+    log = os.environ["KVC_STUB_LOG"]
+    counter = f"{log}.count-{tool_key(name)}"
+    try:
+        with open(counter, encoding="utf-8") as f:
+            previous = int(f.read())
+    except FileNotFoundError:
+        previous = 0
+    with open(counter, "w", encoding="utf-8") as f:
+        f.write(str(previous + 1))
+    entry: dict[str, object] = {"tool": name, "argv": argv, "env": dict(os.environ),
+                                "cwd": os.getcwd()}
     if name == "guestfish":
         entry["stdin"] = sys.stdin.read()
-    with log.open("a") as f:
-        f.write(json.dumps(entry) + "\n")
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(to_json(entry) + "\n")
     return previous
 
 
@@ -57,19 +84,24 @@ def option(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
+def copy(source: str, target: str) -> None:
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        dst.write(src.read())
+
+
 def curl(argv: list[str]) -> int:
-    shutil.copyfile(os.environ["KVC_STUB_CURL_SRC"], option(argv, "--output"))
+    copy(os.environ["KVC_STUB_CURL_SRC"], option(argv, "--output"))
     return 0
 
 
 def qemu_img(argv: list[str]) -> int:
     if argv[0] == "convert":
-        shutil.copyfile(argv[-2], argv[-1])
+        copy(argv[-2], argv[-1])
     elif argv[0] == "create":
         positional = [a for a in argv[1:] if not a.startswith("-") and a != "qcow2"]
-        Path(positional[0]).write_bytes(b"")
+        open(positional[0], "wb").close()
     elif argv[0] == "info":
-        print(json.dumps({"virtual-size": 12884901888, "format": "qcow2"}, indent=4))
+        print('{\n    "virtual-size": 12884901888,\n    "format": "qcow2"\n}')
     return 0
 
 
@@ -80,7 +112,7 @@ def guestfish(argv: list[str]) -> int:
 
 
 def virt_resize(argv: list[str]) -> int:
-    shutil.copyfile(argv[-2], argv[-1])
+    copy(argv[-2], argv[-1])
     return 0
 
 
@@ -90,7 +122,8 @@ def docker(argv: list[str]) -> int:
     if argv[0] == "run":
         return docker_run(argv)
     if argv[0] == "login":
-        Path(os.environ["KVC_STUB_LOG"] + ".login-stdin").write_text(sys.stdin.read())
+        with open(os.environ["KVC_STUB_LOG"] + ".login-stdin", "w", encoding="utf-8") as f:
+            f.write(sys.stdin.read())
     if argv[:3] == ["buildx", "inspect", "kvc"]:
         return int(os.environ.get("KVC_STUB_NO_BUILDER", "0"))
     return 0
@@ -98,12 +131,15 @@ def docker(argv: list[str]) -> int:
 
 def docker_bake(argv: list[str]) -> int:
     digest = os.environ.get("KVC_STUB_DIGEST", "sha256:" + "ab" * 32)
-    meta = {argv[-1]: {"containerimage.digest": digest, "image.name": "ignored"}}
-    Path(option(argv, "--metadata-file")).write_text(json.dumps(meta, indent=2))
+    meta = (f'{{\n  {to_json(argv[-1])}: {{\n    "containerimage.digest": {to_json(digest)},\n'
+            '    "image.name": "ignored"\n  }\n}')
+    with open(option(argv, "--metadata-file"), "w", encoding="utf-8") as f:
+        f.write(meta)
     for i, arg in enumerate(argv[:-1]):
         value = argv[i + 1]
         if arg == "--set" and ".output=type=oci,dest=" in value:
-            Path(value.split("dest=", 1)[1]).write_bytes(b"oci-archive")
+            with open(value.split("dest=", 1)[1], "wb") as f:
+                f.write(b"oci-archive")
     return 0
 
 
@@ -132,6 +168,8 @@ def docker_run(argv: list[str]) -> int:
             workdir = value
         i += 2
     command = args[i + 1 :]
+    import subprocess  # noqa: PLC0415 - only this tool needs it (see the imports)
+
     return subprocess.run(command, env=env, cwd=workdir, check=False).returncode
 
 
@@ -145,14 +183,15 @@ def given_files(argv: list[str]) -> list[str]:
 
 
 def capture_files(name: str, argv: list[str]) -> int:
-    with Path(os.environ["KVC_STUB_LOG"] + ".files.jsonl").open("a") as out:
+    with open(os.environ["KVC_STUB_LOG"] + ".files.jsonl", "a", encoding="utf-8") as out:
         for path in given_files(argv):
             content = sys.stdin.read() if path == "-" else None
-            if content is None and Path(path).is_file():
-                content = Path(path).read_text()
+            if content is None and os.path.isfile(path):
+                with open(path, encoding="utf-8") as f:
+                    content = f.read()
             if content is not None:
-                out.write(json.dumps({"tool": name, "argv": argv, "path": path,
-                                      "content": content}) + "\n")
+                out.write(to_json({"tool": name, "argv": argv, "path": path,
+                                   "content": content}) + "\n")
     return 0
 
 

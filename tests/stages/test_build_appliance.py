@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import STAGES, STUB, Stubs
+from .conftest import RECORD, STAGES, Stubs
 from .test_build import OUTPUT, PAYLOAD, source
 
 UBUNTU = 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n'
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nID=debian\n'
 MINT = "NAME='Linux Mint'\nID=linuxmint\nID_LIKE='ubuntu debian'\n"
 FEDORA = 'NAME="Fedora Linux"\nID=fedora\n'
-STUB_EXEC = f'"{sys.executable}" "{STUB}"'
+STUB_EXEC = RECORD
 
 
 def fake_root(tmp: Path, os_release: str) -> Path:

@@ -16,7 +16,6 @@ import functools
 import gzip
 import hashlib
 import lzma
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from kvc.compiler.driver import load
 from kvc.compiler.graph import build_pipeline
 from kvc.ir import Job, Pipeline, Stage
 from tests.conftest import per_module
-from tests.stages.conftest import STUB, Stubs
+from tests.stages.conftest import RECORD, Stubs
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = [*sorted((ROOT / "examples").glob("*/kvc.yaml")),
@@ -93,7 +92,7 @@ def _serve_checksum_file(stubs: Stubs, url: str, payload: bytes) -> None:
     sums.write_text(f"{hashlib.sha512(payload).hexdigest()}  {name}\n")
     stubs.add("curl", 'for arg; do last="$arg"; done\n'
               f'[ "$last" = "$KVC_CHECKSUM_URL" ] && export KVC_STUB_CURL_SRC="{sums}"\n'
-              f'exec "{sys.executable}" "{STUB}" curl "$@"\n')
+              f'exec {RECORD} curl "$@"\n')
 
 
 @pytest.mark.parametrize(("spec", "job_id"), CASES)

@@ -117,7 +117,7 @@ def token_registry() -> Iterator[TokenRegistry]:
     state = TokenRegistry(host="")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.host = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.cli import main
-from tests.stages.conftest import STUB, Stubs
+from tests.stages.conftest import RECORD, Stubs
 
 DIGEST = "sha256:" + hashlib.sha256(b"publish verify test index").hexdigest()
 IMAGE = "ghcr.io/example/debian"
@@ -136,7 +135,7 @@ def test_circleci_identity_matches_its_projects_certificates_only() -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_signature_that_does_not_verify_fails_the_job(stubs: Stubs, backend: str) -> None:
     # cosign signs, but every verify fails (recorded first, so the call is visible).
-    stubs.add("cosign", f'"{sys.executable}" "{STUB}" cosign "$@" || exit 1\n'
+    stubs.add("cosign", f'{RECORD} cosign "$@" || exit 1\n'
                         '[ "$1" != verify ]\n')
     env, command = publish_job(stubs, backend)
     result = run_publish(stubs, backend, env, command)

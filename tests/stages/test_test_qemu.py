@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import STAGES, STUB, Call, Stubs
+from .conftest import RECORD, STAGES, Call, Stubs
 
 DRIVER = Path(__file__).resolve().parent / "data" / "qemu-mode-driver.sh"
 REF = "ghcr.io/example/debian@sha256:" + "ab" * 32
@@ -54,7 +53,7 @@ printf '{"manifests":[]}' >"$dest/index.json"
 def record_stub(stubs: Stubs) -> str:
     """A recorder other custom stubs call first: same JSON log as stub.py."""
     path = stubs.bin / "kvc-fake-record"
-    path.write_text(f'#!/bin/bash\nexec "{sys.executable}" "{STUB}" "$@"\n')
+    path.write_text(f'#!/bin/bash\nexec {RECORD} "$@"\n')
     path.chmod(0o755)
     return str(path)
 

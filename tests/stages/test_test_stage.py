@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from kvc.compiler.driver import load, load_source
 from kvc.compiler.graph import TEST_UP_MINUTES, build_pipeline
 from kvc.ir import Stage
 
-from .conftest import STAGES, STUB, Stubs
+from .conftest import RECORD, STAGES, Stubs
 
 REF = "ghcr.io/example/debian@sha256:" + "ab" * 32
 VM = "kvc-test-debian-12"
@@ -58,7 +57,7 @@ flavors:
 FAKE_TOOL = """\
 #!/bin/bash
 name="$(basename "$0")"
-"{python}" "{stub}" "$name" "$@" || exit $?
+{record} "$name" "$@" || exit $?
 case "$name $*" in
   "kind create cluster"*) sleep "${{KVC_FAKE_SLOW_UP:-0}}" ;;
   "kubectl get "*)
@@ -82,7 +81,7 @@ esac
 
 def fake_tool(tmp: Path) -> Path:
     path = tmp / "fake-tool"
-    path.write_text(FAKE_TOOL.format(python=sys.executable, stub=STUB, vm=VM))
+    path.write_text(FAKE_TOOL.format(record=RECORD, vm=VM))
     path.chmod(0o755)
     return path
 
@@ -112,7 +111,7 @@ def pin_to(stubs: Stubs, fake: Path) -> None:
 def runner_tools(stubs: Stubs) -> None:
     """The runner's own kind/kubectl/virtctl: usable, but they must never run."""
     for name in ("kind", "kubectl", "virtctl"):
-        stubs.add(name, f'exec "{sys.executable}" "{STUB}" "runner-{name}" "$@"\n')
+        stubs.add(name, f'exec {RECORD} "runner-{name}" "$@"\n')
 
 
 @pytest.fixture
@@ -527,7 +526,7 @@ def lib(snippet: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_unusable_kvm_device_gets_a_udev_rule_before_the_probe(stubs: Stubs,
                                                                tmp_path: Path) -> None:
     stubs.add("udevadm")
-    stubs.add("sudo", f'"{sys.executable}" "{STUB}" sudo "$@"; exec "$@"\n')
+    stubs.add("sudo", f'{RECORD} sudo "$@"; exec "$@"\n')
     rules = tmp_path / "rules.d"
     rules.mkdir()
     granted = tmp_path / "granted"
