@@ -143,7 +143,7 @@ def test_kvm_probe_decides_emulation(stubs: Stubs, probe_script: str, tcg: bool)
     stubs.add("qemu-system-x86_64", probe_script)
     env = source(stubs, "disk.qcow2", PAYLOAD)
     del env["KVC_FORCE_TCG"]
-    env["KVC_KVM_PROBE_TIMEOUT"] = "2"
+    env["KVC_KVM_PROBE_TIMEOUT"] = "1"
     result = stubs.run("build.sh", env)
     assert result.returncode == 0, result.stderr
     call_env = stubs.calls("virt-sparsify")[0].env
