@@ -172,7 +172,25 @@ def paired(spec: Path, out: Path, repeats: int, *, check: bool, cache: Path | No
            "--out", str(out)]
     # The tree --check compares; with a cache, also the entry every timed run reads.
     subprocess.run(kvc, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    command = [*kvc, "--check"] if check else kvc
+    return _pairs([*kvc, "--check"] if check else kvc, repeats, env)
+
+
+# What no cold compile can go below while the spec is validated by pydantic (the
+# stack's spec models): the floor's imports, then pydantic's BaseModel machinery,
+# kvc's spec models, the YAML parse and Spec.model_validate, and nothing else (no
+# CLI, compiler, IR, emitter or writing).
+VALIDATE_CODE = (FLOOR_CODE + "; import sys, pathlib; from kvc.spec.loader import load_file; "
+                 "from kvc.spec.models import Spec; "
+                 "Spec.model_validate(load_file(pathlib.Path(sys.argv[1])).data)")
+
+
+def validation_floor(spec: Path, repeats: int) -> Paired:
+    """Load + validate only, paired with the import floor like a whole compile."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return _pairs([sys.executable, "-c", VALIDATE_CODE, str(spec)], repeats, env)
+
+
+def _pairs(command: list[str], repeats: int, env: dict[str, str]) -> Paired:
     floors, compiles = [], []
     for _ in range(repeats):
         floors.append(_seconds([sys.executable, "-c", FLOOR_CODE], env))
@@ -242,6 +260,10 @@ def end_to_end(tmp: Path, generated: dict[int, Path], repeats: int) -> list[str]
                 rows.append(f"{label:<52} {got.floor:>8.3f} {got.whole:>10.3f} "
                             f"{got.ratio:>6.2f} {got.floor_cpu:>10.3f} {got.whole_cpu:>12.3f} "
                             f"{got.cpu_ratio:>10.2f}")
+    got = validation_floor(catalogue, repeats)
+    rows.append(f"{'catalogue-24: parse + pydantic validation only':<52} {got.floor:>8.3f} "
+                f"{got.whole:>10.3f} {got.ratio:>6.2f} {got.floor_cpu:>10.3f} "
+                f"{got.whole_cpu:>12.3f} {got.cpu_ratio:>10.2f}")
     big = generated[TARGET_BUILDS]
     with _environment(KVC_NO_CACHE="1", KVC_CACHE_DIR=None):
         cpu = whole_compile_cpu(big, tmp / "out-1000")
