@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import datetime
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
     FoldedScalarString,
@@ -143,7 +145,11 @@ def _parse(text: str, name: str) -> Any:
     yaml.preserve_quotes = True
     yaml.allow_duplicate_keys = False
     try:
-        return yaml.load(text)
+        with warnings.catch_warnings():
+            # A redefined anchor is valid YAML (an alias means the latest one); ruamel
+            # would print a Python warning before kvc's diagnostics.
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            return yaml.load(text)
     except DuplicateKeyError as exc:
         mark = exc.problem_mark
         key = _duplicate_key_name(exc)
@@ -157,6 +163,9 @@ def _parse(text: str, name: str) -> Any:
         _fail(name, line, col, f"YAML syntax error: {_syntax_message(exc)}", "syntax")
     except RecursionError:
         _fail(name, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
+    except KeyError as exc:  # a value its explicit tag cannot read, e.g. `!!bool maybe`
+        _fail(name, 1, 1, f"YAML error: {exc.args[0]!r} is not a valid value for its tag",
+              "syntax")
     except (YAMLError, ValueError, TypeError) as exc:
         _fail(name, 1, 1, f"YAML error: {str(exc).splitlines()[0]}", "syntax")
 
@@ -257,31 +266,50 @@ class _Copier:
     def _mapping(self, node: CommentedMap, path: PathKey) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in node.items():
-            kline, kcol = node.lc.key(key)
-            kpos = Position(self.doc.file, kline + 1, kcol + 1)
+            kpos, vpos = self._entry_pos(node, key, path)
+            key = _plain_string(key)  # noqa: PLW2901 - `!!str 1: x` has the key "1"
             if not isinstance(key, str):
                 raise SpecError([Diagnostic(kpos, f"keys must be strings, not {_kind(key)}",
                                             "type")])
             child = (*path, str(key))
             self.doc.keys[child] = kpos
-            vline, vcol = node.lc.value(key)
-            self.doc.values[child] = Position(self.doc.file, vline + 1, vcol + 1)
+            self.doc.values[child] = vpos
             out[str(key)] = self.copy(value, child)
         return out
 
+    def _entry_pos(self, node: CommentedMap, key: Any, path: PathKey,
+                   ) -> tuple[Position, Position]:
+        """Where a key and its value are. ruamel records them per mapping, except for
+        keys a merge (`<<: *base`) brought in, which stand in the merged mapping, and
+        for tagged collections such as `!!omap`, which record none: those point at the
+        mapping itself."""
+        merged = (m[1] if isinstance(m, tuple) else m for m in getattr(node, "merge", ()))
+        for source in (node, *merged):
+            entry = (source.lc.data or {}).get(key) if isinstance(source, CommentedMap) else None
+            if entry is not None:
+                return (Position(self.doc.file, entry[0] + 1, entry[1] + 1),
+                        Position(self.doc.file, entry[2] + 1, entry[3] + 1))
+        where = self.doc.value_pos(path)
+        return where, where
+
     def _sequence(self, node: CommentedSeq, path: PathKey) -> list[Any]:
         out: list[Any] = []
+        items = node.lc.data or {}  # a tagged sequence (`!local [1]`) records none
         for index, value in enumerate(node):
-            line, col = node.lc.item(index)
             child = (*path, index)
-            self.doc.values[child] = Position(self.doc.file, line + 1, col + 1)
+            entry = items.get(index)
+            self.doc.values[child] = (Position(self.doc.file, entry[0] + 1, entry[1] + 1)
+                                      if entry is not None else self.doc.value_pos(path))
             out.append(self.copy(value, child))
         return out
 
     def _scalar(self, node: Any, path: PathKey) -> Any:
+        node = _plain_string(node)
         if isinstance(node, str):
             self.doc.string_offsets[path] = _string_offset(node)
             return str(node)
+        if isinstance(node, ScalarBoolean):  # an anchored boolean (`&on true`): an int to ruamel
+            return bool(node)
         if isinstance(node, bool) or node is None:
             return node
         if isinstance(node, int):
@@ -290,6 +318,8 @@ class _Copier:
             return float(node)
         if isinstance(node, datetime.date):
             return node
+        if isinstance(node, TaggedScalar):
+            return _Opaque(f"value tagged {node.tag}")
         return _Opaque(type(node).__name__)
 
 
@@ -303,6 +333,20 @@ class _Opaque:
         return f"<{self.name}>"
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_QUOTED = {'"': DoubleQuotedScalarString, "'": SingleQuotedScalarString,
+           "|": LiteralScalarString, ">": FoldedScalarString}
+
+
+def _plain_string(node: Any) -> Any:
+    """`!!str 3` as the string it is (ruamel keeps an explicitly tagged scalar as a
+    TaggedScalar), in the quoting style it was written in; anything else unchanged."""
+    if not isinstance(node, TaggedScalar) or str(node.tag) != _STR_TAG:
+        return node
+    style = _QUOTED.get(node.style or "")
+    return style(node.value) if style is not None else str(node.value)
+
+
 def _string_offset(node: str) -> int | None:
     if isinstance(node, LiteralScalarString | FoldedScalarString):
         return None
@@ -314,7 +358,7 @@ def _string_offset(node: str) -> int | None:
 # Checked in order: bool before number, since True is an int in Python.
 _KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
     (bool, "boolean"), ((int, float), "number"), (datetime.date, "date"),
-    (Mapping, "mapping"), (list, "list"), (str, "string"), (type(None), "null"),
+    (Mapping, "mapping"), ((list, tuple), "list"), (str, "string"), (type(None), "null"),
 )
 
 
