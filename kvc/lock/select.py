@@ -65,9 +65,12 @@ def split_url(url: str) -> UrlPattern:
         raise LockError(f"{url}: the URL has no file name")
     if WILDCARD in base or WILDCARD in url[len(head) :]:
         raise LockError(f"{url}: '*' is only allowed in the file name")
-    if name.count(WILDCARD) > 1:
-        raise LockError(f"{url}: at most one '*' is allowed in the file name")
-    return UrlPattern(base + "/", unquote(name), url[len(head) :])
+    # Counted after decoding: the pattern is matched decoded, so a '%2A' is a '*' there too.
+    decoded = unquote(name)
+    if decoded.count(WILDCARD) > 1:
+        escaped = " ('%2A' is a '*' too)" if name.count(WILDCARD) <= 1 else ""
+        raise LockError(f"{url}: at most one '*' is allowed in the file name{escaped}")
+    return UrlPattern(base + "/", decoded, url[len(head) :])
 
 
 def version_key(text: str) -> VersionKey:

@@ -167,3 +167,14 @@ def test_the_wildcard_matches_nothing_too() -> None:
 def test_prefix_and_suffix_may_not_overlap() -> None:
     with pytest.raises(LockError, match="no entry matches"):
         select_entry("https://h/ab*ba", entries("aba"))
+
+
+@pytest.mark.parametrize("url", ["https://h/img-%2A-*.qcow2", "https://h/img-*-%2a.qcow2",
+                                 "https://h/%2A%2A.qcow2"])
+def test_a_percent_encoded_star_counts_as_a_second_wildcard(url: str) -> None:
+    """The name is matched decoded, so two '*' after decoding cannot say which one varies."""
+    listing = entries("img-*-2.qcow2", "img-1-*.qcow2", "**.qcow2")
+    with pytest.raises(LockError) as err:
+        select_entry(url, listing)
+    assert str(err.value) == (f"{url}: at most one '*' is allowed in the file name "
+                              "('%2A' is a '*' too)")
