@@ -298,7 +298,8 @@ class _Editor:
         if not self.edits:
             return self.text
         lines = self.text.splitlines(keepends=True)
-        newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+        first = lines[0] if lines else ""
+        newline = first[len(first.rstrip("\r\n")) :] or "\n"  # CRLF, LF or a lone CR
         return "".join(self._render_lines(lines, newline))
 
     def _render_lines(self, lines: list[str], newline: str) -> Iterator[str]:

@@ -85,6 +85,13 @@ def test_the_first_lines_ending_is_the_documents() -> None:
     assert new.endswith("url: https://x/f.qcow2\n" + block)
 
 
+def test_classic_mac_line_ends_are_kept_on_new_lines() -> None:
+    """A lone CR ends a line in YAML too: new lines end like the document's first."""
+    text = release("url: https://x/f.qcow2").replace("\n", "\r")
+    block = f'        release_checksum:\r          amd64: "{C}"\r'
+    assert apply_pins(text, [pin()]) == text + block
+
+
 # --- where a value ends ---------------------------------------------------------
 
 def test_a_comment_containing_hash_marks_is_kept_whole() -> None:
