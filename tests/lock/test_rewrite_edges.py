@@ -8,6 +8,7 @@ it must produce, or the message it must refuse with.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -219,3 +220,21 @@ def test_a_comment_inside_a_multi_line_flow_mapping_is_kept() -> None:
 def test_a_plain_value_ending_the_line_is_replaced_to_its_last_character() -> None:
     text = release("url: https://x/f.qcow2\nrelease_checksum:\n  amd64: fooX")
     assert apply_pins(text, [pin()]) == text.replace("amd64: fooX", f'amd64: "{C}"')
+
+
+# --- from the run of 2026-12-03 (docs/mutation/lock.md) ---------------------------
+
+OLD, OTHER, NEW = (f"sha256:{hashlib.sha256(word.encode()).hexdigest()}"
+                   for word in ("rewrite-old", "rewrite-other", "rewrite-new"))
+
+
+def test_a_brace_in_the_comment_after_a_flow_mapping_is_not_its_end() -> None:
+    text = release(f"url: https://x/f.qcow2\nrelease_checksum: {{arm64: {OTHER}, amd64: {OLD}}}"
+                   "  # pinned by hand {see notes}")
+    assert apply_pins(text, [pin(checksum=NEW)]) == text.replace(f"{OLD}}}", f'"{NEW}"}}')
+
+
+def test_a_comment_mark_in_an_earlier_flow_value_is_not_a_comment() -> None:
+    flow = f'{{arm64: "{OTHER} #", amd64: {OLD}}}'
+    text = release(f"url: https://x/f.qcow2\nrelease_checksum: {flow}")
+    assert apply_pins(text, [pin(checksum=NEW)]) == text.replace(f"amd64: {OLD}", f'amd64: "{NEW}"')
