@@ -246,7 +246,9 @@ class _Planner:
         if flow:
             stops += [text.find(",", column), text.find("}", column)]
         end = min([i for i in stops if i >= 0], default=len(text))
-        return column + len(text[column:end].rstrip())
+        # YAML's white space is only space and tab (s-white, yaml/yaml-spec@1.2.2:
+        # spec/1.2.2/spec.md:2034); a no-break space at a plain value's end is part of it.
+        return column + len(text[column:end].rstrip(" \t"))
 
 
 def _checksum_text(pin: Pin) -> str:

@@ -238,3 +238,10 @@ def test_a_comment_mark_in_an_earlier_flow_value_is_not_a_comment() -> None:
     flow = f'{{arm64: "{OTHER} #", amd64: {OLD}}}'
     text = release(f"url: https://x/f.qcow2\nrelease_checksum: {flow}")
     assert apply_pins(text, [pin(checksum=NEW)]) == text.replace(f"amd64: {OLD}", f'amd64: "{NEW}"')
+
+
+@pytest.mark.parametrize("old", ["x\u00a0", "x\u3000", "\u3000"])
+def test_a_value_ending_in_a_unicode_space_is_replaced_whole(old: str) -> None:
+    """YAML trims spaces and tabs only: a no-break space belongs to the plain value."""
+    text = release(f"url: https://x/f.qcow2\nrelease_checksum:\n  amd64: {old}")
+    assert apply_pins(text, [pin(checksum=NEW)]) == text.replace(f"amd64: {old}", f'amd64: "{NEW}"')
