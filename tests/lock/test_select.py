@@ -178,3 +178,12 @@ def test_a_percent_encoded_star_counts_as_a_second_wildcard(url: str) -> None:
         select_entry(url, listing)
     assert str(err.value) == (f"{url}: at most one '*' is allowed in the file name "
                               "('%2A' is a '*' too)")
+
+
+@pytest.mark.parametrize("url", ["https://h/\t", "https://h//\n", "https://h/\r\t"])
+def test_a_file_name_urllib_drops_is_no_file_name(url: str) -> None:
+    """urlsplit removes tabs and line breaks (python/cpython@v3.11.7:Lib/urllib/parse.py:92,
+    480): nothing is left to name a file."""
+    with pytest.raises(LockError) as err:
+        split_url(url)
+    assert str(err.value) == f"{url}: the URL has no file name"
