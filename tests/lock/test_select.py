@@ -169,15 +169,21 @@ def test_prefix_and_suffix_may_not_overlap() -> None:
         select_entry("https://h/ab*ba", entries("aba"))
 
 
-@pytest.mark.parametrize("url", ["https://h/img-%2A-*.qcow2", "https://h/img-*-%2a.qcow2",
-                                 "https://h/%2A%2A.qcow2"])
-def test_a_percent_encoded_star_counts_as_a_second_wildcard(url: str) -> None:
-    """The name is matched decoded, so two '*' after decoding cannot say which one varies."""
-    listing = entries("img-*-2.qcow2", "img-1-*.qcow2", "**.qcow2")
-    with pytest.raises(LockError) as err:
-        select_entry(url, listing)
-    assert str(err.value) == (f"{url}: at most one '*' is allowed in the file name "
-                              "('%2A' is a '*' too)")
+def test_a_percent_encoded_star_is_a_literal_star() -> None:
+    """The build downloads such a url as written, so kvc lock must pin that very file."""
+    listing = entries("a*b.qcow2", "a-9-b.qcow2")
+    chosen = select_entry("https://h/a%2Ab.qcow2", listing)
+    assert (chosen.name, chosen.url) == ("a*b.qcow2", "https://h/a%2Ab.qcow2")
+    assert not split_url("https://h/a%2Ab.qcow2").has_wildcard
+
+
+@pytest.mark.parametrize(("url", "name", "chosen_url"), [
+    ("https://h/img-%2A-*.qcow2", "img-*-2.qcow2", "https://h/img-%2A-2.qcow2"),
+    ("https://h/img-*-%2a.qcow2", "img-1-*.qcow2", "https://h/img-1-%2A.qcow2"),
+])
+def test_the_wildcard_is_the_star_written_as_one(url: str, name: str, chosen_url: str) -> None:
+    chosen = select_entry(url, entries("img-*-2.qcow2", "img-1-*.qcow2"))
+    assert (chosen.name, chosen.url) == (name, chosen_url)
 
 
 @pytest.mark.parametrize("url", ["https://h/\t", "https://h//\n", "https://h/\r\t"])
