@@ -246,7 +246,9 @@ class _Planner:
         if flow:
             stops += [text.find(",", column), text.find("}", column)]
         end = min([i for i in stops if i >= 0], default=len(text))
-        return column + len(text[column:end].rstrip())
+        # YAML's white space is only space and tab (s-white, yaml/yaml-spec@1.2.2:
+        # spec/1.2.2/spec.md:2034); a no-break space at a plain value's end is part of it.
+        return column + len(text[column:end].rstrip(" \t"))
 
 
 def _checksum_text(pin: Pin) -> str:
@@ -298,7 +300,8 @@ class _Editor:
         if not self.edits:
             return self.text
         lines = self.text.splitlines(keepends=True)
-        newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+        first = lines[0] if lines else ""
+        newline = first[len(first.rstrip("\r\n")) :] or "\n"  # CRLF, LF or a lone CR
         return "".join(self._render_lines(lines, newline))
 
     def _render_lines(self, lines: list[str], newline: str) -> Iterator[str]:

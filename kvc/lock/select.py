@@ -33,15 +33,22 @@ VersionKey = tuple[tuple[int, int | str], ...]
 
 @dataclass(frozen=True)
 class UrlPattern:
-    """A URL split where its file name starts; ``name`` may hold one ``*``."""
+    """A URL split where its file name starts.
+
+    ``name`` is the file name, percent-decoded. When the name as written holds
+    a ``*``, ``around`` is the decoded text before and after it. A ``%2A`` is a
+    literal ``*``, as it is to the build, which downloads such a url as written
+    (``"*" in url`` in ``kvc.compiler.resolve._url``).
+    """
 
     base: str
     name: str
     tail: str = ""
+    around: tuple[str, str] | None = None
 
     @property
     def has_wildcard(self) -> bool:
-        return WILDCARD in self.name
+        return self.around is not None
 
     def with_name(self, name: str) -> str:
         """The concrete URL for an entry name, percent-encoded like a URL path."""
@@ -67,7 +74,9 @@ def split_url(url: str) -> UrlPattern:
         raise LockError(f"{url}: '*' is only allowed in the file name")
     if name.count(WILDCARD) > 1:
         raise LockError(f"{url}: at most one '*' is allowed in the file name")
-    return UrlPattern(base + "/", unquote(name), url[len(head) :])
+    before, star, after = name.partition(WILDCARD)
+    around = (unquote(before), unquote(after)) if star else None
+    return UrlPattern(base + "/", unquote(name), url[len(head) :], around)
 
 
 def version_key(text: str) -> VersionKey:
@@ -105,8 +114,8 @@ def select_entry(
     """Resolve ``url`` against a parsed checksum file."""
     pattern = split_url(url)
     by_name = _index_by_file_name(entries)
-    if pattern.has_wildcard:
-        name = _newest_match(pattern.name, by_name)
+    if pattern.around is not None:
+        name = _newest_match(pattern.around, pattern.name, by_name)
         return Selection(name, by_name[name], pattern.with_name(name))
     name = _exact_match(pattern.name, by_name, checksum_url)
     return Selection(name, by_name[name], url)
@@ -123,8 +132,8 @@ def _index_by_file_name(entries: Mapping[str, Checksum]) -> dict[str, Checksum]:
     return index
 
 
-def _newest_match(pattern: str, by_name: Mapping[str, Checksum]) -> str:
-    prefix, _, suffix = pattern.partition(WILDCARD)
+def _newest_match(around: tuple[str, str], pattern: str, by_name: Mapping[str, Checksum]) -> str:
+    prefix, suffix = around
     varying = {
         name: name[len(prefix) : len(name) - len(suffix)]
         for name in by_name

@@ -30,6 +30,7 @@ class Mirror:
     base: str
     routes: dict[str, Route] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
+    agents: list[str] = field(default_factory=list)  # each request's User-Agent
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -47,6 +48,7 @@ def _handler(mirror: Mirror) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             mirror.hits[self.path] += 1
+            mirror.agents.append(self.headers.get("User-Agent", ""))
             route = mirror.routes.get(self.path)
             if route is None:
                 self._reply(404, b"not found")

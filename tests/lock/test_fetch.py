@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from kvc import __version__
 from kvc.lock import HttpFetcher, LockError
 from tests.lock.conftest import Mirror
 
@@ -88,3 +89,85 @@ def test_binary_body_is_rejected(mirror: Mirror) -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(LockError, match="only http"):
         fetcher().get_text("file:///etc/passwd")
+
+
+# --- from the surviving mutants of kvc/lock/fetch.py (docs/mutation/lock.md) ------
+# Through the injectable opener where a real server cannot stage the case quickly.
+
+class _Response:
+    """What an opener returns: ``read(amt)``, and headers unless ``headers`` is None."""
+
+    def __init__(self, body: object, headers: dict[str, str] | None = None) -> None:
+        self._body = body
+        if headers is not None:
+            self.headers = headers
+
+    def read(self, amt: int | None = None) -> object:
+        if amt is None:
+            raise AssertionError("an unbounded read of a body that may never end")
+        return self._body[:amt] if isinstance(self._body, bytes) else self._body
+
+    def close(self) -> None:
+        pass
+
+
+def opened(response: _Response | BaseException, **kwargs: float) -> HttpFetcher:
+    def opener(request: object, timeout: float) -> _Response:
+        if isinstance(response, BaseException):
+            raise response
+        return response
+    return HttpFetcher(opener=opener, sleep=lambda _: None, **kwargs)  # type: ignore[arg-type]
+
+
+def test_requests_say_they_are_kvc(mirror: Mirror) -> None:
+    fetcher().get_text(mirror.serve("/SUMS", "ok\n"))
+    assert mirror.agents == [f"kvc/{__version__}"]
+
+
+def test_https_urls_are_fetched() -> None:
+    url = "https://h/SHA256SUMS"
+    assert opened(_Response(b"abc\n", {})).get_text(url) == "abc\n"
+
+
+def test_no_wait_after_the_last_attempt(mirror: Mirror) -> None:
+    url = mirror.serve("/SUMS", "ok\n", fail_first=10)
+    sleeps: list[float] = []
+    with pytest.raises(LockError):
+        fetcher(sleeps, attempts=3, backoff=0.5).get_text(url)
+    assert sleeps == [0.5, 1.0]
+
+
+def test_a_too_long_content_length_is_refused_before_the_body(mirror: Mirror) -> None:
+    url = mirror.serve("/big", "x" * 2000)
+    with pytest.raises(LockError) as err:
+        fetcher(max_bytes=1000).get_text(url)
+    assert str(err.value) == f"{url}: response of 2000 bytes exceeds the 1000-byte limit"
+
+
+def test_an_endless_body_is_read_only_past_the_cap() -> None:
+    with pytest.raises(LockError) as err:
+        opened(_Response(b"x" * 5000), max_bytes=1000).get_text("http://h/SUMS")
+    assert str(err.value) == "http://h/SUMS: response exceeds the 1000-byte limit"
+
+
+def test_a_response_without_headers_is_read() -> None:
+    assert opened(_Response(b"abc\n")).get_text("http://h/SUMS") == "abc\n"
+
+
+def test_a_body_that_is_not_bytes_is_refused() -> None:
+    with pytest.raises(LockError) as err:
+        opened(_Response("abc\n", {})).get_text("http://h/SUMS")
+    assert str(err.value) == "http://h/SUMS: unexpected response body"
+
+
+@pytest.mark.parametrize(("error", "said"), [
+    (TimeoutError("read operation timed out"), "timed out"),
+    (ConnectionResetError(), "ConnectionResetError"),
+    (ConnectionResetError(104, "Connection reset by peer"), "[Errno 104] Connection reset by peer"),
+    (OSError("certificate verify failed"), "certificate verify failed"),
+    (OSError(), "OSError"),
+])
+def test_each_failure_is_said_in_words(error: BaseException, said: str) -> None:
+    with pytest.raises(LockError) as err:
+        opened(error, attempts=2).get_text("http://h/SUMS")
+    assert str(err.value) == f"http://h/SUMS: {said} (gave up after 2 attempts)"

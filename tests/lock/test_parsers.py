@@ -160,3 +160,14 @@ def test_long_values_are_clipped_in_messages(given: str, shown: str) -> None:
     with pytest.raises(LockError) as err:
         Checksum.guess(given)
     assert str(err.value) == f"not a hex hash: {shown!r}"
+
+
+def test_a_line_after_the_signature_is_read_not_skipped() -> None:
+    """Nothing the parser does not understand is skipped (module docstring): text after
+    the signature block is read like any other line, so junk there is an error."""
+    signed = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
+              f"{sha256('a')}  a.img\n-----BEGIN PGP SIGNATURE-----\nabc\n"
+              "-----END PGP SIGNATURE-----\n")
+    with pytest.raises(LockError) as err:
+        parse_checksums(signed + "<html>mirror error page</html>\n")
+    assert str(err.value) == "line 8: not a checksum line: '<html>mirror error page</html>'"

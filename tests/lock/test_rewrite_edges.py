@@ -8,6 +8,7 @@ it must produce, or the message it must refuse with.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -83,6 +84,13 @@ def test_the_first_lines_ending_is_the_documents() -> None:
     new = apply_pins(text, [pin()])
     block = f'        release_checksum:\r\n          amd64: "{C}"\r\n'
     assert new.endswith("url: https://x/f.qcow2\n" + block)
+
+
+def test_classic_mac_line_ends_are_kept_on_new_lines() -> None:
+    """A lone CR ends a line in YAML too: new lines end like the document's first."""
+    text = release("url: https://x/f.qcow2").replace("\n", "\r")
+    block = f'        release_checksum:\r          amd64: "{C}"\r'
+    assert apply_pins(text, [pin()]) == text + block
 
 
 # --- where a value ends ---------------------------------------------------------
@@ -212,3 +220,28 @@ def test_a_comment_inside_a_multi_line_flow_mapping_is_kept() -> None:
 def test_a_plain_value_ending_the_line_is_replaced_to_its_last_character() -> None:
     text = release("url: https://x/f.qcow2\nrelease_checksum:\n  amd64: fooX")
     assert apply_pins(text, [pin()]) == text.replace("amd64: fooX", f'amd64: "{C}"')
+
+
+# --- from the run of 2026-12-03 (docs/mutation/lock.md) ---------------------------
+
+OLD, OTHER, NEW = (f"sha256:{hashlib.sha256(word.encode()).hexdigest()}"
+                   for word in ("rewrite-old", "rewrite-other", "rewrite-new"))
+
+
+def test_a_brace_in_the_comment_after_a_flow_mapping_is_not_its_end() -> None:
+    text = release(f"url: https://x/f.qcow2\nrelease_checksum: {{arm64: {OTHER}, amd64: {OLD}}}"
+                   "  # pinned by hand {see notes}")
+    assert apply_pins(text, [pin(checksum=NEW)]) == text.replace(f"{OLD}}}", f'"{NEW}"}}')
+
+
+def test_a_comment_mark_in_an_earlier_flow_value_is_not_a_comment() -> None:
+    flow = f'{{arm64: "{OTHER} #", amd64: {OLD}}}'
+    text = release(f"url: https://x/f.qcow2\nrelease_checksum: {flow}")
+    assert apply_pins(text, [pin(checksum=NEW)]) == text.replace(f"amd64: {OLD}", f'amd64: "{NEW}"')
+
+
+@pytest.mark.parametrize("old", ["x\u00a0", "x\u3000", "\u3000"])
+def test_a_value_ending_in_a_unicode_space_is_replaced_whole(old: str) -> None:
+    """YAML trims spaces and tabs only: a no-break space belongs to the plain value."""
+    text = release(f"url: https://x/f.qcow2\nrelease_checksum:\n  amd64: {old}")
+    assert apply_pins(text, [pin(checksum=NEW)]) == text.replace(f"amd64: {old}", f'amd64: "{NEW}"')

@@ -167,3 +167,29 @@ def test_the_wildcard_matches_nothing_too() -> None:
 def test_prefix_and_suffix_may_not_overlap() -> None:
     with pytest.raises(LockError, match="no entry matches"):
         select_entry("https://h/ab*ba", entries("aba"))
+
+
+def test_a_percent_encoded_star_is_a_literal_star() -> None:
+    """The build downloads such a url as written, so kvc lock must pin that very file."""
+    listing = entries("a*b.qcow2", "a-9-b.qcow2")
+    chosen = select_entry("https://h/a%2Ab.qcow2", listing)
+    assert (chosen.name, chosen.url) == ("a*b.qcow2", "https://h/a%2Ab.qcow2")
+    assert not split_url("https://h/a%2Ab.qcow2").has_wildcard
+
+
+@pytest.mark.parametrize(("url", "name", "chosen_url"), [
+    ("https://h/img-%2A-*.qcow2", "img-*-2.qcow2", "https://h/img-%2A-2.qcow2"),
+    ("https://h/img-*-%2a.qcow2", "img-1-*.qcow2", "https://h/img-1-%2A.qcow2"),
+])
+def test_the_wildcard_is_the_star_written_as_one(url: str, name: str, chosen_url: str) -> None:
+    chosen = select_entry(url, entries("img-*-2.qcow2", "img-1-*.qcow2"))
+    assert (chosen.name, chosen.url) == (name, chosen_url)
+
+
+@pytest.mark.parametrize("url", ["https://h/\t", "https://h//\n", "https://h/\r\t"])
+def test_a_file_name_urllib_drops_is_no_file_name(url: str) -> None:
+    """urlsplit removes tabs and line breaks (python/cpython@v3.11.7:Lib/urllib/parse.py:92,
+    480): nothing is left to name a file."""
+    with pytest.raises(LockError) as err:
+        split_url(url)
+    assert str(err.value) == f"{url}: the URL has no file name"
