@@ -29,9 +29,23 @@ def targets(builds: tuple[ImageBuild, ...]) -> list[LockTarget]:
             flavor=b.flavor, release_version=b.release_version, arch=b.arch,
             url=b.url_pattern, checksum_url=b.checksum_url, current_checksum=b.checksum,
             current_locked_url=b.url if b.url != b.url_pattern else None,
+            unlockable=_shadowed(b),
         )
         for b in builds if b.checksum_url
     ]
+
+
+def _shadowed(build: ImageBuild) -> str | None:
+    """Why a pin written where kvc lock writes (the release's own mapping) would not be
+    the build's value: a `per_arch` override of any layer comes after the release
+    (kvc/compiler/resolve.py) and would keep its old checksum while lock said "pinned"."""
+    for key in ("release_checksum", "locked_url"):
+        origin = build.origins.get(f"{key}.{build.arch}")
+        if origin is not None and "per_arch" in origin.path:
+            return (f"its {key} comes from a per_arch override ({origin}), which a pin in "
+                    f"the release's own {key} would not change: move that value to the "
+                    f"release's {key}.{build.arch}, or update it by hand")
+    return None
 
 
 class Progress:

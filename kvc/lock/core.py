@@ -31,6 +31,8 @@ class LockTarget:
     checksum_url: str
     current_checksum: str | None = None
     current_locked_url: str | None = None
+    # Why kvc lock must not pin this build (its pin would not take effect), if so.
+    unlockable: str | None = None
 
     @property
     def name(self) -> str:
@@ -118,7 +120,8 @@ def lock_text(
     Raises LockError only when the spec text itself is unusable.
     """
     one = resolve_one or (lambda target: resolve(target, fetcher))
-    outcomes = [one(target) for target in targets]
+    outcomes = [Outcome(t, Status.FAILED, reason=t.unlockable) if t.unlockable else one(t)
+                for t in targets]
     result = rewrite(text, [pin for o in outcomes if (pin := o.pin()) is not None])
     refused = {(r.pin.flavor, r.pin.release_version, r.pin.arch): r.reason for r in result.rejected}
     final = tuple(_refuse(o, refused) for o in outcomes)

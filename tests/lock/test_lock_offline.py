@@ -117,3 +117,23 @@ def test_few_downloads_are_not_announced(tmp_path: Path, mirror: Mirror) -> None
     result = CliRunner().invoke(main, ["lock", str(_spec(tmp_path, mirror.base))])
     assert result.exit_code == 0, result.output
     assert "fetching" not in result.output
+
+
+def test_a_pin_a_per_arch_override_would_shadow_is_refused(tmp_path: Path) -> None:
+    """lock writes the release's own release_checksum; a per_arch override comes after it,
+    so pinning there would report "pinned" while the build kept the old checksum."""
+    spec = _spec(tmp_path)
+    old = hashlib.sha256(b"an older arm64 image").hexdigest()
+    spec.write_text(spec.read_text().replace(
+        "        verify_at_build: true\n",
+        "        verify_at_build: true\n        per_arch:\n          arm64:\n"
+        f'            release_checksum: {{arm64: "sha256:{old}"}}\n'))
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(SUMS)
+    result = CliRunner().invoke(main, ["lock", str(spec), "--from", str(sums)])
+    assert result.exit_code == 1, result.output
+    assert ("failed    ubuntu/24.04/arm64: its release_checksum comes from a per_arch "
+            f"override ({spec}:12 (release ubuntu/24.04 per_arch.arm64))") in result.output
+    text = spec.read_text()
+    assert f"sha256:{AMD}" in text  # the other arch is pinned as usual
+    assert ARM not in text and f"sha256:{old}" in text
