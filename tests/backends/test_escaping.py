@@ -54,6 +54,9 @@ def test_the_hostile_spec_is_hostile_everywhere_it_can_be() -> None:
             assert "${{" in env[name], name
         for name in ("KVC_RELEASE_NAME", "KVC_URL", "KVC_POST_COMMAND_2", "KVC_VAR_note"):
             assert CIRCLE_OPEN in env[name], name
+        # GitLab's %NAME% reference, in a value without "$" (tests/backends/test_gitlab.py)
+        assert "%CI_PROJECT_NAME%" in env["KVC_VAR_share"]
+        assert "$" not in env["KVC_VAR_share"]
 
 
 @pytest.mark.parametrize(("spec", "backend"), cases("github"))

@@ -35,12 +35,17 @@ OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
 
 
+# A reference GitLab replaces in a variable's value: $NAME, ${NAME} or %NAME%
+# (gitlabhq/gitlabhq@0a412bceb98c:lib/gitlab/ci/variables/collection/item.rb:10).
+GITLAB_REFERENCE = re.compile(r"\$|%[A-Za-z_][A-Za-z0-9_]*%")
+
+
 def literal(value: Any) -> str:
-    """A variable as the job sees it: ``expand: false`` keeps "$" as typed."""
+    """A variable as the job sees it: ``expand: false`` keeps "$" and "%" as typed."""
     if isinstance(value, dict):
         assert value["expand"] is False
         return str(value["value"])
-    assert "$" not in str(value), f"{value!r} would be expanded by GitLab"
+    assert not GITLAB_REFERENCE.search(str(value)), f"{value!r} would be expanded by GitLab"
     return str(value)
 
 
