@@ -39,6 +39,26 @@ def test_multiline_values_use_literal_blocks_when_exact() -> None:
     assert "cmd: |-\n  a\n  b\n" in text
 
 
+def test_indented_script_lines_stay_in_a_literal_block() -> None:
+    """The run commands kvc writes (an if-block around the stage) indent their lines."""
+    text = dump({"run": "if [ -f x ]; then\n  echo hit\nfi\n"})
+    assert text == "run: |\n  if [ -f x ]; then\n    echo hit\n  fi\n"
+
+
+@pytest.mark.parametrize("value", [
+    "a \nb", "a\n\n", "a\n\nb\n", "a\n \nb", "a\n b\n", " a\nb", "a\tb\nc", "a\n\t\n",
+])  # fmt: skip
+def test_multiline_edge_values_read_back_exactly_as_ruamel_writes_them(value: str) -> None:
+    """Where a literal block would lose or change a character (a second final newline,
+    a leading space, a tab) or end a line in a space, which an editor or a
+    trailing-whitespace hook would strip from the committed file, the value is quoted."""
+    data = {"jobs": {"a": {"env": {"V": value}}}}
+    text = dump(data)
+    assert YAML(typ="safe", pure=True).load(text) == data
+    assert text == _ruamel_dump(data)
+    assert [line for line in text.splitlines() if line != line.rstrip()] == []
+
+
 def test_version_comment_and_no_anchors() -> None:
     shared = {"x": 1}
     text = dump({"one": shared, "two": shared, "uses": Commented("a/b@" + "0" * 40, "v1.2.3")})

@@ -187,7 +187,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
     RUNNERS = TAGS
     RUNTIME = PREDEFINED_VARIABLES
     TOOLS = SETUP_SCRIPTS
-    # No text escape: a value holding "$" is written as {value, expand: false}.
+    # No text escape: a value holding "$" or "%" is written as {value, expand: false}.
     ESCAPES = ()
 
     RUNNER_SETTING = "tags"
@@ -346,12 +346,18 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         return job.test_mode
 
     def _variables(self, job: Job, mode: TestMode | None) -> dict[str, Any]:
-        """Literal values: GitLab expands "$" in variables unless told not to."""
+        """Literal values: GitLab replaces ``$NAME``, ``${NAME}`` and ``%NAME%`` in a
+        variable's value, first itself and then in the runner, unless the variable is
+        raw (``expand: false``): gitlabhq/gitlabhq@0a412bceb98c:
+        lib/gitlab/ci/variables/collection/item.rb:10-11,40-46 (what counts as a
+        reference; a raw variable has none), @7e202c4fa8d1:
+        app/presenters/ci/build_runner_presenter.rb:39-43 (every job's variables are
+        expanded so before the runner gets them)."""
         env = dict(self.env(job))
         if mode is not job.test_mode:
             env[TEST_MODE] = str(mode)
-        return {name: {"value": value, "expand": False} if "$" in value else value
-                for name, value in env.items()}
+        return {name: {"value": value, "expand": False} if "$" in value or "%" in value
+                else value for name, value in env.items()}
 
     def hosted(self, arch: str) -> bool:
         """No tags set for ARCH: its jobs run on GitLab.com's hosted runners."""

@@ -139,6 +139,8 @@ def test_github_provenance_step_attests_the_promoted_digest_with_minimal_permiss
         assert 'export KVC_OUTPUT_FILE="$GITHUB_OUTPUT"' in run["run"]
         attest = job["steps"][uses.index(action.uses())]
         assert job["steps"].index(attest) == job["steps"].index(run) + 1
+        # What the run's log shows (the examples, in the snapshots, do not attest).
+        assert attest["name"] == "Record GitHub build provenance for the published digest"
         target = next(t for t in out.pipeline.targets if job_id.endswith(t.slug))
         assert set(attest["with"]) <= ATTEST_ACTION_INPUTS
         assert attest["with"] == {

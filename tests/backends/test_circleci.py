@@ -409,6 +409,33 @@ def test_a_test_job_that_can_outlast_the_free_plan_hour_is_warned_about(
         assert "61m" in line and "Free plan" in line
 
 
+
+def test_each_release_over_the_free_plan_hour_gets_its_own_warning_line() -> None:
+    """The first release's default timeout is within the hour, the second's is not: the
+    second is still warned about, at its own test.timeout, in exactly these words."""
+    text = MINIMAL.read_text(encoding="utf-8")
+    second = ('      - release_version: "13"\n'
+              "        release_name: trixie\n"
+              f"        url: {_minimal_value(text, 'url')}\n"
+              f"        checksum_url: {_minimal_value(text, 'checksum_url')}\n"
+              "        verify_at_build: true\n"
+              "        test:\n"
+              "          timeout: 40m\n")
+    spec = text + second
+    row = spec.splitlines().index("          timeout: 40m") + 1
+    warnings = circleci.CircleCI.warnings(resolve_text(spec))
+    assert [w for w in warnings if "[job-runtime]" in w] == [
+        f"kvc.yaml:{row}:11: warning: a CircleCI test job may take 65m (the cluster's 25m "
+        "bring-up budget plus test.timeout 40m), longer than the Free plan's 60-minute job "
+        "limit, which would end it without its logs: lower test.timeout, or run on a paid "
+        "plan (docs/backends/circleci.md) [job-runtime]"]
+
+
+def _minimal_value(text: str, key: str) -> str:
+    """The raw value of ``key:`` in the minimal example (quoted as written)."""
+    (line,) = [t for t in text.splitlines() if t.strip().startswith(f"{key}:")]
+    return line.split(":", 1)[1].strip()
+
 def _update_workflow_contexts(extra: str) -> Any:
     spec = next(s for s in EXAMPLES if s.parent.name == "multi-distro")
     text = spec.read_text(encoding="utf-8")

@@ -54,6 +54,10 @@ def test_the_hostile_spec_is_hostile_everywhere_it_can_be() -> None:
             assert "${{" in env[name], name
         for name in ("KVC_RELEASE_NAME", "KVC_URL", "KVC_POST_COMMAND_2", "KVC_VAR_note"):
             assert CIRCLE_OPEN in env[name], name
+        assert "%{" in env["KVC_URL"]  # an HCL template directive, in bake's labels
+        # GitLab's %NAME% reference, in a value without "$" (tests/backends/test_gitlab.py)
+        assert "%CI_PROJECT_NAME%" in env["KVC_VAR_share"]
+        assert "$" not in env["KVC_VAR_share"]
 
 
 @pytest.mark.parametrize(("spec", "backend"), cases("github"))
@@ -128,3 +132,28 @@ def test_bake_interpolates_only_kvcs_own_variables(spec: Path) -> None:
         unescaped = [m.group() for m in HCL_TEMPLATE.finditer(text)]
         assert len(unescaped) == len(templates) and templates <= BAKE_VARIABLES, text
 
+
+def hcl_literal(text: str) -> str:
+    """The value bake reads from a JSON string with no template sequence in it: `$${`
+    and `%%{` are a literal `${` and `%{` (hashicorp/hcl@v2.24.0:hclsyntax/spec.md:787-788)."""
+    assert not HCL_TEMPLATE.search(text), text
+    return text.replace("$${", "${").replace("%%{", "%{")
+
+
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.stem) for s in FIXTURE_SPECS])
+def test_bake_reads_every_spec_value_back_as_written(spec: Path) -> None:
+    """Escaped is not enough: bake must also read the value the spec gave (the real
+    `bake --print` checks the same in tests/integration/test_bake_print.py)."""
+    document = json.loads(generated(spec, "github")[buildfiles.BAKE_FILE])
+    for target in emitted(spec, "github").pipeline.targets:
+        baked = document["target"][target.slug]
+        labels = {hcl_literal(key): hcl_literal(value) for key, value in baked["labels"].items()
+                  if value not in BAKE_VARIABLES}
+        for upstream in target.upstream:
+            assert labels[f"dev.kvc.upstream.{upstream.arch}.url"] == upstream.url
+            assert labels[f"dev.kvc.upstream.{upstream.arch}.checksum"] == upstream.checksum
+        assert labels["org.opencontainers.image.version"] == target.release_version
+        assert labels["dev.kvc.flavor"] == target.flavor
+        assert hcl_literal(baked["context"]) == target.context
+        assert [hcl_literal(tag) for tag in baked["tags"]] == [
+            f"{target.repository}:{tag}" for tag in target.tags]

@@ -35,12 +35,17 @@ OVERRIDES = next(s for s in FIXTURE_SPECS if s.stem == "overrides")
 MINIMAL = next(s for s in EXAMPLES if s.parent.name == "minimal")
 
 
+# A reference GitLab replaces in a variable's value: $NAME, ${NAME} or %NAME%
+# (gitlabhq/gitlabhq@0a412bceb98c:lib/gitlab/ci/variables/collection/item.rb:10).
+GITLAB_REFERENCE = re.compile(r"\$|%[A-Za-z_][A-Za-z0-9_]*%")
+
+
 def literal(value: Any) -> str:
-    """A variable as the job sees it: ``expand: false`` keeps "$" as typed."""
+    """A variable as the job sees it: ``expand: false`` keeps "$" and "%" as typed."""
     if isinstance(value, dict):
         assert value["expand"] is False
         return str(value["value"])
-    assert "$" not in str(value), f"{value!r} would be expanded by GitLab"
+    assert not GITLAB_REFERENCE.search(str(value)), f"{value!r} would be expanded by GitLab"
     return str(value)
 
 
@@ -456,6 +461,23 @@ def test_compile_warns_once_about_the_artifact_size_limit(tmp_path: Path) -> Non
         assert "[gitlab-artifact-size]" not in runner.invoke(
             main, ["compile", str(spec), "--backend", other]).output
 
+
+
+def test_the_artifact_size_warning_stands_at_the_gitlab_block_in_these_words() -> None:
+    """With a ``backends.gitlab`` block the warning points at its key; its text is what
+    an administrator acts on, so it is pinned word for word."""
+    text = MINIMAL.read_text(encoding="utf-8") + "backends:\n  gitlab:\n    tags: {}\n"
+    row = text.splitlines().index("  gitlab:") + 1
+    (warning,) = [w for w in gitlab.GitLab.warnings(resolve_text(text))
+                  if "[gitlab-artifact-size]" in w]
+    assert warning == (
+        f"kvc.yaml:{row}:3: warning: every GitLab build job uploads its disk image as an "
+        "artifact, larger than a self-managed instance's default Maximum artifacts size of "
+        "100 MB: an administrator must raise it (Admin area > Settings > CI/CD > Continuous "
+        "Integration and Deployment, or per group or project in Settings > CI/CD > General "
+        "pipelines); GitLab.com allows 1 GB per job, and a merge request's containerize job "
+        "uploads one archive holding every arch's disk (docs/backends/gitlab.md) "
+        "[gitlab-artifact-size]")
 
 def test_each_platform_limit_is_reached_not_exceeded() -> None:
     """Exactly at GitLab's size and depth limits compiles, one less is refused; a job

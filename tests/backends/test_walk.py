@@ -567,6 +567,30 @@ def test_a_forced_or_refreshed_image_is_rebuilt_over_a_restored_cache(
         assert f'[[ "${{KVC_REBUILD:-}}" != *,{slug},* ]]' in "".join(out.files.values())
 
 
+
+class Bare(Toy):
+    """A CI system with no runtime value kvc can map (no run id, no commit variable)."""
+
+    NAME = "bare"
+    RUNTIME: ClassVar[Mapping[Runtime, str]] = {}
+
+
+def test_without_runtime_values_a_job_runs_its_stage_script_alone(tmp_path: Path) -> None:
+    """Nothing to export: the run command is the stage call, or for a build the cache
+    check around it (a trailing newline is the backend's to choose)."""
+    walk = Bare(emit_input(next(s for s in EXAMPLES if s.parent.name == "minimal")))
+    builds = [j for j in walk.source.pipeline.jobs
+              if j.cache is not None and j.cache.skip_run_on_hit]
+    assert builds
+    for job in walk.source.pipeline.jobs:
+        command = walk.command(job)
+        if job in builds:
+            assert job.cache is not None
+            assert "STAGE-RAN" in _run_build_command(command, tmp_path, job.cache.output,
+                                                     None, False), job.id
+        else:
+            assert command.rstrip("\n") == f"bash {job.script}", job.id
+
 # -- KVC_PUBLISHES: containerize knows whether this run's publish job runs --------
 
 PUBLISHING_RUNS = {
