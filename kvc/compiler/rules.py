@@ -153,9 +153,10 @@ def check_publish(build: ImageBuild) -> Iterable[Problem]:
 
 
 def check_urls(build: ImageBuild) -> Iterable[Problem]:
-    for key in ("url", "checksum_url"):
-        value = getattr(build, key)
-        if value and not _URL.match(value):
+    # An empty url is a missing one (reported as missing); checksum_url is None when unset,
+    # so an empty one is refused here (it would only fail in the build job).
+    for key, value in (("url", build.url or None), ("checksum_url", build.checksum_url)):
+        if value is not None and not _URL.match(value):
             yield Problem(key, f"'{value}' is not an http(s) URL", "url")
 
 
