@@ -153,9 +153,10 @@ def check_publish(build: ImageBuild) -> Iterable[Problem]:
 
 
 def check_urls(build: ImageBuild) -> Iterable[Problem]:
-    # An empty url is a missing one (reported as missing); checksum_url is None when unset,
-    # so an empty one is refused here (it would only fail in the build job).
-    for key, value in (("url", build.url or None), ("checksum_url", build.checksum_url)):
+    # A missing url is "" here (and reported as missing), a written one has an origin;
+    # checksum_url is None when unset. An empty one written is refused like any non-URL.
+    url = build.url if "url" in build.origins else None
+    for key, value in (("url", url), ("checksum_url", build.checksum_url)):
         if value is not None and not _URL.match(value):
             yield Problem(key, f"'{value}' is not an http(s) URL", "url")
 
