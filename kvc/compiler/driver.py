@@ -99,6 +99,8 @@ def _problem_pos(doc: Document, build: ImageBuild, problem: rules.Problem) -> Po
         return build.release_pos
     if problem.key == "@image":
         return doc.value_pos(("image",) if "image" in doc.data else ("registry",))
+    if problem.key == "verify_at_build" and build.verify_at_build_pos is not None:
+        return build.verify_at_build_pos  # a key of the release itself, not a resolved value
     origin = build.origins.get(problem.key)
     if origin is None or origin.pos is None:
         return build.release_pos

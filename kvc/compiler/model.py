@@ -129,8 +129,10 @@ class ImageBuild:
     # Keys whose template failed to expand (already reported): they hold their raw
     # text, so rules skip them instead of reporting a second, dependent problem.
     unresolved: frozenset[str] = frozenset()
-    # The release's `verify_at_build: true` (see verifies_at_build).
+    # The release's `verify_at_build: true` (see verifies_at_build), and where it is
+    # written (None when it is not): its problems point there.
     verify_at_build: bool = False
+    verify_at_build_pos: Position | None = None
 
     @property
     def verifies_at_build(self) -> bool:

@@ -177,6 +177,8 @@ def _build(ctx: _Context, flavor: str, release: Release, rpath: tuple[str | int,
         release_pos=ctx.doc.pos((*rpath, "release_version")),
         unresolved=unresolved if image is not None else unresolved | {"image"},
         verify_at_build=release.verify_at_build,
+        verify_at_build_pos=(ctx.doc.value_pos((*rpath, "verify_at_build"))
+                             if release.verify_at_build else None),
     )
 
 

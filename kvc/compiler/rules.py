@@ -153,9 +153,11 @@ def check_publish(build: ImageBuild) -> Iterable[Problem]:
 
 
 def check_urls(build: ImageBuild) -> Iterable[Problem]:
-    for key in ("url", "checksum_url"):
-        value = getattr(build, key)
-        if value and not _URL.match(value):
+    # A missing url is "" here (and reported as missing), a written one has an origin;
+    # checksum_url is None when unset. An empty one written is refused like any non-URL.
+    url = build.url if "url" in build.origins else None
+    for key, value in (("url", url), ("checksum_url", build.checksum_url)):
+        if value is not None and not _URL.match(value):
             yield Problem(key, f"'{value}' is not an http(s) URL", "url")
 
 

@@ -206,6 +206,28 @@ def test_compile_warns_when_circleci_tests_pull_without_credentials(
         assert "ErrImagePull" in lines[0] and "pull_context" in lines[0]
 
 
+@pytest.mark.parametrize("host", ["ghcr.io", "quay.io"])
+def test_the_pull_warning_is_one_exact_line_private_only_where_new_packages_are(
+        tmp_path: Path, host: str) -> None:
+    """From surviving mutants (docs/mutation/compiler.md): the warning's text, and the
+    ErrImagePull sentence only for a registry whose new packages are private (ghcr.io)."""
+    spec = tmp_path / "kvc.yaml"
+    text = MINIMAL.read_text(encoding="utf-8").replace("ghcr.io/example", f"{host}/example")
+    spec.write_text(text + "backends:\n  circleci:\n    default_branch: main\n",
+                    encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(spec)])
+    assert result.exit_code == 0, result.output
+    line_no = next(i for i, t in enumerate(spec.read_text().splitlines(), 1)
+                   if t == "  circleci:")
+    private = (" A new ghcr.io package is private, so the first test would fail with "
+               "ErrImagePull." if host == "ghcr.io" else "")
+    assert [line for line in result.stderr.splitlines() if ": warning: " in line] == [
+        f"{spec}:{line_no}:3: warning: CircleCI test jobs pull the staged {host} images "
+        f"without credentials: backends.circleci.pull_context is not set.{private} Set it to "
+        "a context holding read-only KVC_PULL_USER/KVC_PULL_PASSWORD, or to [] when the "
+        "images are public (docs/backends/circleci.md) [pull-credentials]"]
+
+
 def test_validate_warns_as_the_compiles_of_the_configured_backends_would(
         tmp_path: Path) -> None:
     """A spec with settings for a backend runs there: validate prints what that

@@ -189,3 +189,10 @@ def test_dag_check_reports_cross_image_needs_and_duplicate_artifacts() -> None:
     art = Artifact("disk", "artifacts/x")
     assert _check(_job("a", produces=(art,)), _job("b", produces=(art,))) == (
         "artifact name 'disk' is produced twice")
+
+
+def test_dag_check_reports_every_broken_invariant_at_once() -> None:
+    """From a surviving mutant (docs/mutation/compiler.md): several problems make one
+    message, in the order the checks run, joined by "; "."""
+    assert _check(_job("a"), _job("a"), _job("b", ("ghost",))) == (
+        "duplicate job id 'a'; job 'b' needs unknown job 'ghost'")

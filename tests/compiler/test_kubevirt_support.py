@@ -102,3 +102,19 @@ def test_a_release_without_tests_does_not_hide_the_next_ones_warning(tmp_path: P
     code, _, err = validate(tmp_path, "        test:\n          enabled: false\n" + second)
     assert code == 0, err
     assert "test.kubevirt v1.6.0 does not support" in err
+
+
+def test_the_virtctl_warning_is_one_exact_line_at_test_mode(tmp_path: Path) -> None:
+    """From a surviving mutant (docs/mutation/compiler.md): the warning's text and its
+    `[virtctl-pin]` tag, exactly, at the `mode:` key that forces kubevirt mode."""
+    code, _, err = validate(tmp_path, "        test:\n          mode: kubevirt\n"
+                                      "          checks: [boot, ssh]\n")
+    assert code == 0, err
+    text = (tmp_path / "kvc.yaml").read_text().splitlines()
+    line = next(i for i, t in enumerate(text, 1) if "mode: kubevirt" in t)
+    where = f"{tmp_path / 'kvc.yaml'}:{line}:{text[line - 1].index('mode') + 1}"
+    assert err.splitlines() == [
+        f"{where}: warning: test.mode kubevirt with the ssh check needs virtctl v1.8.2 for "
+        "linux-arm64, which has no verified sha256 in .kvc/stages/tools.sh: that test stops "
+        "before it starts; use test.mode auto or qemu for arm64 (docs/stages.md, "
+        "'Pinned tools') [virtctl-pin]"]
