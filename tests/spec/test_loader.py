@@ -50,3 +50,32 @@ def test_spec_errors_are_sorted_and_deduplicated() -> None:
     late = Diagnostic(Position("k.yaml", 9, 1), "late", "x")
     early = Diagnostic(Position("k.yaml", 2, 5), "early", "x")
     assert SpecError([late, early, late]).diagnostics == (early, late)
+
+
+# From the surviving mutants of loader.py (docs/mutation/spec.md).
+
+def _headlines(text: str) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_text(text, "k.yaml")
+    return [d.headline() for d in caught.value.diagnostics]
+
+
+def test_a_syntax_error_with_only_a_context_says_that_context_where_it_starts() -> None:
+    """ruamel words this block-scalar error as a context without a problem."""
+    assert _headlines("kvc: 1\nx: |\n  \n    \n  a\n") == [
+        "k.yaml:5:3: YAML syntax error: more indented follow up line than first in a block "
+        "scalar [syntax]"]
+
+
+def test_a_top_level_value_of_no_yaml_kind_is_named_by_its_type() -> None:
+    (headline,) = _headlines("!!binary aGVsbG8=\n")
+    assert headline.startswith("k.yaml:1:1: the spec must be a mapping of keys (found a ")
+    assert headline.endswith(" at the top level) [type]")
+    assert "bytes" in headline and "NoneType" not in headline
+
+
+def test_a_key_starting_with_a_non_breaking_space_counts_from_the_line_start() -> None:
+    """Only spaces indent: U+00A0 is part of the key, so its column is the key's."""
+    text = "kvc: 1\nflavors:\n  \u00a0debian:\n    a: 1\n   b: 2\n"
+    (headline,) = _headlines(text)
+    assert "(keys above start at columns 1, 3, 5)" in headline
