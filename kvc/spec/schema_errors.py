@@ -32,7 +32,9 @@ def diagnostics(doc: Document, model: type[BaseModel],
     dedents = _dedents(doc, model, errors)
     yield from (dedent.diagnostic(doc) for dedent in dedents)
     for error in errors:
-        loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
+        # "[key]" stays: a bad name of the empty key itself (a misspelt arch) is a
+        # problem of its own, not one the dedent explains.
+        loc: PathKey = tuple(error["loc"])
         if not any(dedent.explains(loc) for dedent in dedents):
             yield _one(doc, model, error)
 
