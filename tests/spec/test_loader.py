@@ -79,3 +79,19 @@ def test_a_key_starting_with_a_non_breaking_space_counts_from_the_line_start() -
     text = "kvc: 1\nflavors:\n  \u00a0debian:\n    a: 1\n   b: 2\n"
     (headline,) = _headlines(text)
     assert "(keys above start at columns 1, 3, 5)" in headline
+
+
+def test_a_spec_error_reads_as_its_headlines_one_per_line() -> None:
+    """What a caller of the Python API sees in a traceback or a log."""
+    late = Diagnostic(Position("k.yaml", 9, 1), "late", "x")
+    early = Diagnostic(Position("k.yaml", 2, 5), "early", "x")
+    assert str(SpecError([late, early])) == "k.yaml:2:5: early [x]\nk.yaml:9:1: late [x]"
+
+
+def test_render_cuts_a_source_line_only_past_200_characters() -> None:
+    text = "a: " + "x" * 197 + "\nb: " + "y" * 198 + "\n"
+    diags = [Diagnostic(Position("k.yaml", 1, 1), "m", "k"),
+             Diagnostic(Position("k.yaml", 2, 1), "m", "k")]
+    shown = render(diags, {"k.yaml": text}).splitlines()
+    assert shown[1] == "    1 | a: " + "x" * 197
+    assert shown[4] == "    2 | b: " + "y" * 197 + "…"
