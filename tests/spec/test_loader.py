@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kvc.spec import loader
 from kvc.spec.diagnostics import Diagnostic, Position, SpecError, render
 from kvc.spec.loader import load_bytes, load_text
 
@@ -95,3 +96,11 @@ def test_render_cuts_a_source_line_only_past_200_characters() -> None:
     shown = render(diags, {"k.yaml": text}).splitlines()
     assert shown[1] == "    1 | a: " + "x" * 197
     assert shown[4] == "    2 | b: " + "y" * 197 + "…"
+
+
+def test_a_document_past_the_node_limit_without_aliases_is_refused_as_too_large(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain limit (no alias to blame), at a size a fast test can parse."""
+    monkeypatch.setattr(loader, "MAX_NODES", 20)
+    assert _headlines("kvc: 1\nx: [" + "1, " * 30 + "1]\n") == [
+        "k.yaml:2:56: the document has more than 20 nodes [too-large]"]
