@@ -104,3 +104,48 @@ def test_a_document_past_the_node_limit_without_aliases_is_refused_as_too_large(
     monkeypatch.setattr(loader, "MAX_NODES", 20)
     assert _headlines("kvc: 1\nx: [" + "1, " * 30 + "1]\n") == [
         "k.yaml:2:56: the document has more than 20 nodes [too-large]"]
+
+
+def test_flow_nesting_past_the_limit_is_refused_at_the_bracket_before_parsing() -> None:
+    assert _headlines("kvc: 1\nx:\n  " + "[" * 300 + "]" * 300 + "\n") == [
+        "k.yaml:3:259: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("kvc: 1\nx:\n" + "  [\n" * 300 + "]" * 300 + "\n") == [
+        "k.yaml:259:3: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("\n" + "[" * 300 + "]" * 300 + "\n") == [
+        "k.yaml:2:257: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("x: " + "{a: " * 300 + "}" * 300 + "\n") == [
+        "k.yaml:1:1028: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("x: " + "[X, " * 300 + "]" * 300 + "\n") == [
+        "k.yaml:1:1028: nesting is deeper than 64 levels [too-deep]"]
+
+
+def test_many_brackets_that_nest_shallowly_are_loaded() -> None:
+    doc = load_text("kvc: 1\nx: [" + "[], " * 300 + "[]]\ny: " + "X" * 300 + "\n", "k.yaml")
+    assert doc.data["x"] == [[]] * 301
+
+
+def test_the_size_limit_refuses_one_byte_more_before_decoding() -> None:
+    """At the limit the file is read (here: refused as not UTF-8), one byte past it not."""
+    with pytest.raises(SpecError) as at_limit:
+        load_bytes(b"\xff" + b" " * (loader.MAX_BYTES - 1), "k.yaml")
+    assert [d.kind for d in at_limit.value.diagnostics] == ["encoding"]
+    with pytest.raises(SpecError) as past:
+        load_bytes(b"\xff" + b" " * loader.MAX_BYTES, "k.yaml")
+    assert [d.headline() for d in past.value.diagnostics] == [
+        "k.yaml:1:1: file is larger than 4 MiB [too-large]"]
+
+
+def test_a_byte_that_is_not_utf8_is_named_at_its_line_and_column() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_bytes(b"kvc: 1\n  x: \xc3\x28\n", "k.yaml")
+    assert [d.headline() for d in caught.value.diagnostics] == [
+        "k.yaml:2:6: the file is not valid UTF-8 (byte 0xc3) [encoding]"]
+
+
+def test_bytes_are_loaded_under_their_name_and_without_a_byte_order_mark() -> None:
+    """The text kept is what excerpts show: no invisible BOM before line 1."""
+    doc = load_bytes(b"\xef\xbb\xbfkvc: 1\n", "k.yaml")
+    assert (doc.file, doc.text) == ("k.yaml", "kvc: 1\n")
+    with pytest.raises(SpecError) as caught:
+        load_bytes(b"kvc: [\n", "k.yaml")
+    assert [d.pos.file for d in caught.value.diagnostics] == ["k.yaml"]
