@@ -149,3 +149,24 @@ def test_bytes_are_loaded_under_their_name_and_without_a_byte_order_mark() -> No
     with pytest.raises(SpecError) as caught:
         load_bytes(b"kvc: [\n", "k.yaml")
     assert [d.pos.file for d in caught.value.diagnostics] == ["k.yaml"]
+
+
+def test_pos_of_an_unknown_path_is_its_nearest_known_parent_not_a_grandparent() -> None:
+    doc = load_text(TEXT, "k.yaml")
+    assert doc.pos(("flavors", "debian", "missing")) == Position("k.yaml", 3, 3)
+    assert doc.value_pos(("flavors", "debian", "missing")) == Position("k.yaml", 3, 3)
+
+
+def test_a_value_its_tag_cannot_convert_is_a_positioned_yaml_error() -> None:
+    """ruamel raises a bare ValueError here, without a position: 1:1 then."""
+    assert _headlines("kvc: 1\nx: !!float abc\n") == [
+        "k.yaml:1:1: YAML error: could not convert string to float: 'abc' [syntax]"]
+
+
+def test_block_nesting_the_parser_cannot_follow_is_refused_as_too_deep() -> None:
+    """The parser recurses per level and gives up before kvc's own depth check."""
+    text = "kvc: 1\n" + "".join("  " * depth + "a:\n" for depth in range(400))
+    with pytest.raises(SpecError) as caught:
+        load_text(text, "k.yaml")
+    assert [(d.message, d.kind) for d in caught.value.diagnostics] == [
+        ("nesting is deeper than 64 levels", "too-deep")]
