@@ -168,5 +168,5 @@ def test_block_nesting_the_parser_cannot_follow_is_refused_as_too_deep() -> None
     text = "kvc: 1\n" + "".join("  " * depth + "a:\n" for depth in range(400))
     with pytest.raises(SpecError) as caught:
         load_text(text, "k.yaml")
-    assert [(d.message, d.kind) for d in caught.value.diagnostics] == [
-        ("nesting is deeper than 64 levels", "too-deep")]
+    assert [(d.pos.file, d.message, d.kind) for d in caught.value.diagnostics] == [
+        ("k.yaml", "nesting is deeper than 64 levels", "too-deep")]
