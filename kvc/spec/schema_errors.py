@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -31,7 +32,9 @@ def diagnostics(doc: Document, model: type[BaseModel],
     dedents = _dedents(doc, model, errors)
     yield from (dedent.diagnostic(doc) for dedent in dedents)
     for error in errors:
-        loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
+        # "[key]" stays: a bad name of the empty key itself (a misspelt arch) is a
+        # problem of its own, not one the dedent explains.
+        loc: PathKey = tuple(error["loc"])
         if not any(dedent.explains(loc) for dedent in dedents):
             yield _one(doc, model, error)
 
@@ -47,7 +50,9 @@ def _one(doc: Document, model: type[BaseModel], error: ErrorDetails) -> Diagnost
         return Diagnostic(doc.pos(loc[:-1]), f"missing required key '{name}'", "missing-key")
     if "[key]" in error["loc"]:
         return Diagnostic(doc.pos(loc), _bad_key(error), "value")
-    pos = doc.value_pos(loc)
+    # An empty value has no position of its own (the parser reports the next
+    # token's): point at its key.
+    pos = doc.pos(loc) if error["input"] is None else doc.value_pos(loc)
     if kind == "literal_error" and loc == ("kvc",):
         return Diagnostic(pos, f"unsupported spec format 'kvc: {error['input']}'; this kvc "
                           "reads format 1", "version")
@@ -228,7 +233,9 @@ def _token(text: str, pos: Position) -> str:
     if not 0 < pos.line <= len(lines):
         return "this value"
     rest = lines[pos.line - 1][pos.col - 1:]
-    token = rest.split(" #")[0].strip().rstrip(",]}")
+    # The value ends at a comment or, in a flow collection, at the next comma or
+    # closing bracket; a number, boolean or date never holds one of them.
+    token = re.split(r" #|[,\]}]", rest, maxsplit=1)[0].strip()
     return token or "this value"
 
 

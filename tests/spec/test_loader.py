@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from kvc.spec import loader
 from kvc.spec.diagnostics import Diagnostic, Position, SpecError, render
 from kvc.spec.loader import load_bytes, load_text
 
@@ -105,3 +106,122 @@ def test_a_complex_key_is_named_as_users_write_it() -> None:
         load_text("? [a]\n: 1\n", "k.yaml")
     assert [d.headline() for d in caught.value.diagnostics] == [
         "k.yaml:1:3: keys must be strings, not list [type]"]
+
+
+# From the surviving mutants of loader.py (docs/mutation/spec.md).
+
+def _headlines(text: str) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_text(text, "k.yaml")
+    return [d.headline() for d in caught.value.diagnostics]
+
+
+def test_a_syntax_error_with_only_a_context_says_that_context_where_it_starts() -> None:
+    """ruamel words this block-scalar error as a context without a problem."""
+    assert _headlines("kvc: 1\nx: |\n  \n    \n  a\n") == [
+        "k.yaml:5:3: YAML syntax error: more indented follow up line than first in a block "
+        "scalar [syntax]"]
+
+
+def test_a_top_level_value_of_no_yaml_kind_is_named_by_its_type() -> None:
+    (headline,) = _headlines("!!binary aGVsbG8=\n")
+    assert headline.startswith("k.yaml:1:1: the spec must be a mapping of keys (found a ")
+    assert headline.endswith(" at the top level) [type]")
+    assert "bytes" in headline and "NoneType" not in headline
+
+
+def test_a_key_starting_with_a_non_breaking_space_counts_from_the_line_start() -> None:
+    """Only spaces indent: U+00A0 is part of the key, so its column is the key's."""
+    text = "kvc: 1\nflavors:\n  \u00a0debian:\n    a: 1\n   b: 2\n"
+    (headline,) = _headlines(text)
+    assert "(keys above start at columns 1, 3, 5)" in headline
+
+
+def test_a_spec_error_reads_as_its_headlines_one_per_line() -> None:
+    """What a caller of the Python API sees in a traceback or a log."""
+    late = Diagnostic(Position("k.yaml", 9, 1), "late", "x")
+    early = Diagnostic(Position("k.yaml", 2, 5), "early", "x")
+    assert str(SpecError([late, early])) == "k.yaml:2:5: early [x]\nk.yaml:9:1: late [x]"
+
+
+def test_render_cuts_a_source_line_only_past_200_characters() -> None:
+    text = "a: " + "x" * 197 + "\nb: " + "y" * 198 + "\n"
+    diags = [Diagnostic(Position("k.yaml", 1, 1), "m", "k"),
+             Diagnostic(Position("k.yaml", 2, 1), "m", "k")]
+    shown = render(diags, {"k.yaml": text}).splitlines()
+    assert shown[1] == "    1 | a: " + "x" * 197
+    assert shown[4] == "    2 | b: " + "y" * 197 + "…"
+
+
+def test_a_document_past_the_node_limit_without_aliases_is_refused_as_too_large(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain limit (no alias to blame), at a size a fast test can parse."""
+    monkeypatch.setattr(loader, "MAX_NODES", 20)
+    assert _headlines("kvc: 1\nx: [" + "1, " * 30 + "1]\n") == [
+        "k.yaml:2:56: the document has more than 20 nodes [too-large]"]
+
+
+def test_flow_nesting_past_the_limit_is_refused_at_the_bracket_before_parsing() -> None:
+    assert _headlines("kvc: 1\nx:\n  " + "[" * 300 + "]" * 300 + "\n") == [
+        "k.yaml:3:259: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("kvc: 1\nx:\n" + "  [\n" * 300 + "]" * 300 + "\n") == [
+        "k.yaml:259:3: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("\n" + "[" * 300 + "]" * 300 + "\n") == [
+        "k.yaml:2:257: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("x: " + "{a: " * 300 + "}" * 300 + "\n") == [
+        "k.yaml:1:1028: nesting is deeper than 64 levels [too-deep]"]
+    assert _headlines("x: " + "[X, " * 300 + "]" * 300 + "\n") == [
+        "k.yaml:1:1028: nesting is deeper than 64 levels [too-deep]"]
+
+
+def test_many_brackets_that_nest_shallowly_are_loaded() -> None:
+    doc = load_text("kvc: 1\nx: [" + "[], " * 300 + "[]]\ny: " + "X" * 300 + "\n", "k.yaml")
+    assert doc.data["x"] == [[]] * 301
+
+
+def test_the_size_limit_refuses_one_byte_more_before_decoding() -> None:
+    """At the limit the file is read (here: refused as not UTF-8), one byte past it not."""
+    with pytest.raises(SpecError) as at_limit:
+        load_bytes(b"\xff" + b" " * (loader.MAX_BYTES - 1), "k.yaml")
+    assert [d.kind for d in at_limit.value.diagnostics] == ["encoding"]
+    with pytest.raises(SpecError) as past:
+        load_bytes(b"\xff" + b" " * loader.MAX_BYTES, "k.yaml")
+    assert [d.headline() for d in past.value.diagnostics] == [
+        "k.yaml:1:1: file is larger than 4 MiB [too-large]"]
+
+
+def test_a_byte_that_is_not_utf8_is_named_at_its_line_and_column() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_bytes(b"kvc: 1\n  x: \xc3\x28\n", "k.yaml")
+    assert [d.headline() for d in caught.value.diagnostics] == [
+        "k.yaml:2:6: the file is not valid UTF-8 (byte 0xc3) [encoding]"]
+
+
+def test_bytes_are_loaded_under_their_name_and_without_a_byte_order_mark() -> None:
+    """The text kept is what excerpts show: no invisible BOM before line 1."""
+    doc = load_bytes(b"\xef\xbb\xbfkvc: 1\n", "k.yaml")
+    assert (doc.file, doc.text) == ("k.yaml", "kvc: 1\n")
+    with pytest.raises(SpecError) as caught:
+        load_bytes(b"kvc: [\n", "k.yaml")
+    assert [d.pos.file for d in caught.value.diagnostics] == ["k.yaml"]
+
+
+def test_pos_of_an_unknown_path_is_its_nearest_known_parent_not_a_grandparent() -> None:
+    doc = load_text(TEXT, "k.yaml")
+    assert doc.pos(("flavors", "debian", "missing")) == Position("k.yaml", 3, 3)
+    assert doc.value_pos(("flavors", "debian", "missing")) == Position("k.yaml", 3, 3)
+
+
+def test_a_value_its_tag_cannot_convert_is_a_positioned_yaml_error() -> None:
+    """ruamel raises a bare ValueError here, without a position: 1:1 then."""
+    assert _headlines("kvc: 1\nx: !!float abc\n") == [
+        "k.yaml:1:1: YAML error: could not convert string to float: 'abc' [syntax]"]
+
+
+def test_block_nesting_the_parser_cannot_follow_is_refused_as_too_deep() -> None:
+    """The parser recurses per level and gives up before kvc's own depth check."""
+    text = "kvc: 1\n" + "".join("  " * depth + "a:\n" for depth in range(400))
+    with pytest.raises(SpecError) as caught:
+        load_text(text, "k.yaml")
+    assert [(d.pos.file, d.message, d.kind) for d in caught.value.diagnostics] == [
+        ("k.yaml", "nesting is deeper than 64 levels", "too-deep")]

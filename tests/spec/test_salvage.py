@@ -69,3 +69,32 @@ def test_keys_dedented_out_of_an_empty_key_are_named_at_their_line() -> None:
     (only,) = caught.value.diagnostics
     assert (only.pos.line, only.kind) == (5, "indent")
     assert "'releases' must be indented under 'debian' (line 4)" in only.message
+
+
+# From the surviving mutants of schema_errors (docs/mutation/spec.md).
+
+def test_a_bad_arch_key_sets_aside_only_its_entry_and_what_is_under_it() -> None:
+    """The misspelt arch's entry goes (with the unknown key inside it), the flavor
+    stays: its template typo is still reported in the same run."""
+    text = SPEC.replace("  debian:\n", "  debian:\n    per_arch:\n      amd65:\n"
+                        "        colour: blue\n").replace("debian-{arch}", "debian-{arhc}")
+    assert _problems(text) == [(6, "value"), (7, "unknown-key"), (10, "template")]
+
+
+def test_a_flavor_of_the_wrong_type_is_set_aside_alone() -> None:
+    text = SPEC.replace("  fedora:\n", "  ubuntu: [noble]\n  fedora:\n").replace(
+        "fedora-{arch}", "fedora-{arhc}")
+    assert _problems(text) == [(9, "type"), (13, "template")]
+
+
+def test_a_broken_backends_section_is_set_aside_alone() -> None:
+    text = SPEC.replace("flavors:\n", "backends:\n  github: {default_branch: 5}\nflavors:\n"
+                        ).replace("fedora-{arch}", "fedora-{arhc}")
+    assert _problems(text) == [(4, "type"), (14, "template")]
+
+
+def test_an_empty_mapping_value_inside_a_command_item_is_a_positioned_problem() -> None:
+    """Looking for dedented keys walks every mapping, into a command's mapping too."""
+    text = SPEC.replace("  debian:\n", "  debian:\n    sysprep:\n      post_commands:\n"
+                        "        - run-command:\n")
+    assert _problems(text) == [(7, "type")]
