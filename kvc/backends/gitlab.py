@@ -346,9 +346,9 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         return job.test_mode
 
     def _variables(self, job: Job, mode: TestMode | None) -> dict[str, Any]:
-        """Literal values: GitLab replaces ``$NAME``, ``${NAME}`` and ``%NAME%`` in a
-        variable's value, first itself and then in the runner, unless the variable is
-        raw (``expand: false``): gitlabhq/gitlabhq@0a412bceb98c:
+        """Literal values: GitLab itself replaces ``$NAME``, ``${NAME}`` and ``%NAME%``
+        in a variable's value, and the runner ``$`` references again, unless the
+        variable is raw (``expand: false``, which both skip): gitlabhq/gitlabhq@0a412bceb98c:
         lib/gitlab/ci/variables/collection/item.rb:10-11,40-46 (what counts as a
         reference; a raw variable has none), @7e202c4fa8d1:
         app/presenters/ci/build_runner_presenter.rb:39-43 (every job's variables are

@@ -36,16 +36,25 @@ def targets(builds: tuple[ImageBuild, ...]) -> list[LockTarget]:
 
 
 def _shadowed(build: ImageBuild) -> str | None:
-    """Why a pin written where kvc lock writes (the release's own mapping) would not be
-    the build's value: a `per_arch` override of any layer comes after the release
-    (kvc/compiler/resolve.py) and would keep its old checksum while lock said "pinned"."""
-    for key in ("release_checksum", "locked_url"):
-        origin = build.origins.get(f"{key}.{build.arch}")
-        if origin is not None and "per_arch" in origin.path:
-            return (f"its {key} comes from a per_arch override ({origin}), which a pin in "
-                    f"the release's own {key} would not change: move that value to the "
-                    f"release's {key}.{build.arch}, or update it by hand")
-    return None
+    """Why a pin written where kvc lock writes (the release's own release_checksum)
+    would not be the build's value: a `per_arch` override of any layer comes after the
+    release (kvc/compiler/resolve.py) and would keep its old checksum while lock said
+    "pinned". (`locked_url` is a release key only: no override can hold it.)"""
+    origin = build.origins.get(f"release_checksum.{build.arch}")
+    if origin is None or not _in_per_arch(origin.path):
+        return None
+    return (f"its release_checksum comes from a per_arch override ({origin}), which a pin "
+            f"in the release's own release_checksum would not change: move that value to "
+            f"the release's release_checksum.{build.arch}, or update it by hand")
+
+
+def _in_per_arch(path: tuple[str | int, ...]) -> bool:
+    """Whether a spec path lies in `per_arch` of the defaults, a flavor or a release
+    (matched by position: a flavor may itself be named `per_arch`)."""
+    return (path[:2] == ("defaults", "per_arch")
+            or (path[:1] == ("flavors",) and path[2:3] == ("per_arch",))
+            or (path[:1] == ("flavors",) and path[2:3] == ("releases",)
+                and path[4:5] == ("per_arch",)))
 
 
 class Progress:

@@ -166,8 +166,12 @@ def _parse(text: str, name: str) -> Any:
     except KeyError as exc:  # a value its explicit tag cannot read, e.g. `!!bool maybe`
         _fail(name, 1, 1, f"YAML error: {exc.args[0]!r} is not a valid value for its tag",
               "syntax")
-    except (YAMLError, ValueError, TypeError) as exc:
-        _fail(name, 1, 1, f"YAML error: {str(exc).splitlines()[0]}", "syntax")
+    except (YAMLError, ValueError, TypeError, AssertionError, AttributeError) as exc:
+        # ruamel's constructors assert and dereference what they assume of their input
+        # (`!!omap` with a repeated key, a mapping that merges itself, `%YAML 1.3`).
+        said = str(exc).splitlines()
+        _fail(name, 1, 1, f"YAML error: {said[0] if said else 'this document cannot be read'}",
+              "syntax")
 
 
 def _syntax_message(exc: MarkedYAMLError) -> str:
@@ -271,6 +275,9 @@ class _Copier:
             if not isinstance(key, str):
                 raise SpecError([Diagnostic(kpos, f"keys must be strings, not {_kind(key)}",
                                             "type")])
+            if key in out:  # ruamel's own check saw `!!str name` and `name` as two keys
+                _fail(kpos.file, kpos.line, kpos.col, f"duplicate key '{key}'",
+                      "duplicate-key")
             child = (*path, str(key))
             self.doc.keys[child] = kpos
             self.doc.values[child] = vpos
@@ -283,12 +290,10 @@ class _Copier:
         keys a merge (`<<: *base`) brought in, which stand in the merged mapping, and
         for tagged collections such as `!!omap`, which record none: those point at the
         mapping itself."""
-        merged = (m[1] if isinstance(m, tuple) else m for m in getattr(node, "merge", ()))
-        for source in (node, *merged):
-            entry = (source.lc.data or {}).get(key) if isinstance(source, CommentedMap) else None
-            if entry is not None:
-                return (Position(self.doc.file, entry[0] + 1, entry[1] + 1),
-                        Position(self.doc.file, entry[2] + 1, entry[3] + 1))
+        entry = _recorded(node, key, set())
+        if entry is not None:
+            return (Position(self.doc.file, entry[0] + 1, entry[1] + 1),
+                    Position(self.doc.file, entry[2] + 1, entry[3] + 1))
         where = self.doc.value_pos(path)
         return where, where
 
@@ -321,6 +326,20 @@ class _Copier:
         if isinstance(node, TaggedScalar):
             return _Opaque(f"value tagged {node.tag}")
         return _Opaque(type(node).__name__)
+
+
+def _recorded(node: Any, key: Any, seen: set[int]) -> list[int] | None:
+    """ruamel's [key line, key col, value line, value col] for ``key``: in the mapping
+    itself, else in the mappings it merges (which may merge others in turn)."""
+    if not isinstance(node, CommentedMap) or id(node) in seen:
+        return None
+    seen.add(id(node))
+    entry: list[int] | None = (node.lc.data or {}).get(key)
+    for merged in getattr(node, "merge", ()) if entry is None else ():
+        entry = _recorded(merged[1] if isinstance(merged, tuple) else merged, key, seen)
+        if entry is not None:
+            break
+    return entry
 
 
 class _Opaque:

@@ -137,3 +137,30 @@ def test_a_pin_a_per_arch_override_would_shadow_is_refused(tmp_path: Path) -> No
     text = spec.read_text()
     assert f"sha256:{AMD}" in text  # the other arch is pinned as usual
     assert ARM not in text and f"sha256:{old}" in text
+
+
+def test_a_flavor_level_override_is_refused_too(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    old = hashlib.sha256(b"an older arm64 image").hexdigest()
+    spec.write_text(spec.read_text().replace(
+        "  ubuntu:\n",
+        f'  ubuntu:\n    per_arch:\n      arm64:\n        release_checksum: {{arm64: "sha256:{old}"}}\n'))
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(SUMS)
+    result = CliRunner().invoke(main, ["lock", str(spec), "--from", str(sums)])
+    assert result.exit_code == 1, result.output
+    assert "(flavor ubuntu per_arch.arm64)" in result.output
+    assert ARM not in spec.read_text()
+
+
+def test_a_flavor_named_per_arch_is_locked_like_any_other(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    old = hashlib.sha256(b"an older image").hexdigest()
+    spec.write_text(spec.read_text().replace("  ubuntu:\n", "  per_arch:\n").replace(
+        "        verify_at_build: true\n",
+        f'        release_checksum: {{amd64: "sha256:{old}", arm64: "sha256:{old}"}}\n'))
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(SUMS)
+    result = CliRunner().invoke(main, ["lock", str(spec), "--from", str(sums)])
+    assert result.exit_code == 0, result.output
+    assert f"sha256:{AMD}" in spec.read_text() and f"sha256:{ARM}" in spec.read_text()

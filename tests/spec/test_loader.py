@@ -225,3 +225,28 @@ def test_block_nesting_the_parser_cannot_follow_is_refused_as_too_deep() -> None
         load_text(text, "k.yaml")
     assert [(d.pos.file, d.message, d.kind) for d in caught.value.diagnostics] == [
         ("k.yaml", "nesting is deeper than 64 levels", "too-deep")]
+
+
+# --- from the review of the loader fixes above ------------------------------------------
+
+
+def test_a_str_tagged_key_repeating_a_plain_one_is_a_duplicate() -> None:
+    assert _headlines("kvc: 1\nregistry: a\n!!str registry: b\n") == [
+        "k.yaml:3:1: duplicate key 'registry' [duplicate-key]"]
+
+
+def test_keys_merged_through_a_merge_point_at_where_they_are_written() -> None:
+    doc = load_text("z: &z {registry: 1}\ny: &y {<<: *z}\nx:\n  <<: *y\n", "k.yaml")
+    assert doc.data["x"] == {"registry": 1}
+    assert (doc.keys[("x", "registry")], doc.values[("x", "registry")]) == (
+        Position("k.yaml", 1, 8), Position("k.yaml", 1, 18))
+
+
+@pytest.mark.parametrize("text", [
+    "x: !!omap [{a: 1}, {a: 2}]\n",  # ruamel asserts the keys are distinct
+    "x: &r {<<: *r}\n",  # a mapping that merges itself
+    "%YAML 1.3\n---\nx: 1\n",  # ruamel asserts the version
+])
+def test_documents_the_yaml_library_cannot_construct_are_syntax_errors(text: str) -> None:
+    (headline,) = _headlines(text)
+    assert headline.startswith("k.yaml:1:1: YAML error: ") and headline.endswith(" [syntax]")
