@@ -194,8 +194,12 @@ def _indentation_message(exc: MarkedYAMLError, text: str, line: int,
         if text.splitlines()[line - 1][:col - 1].strip():
             return "a tab character, which YAML does not allow here; use spaces", "syntax"
         return "a tab in the indentation, which YAML does not allow; indent with spaces", "indent"
-    if problem.startswith("expected <block end>") and line > 1:
-        columns = ", ".join(str(c) for c in _columns_above(text, line))
+    above = _columns_above(text, line) if line > 1 else []
+    # Only an error where a line starts, at a column no enclosing key starts at, is one
+    # of indentation: `registry: "x" y` and a list under a mapping's key column are not.
+    if (problem.startswith("expected <block end>") and above and col not in above
+            and not text.splitlines()[line - 1][:col - 1].strip()):
+        columns = ", ".join(str(c) for c in above)
         return (f"bad indentation: this line starts at column {col}, where no key above it "
                 f"starts (keys above start at columns {columns}); indent it with spaces to "
                 "line up with the keys it belongs with", "indent")

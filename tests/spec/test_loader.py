@@ -250,3 +250,14 @@ def test_keys_merged_through_a_merge_point_at_where_they_are_written() -> None:
 def test_documents_the_yaml_library_cannot_construct_are_syntax_errors(text: str) -> None:
     (headline,) = _headlines(text)
     assert headline.startswith("k.yaml:1:1: YAML error: ") and headline.endswith(" [syntax]")
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ('kvc: 1\nregistry: "x" y\n', "k.yaml:2:15"),  # mid-line: not where a line starts
+    ("kvc: 1\n- a\n", "k.yaml:2:1"),  # a list at a key's own column: no indentation fault
+])
+def test_block_end_errors_that_are_not_indentation_keep_the_syntax_message(
+        text: str, where: str) -> None:
+    (headline,) = _headlines(text)
+    assert headline.startswith(f"{where}: YAML syntax error: expected <block end>")
+    assert headline.endswith("[syntax]")
