@@ -11,9 +11,11 @@ and virtctl on PATH record under a different name, so using them shows.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,10 +24,11 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from kvc.cli import main
-from kvc.compiler.driver import load, load_source
+from kvc.compiler.driver import load_source
 from kvc.compiler.graph import TEST_UP_MINUTES, build_pipeline
 from kvc.ir import Stage
 
+from ..conftest import per_module
 from .conftest import RECORD, STAGES, Stubs
 
 REF = "ghcr.io/example/debian@sha256:" + "ab" * 32
@@ -86,19 +89,31 @@ def fake_tool(tmp: Path) -> Path:
     return path
 
 
-def compile_repo(stubs: Stubs, spec: str = SPEC) -> None:
-    (stubs.root / "kvc.yaml").write_text(spec)
-    result = CliRunner().invoke(main, ["compile", str(stubs.root / "kvc.yaml"), "--backend",
-                                       "github", "--out", str(stubs.root)])
+@pytest.fixture(scope=per_module)
+def compiled_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SPEC compiled once per module; each test works in its own copy."""
+    root = tmp_path_factory.mktemp("compiled")
+    (root / "kvc.yaml").write_text(SPEC)
+    result = CliRunner().invoke(main, ["compile", str(root / "kvc.yaml"), "--backend",
+                                       "github", "--out", str(root)])
     assert result.exit_code == 0, result.output
+    return root
+
+
+def compile_repo(stubs: Stubs, compiled_tree: Path) -> None:
+    shutil.copytree(compiled_tree, stubs.root, symlinks=True, dirs_exist_ok=True)
 
 
 def job_env(stubs: Stubs, arch: str) -> dict[str, str]:
     """The test job's environment exactly as kvc resolved it."""
-    pipeline = build_pipeline(load(stubs.root / "kvc.yaml"))
-    (job,) = [j for j in pipeline.jobs
-              if j.stage is Stage.TEST and j.env_dict()["KVC_ARCH"] == arch]
-    return job.env_dict()
+    return dict(_test_job_envs()[arch])
+
+
+@functools.cache
+def _test_job_envs() -> dict[str, dict[str, str]]:
+    pipeline = build_pipeline(load_source(SPEC.encode(), "kvc.yaml"))
+    return {job.env_dict()["KVC_ARCH"]: job.env_dict()
+            for job in pipeline.jobs if job.stage is Stage.TEST}
 
 
 def pin_to(stubs: Stubs, fake: Path) -> None:
@@ -115,8 +130,8 @@ def runner_tools(stubs: Stubs) -> None:
 
 
 @pytest.fixture
-def stage(stubs: Stubs, tmp_path: Path) -> Stubs:
-    compile_repo(stubs)
+def stage(stubs: Stubs, tmp_path: Path, compiled_tree: Path) -> Stubs:
+    compile_repo(stubs, compiled_tree)
     fake = fake_tool(tmp_path)
     pin_to(stubs, fake)
     runner_tools(stubs)
@@ -428,8 +443,9 @@ def test_failed_check_collects_logs_and_deletes_the_cluster(stage: Stubs, tmp_pa
     assert "result: FAILED (passed: boot, guest-agent)" in summary.read_text()
 
 
-def test_checksum_mismatch_refuses_the_download(stubs: Stubs, tmp_path: Path) -> None:
-    compile_repo(stubs)  # the real pin table: the fake cannot match it
+def test_checksum_mismatch_refuses_the_download(stubs: Stubs, tmp_path: Path,
+                                                compiled_tree: Path) -> None:
+    compile_repo(stubs, compiled_tree)  # the real pin table: the fake cannot match it
     runner_tools(stubs)
     staged = stubs.root / "artifacts/staged/debian-12"
     staged.mkdir(parents=True)
