@@ -294,7 +294,9 @@ class _Copier:
         keys a merge (`<<: *base`) brought in, which stand in the merged mapping, and
         for tagged collections such as `!!omap`, which record none: those point at the
         mapping itself."""
-        entry = _recorded(node, key, set())
+        entry = (node.lc.data or {}).get(key)  # nearly always: one lookup per key
+        if entry is None:
+            entry = _recorded(node, key, set())
         if entry is not None:
             return (Position(self.doc.file, entry[0] + 1, entry[1] + 1),
                     Position(self.doc.file, entry[2] + 1, entry[3] + 1))
