@@ -144,7 +144,8 @@ def test_a_flavor_level_override_is_refused_too(tmp_path: Path) -> None:
     old = hashlib.sha256(b"an older arm64 image").hexdigest()
     spec.write_text(spec.read_text().replace(
         "  ubuntu:\n",
-        f'  ubuntu:\n    per_arch:\n      arm64:\n        release_checksum: {{arm64: "sha256:{old}"}}\n'))
+        "  ubuntu:\n    per_arch:\n      arm64:\n"
+        f'        release_checksum: {{arm64: "sha256:{old}"}}\n'))
     sums = tmp_path / "SHA256SUMS"
     sums.write_text(SUMS)
     result = CliRunner().invoke(main, ["lock", str(spec), "--from", str(sums)])
