@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from kvc.backends.actions import ACTIONS, Action
+from kvc.cli import main
 from kvc.ir import Job, Stage
 from kvc.spec.models import GitHubBackend
 from tests.backends.ci_syntax import github_env, github_expressions, strings
@@ -473,3 +475,21 @@ def test_forced_and_refreshed_images_skip_the_build_cache(spec: Path, backend: s
             assert github_if(restore["if"], scope) is restored, (job.id, rebuild)
             hit = "true" if restored else ""
             assert github_if(run["if"], {"steps.cache.outputs.cache-hit": hit}) is not restored
+
+
+def test_releases_differing_only_in_letter_case_are_refused_in_these_words(
+        tmp_path: Path) -> None:
+    """GitHub's contains() ignores case, so the plan gate cannot tell debian-A1 from
+    debian-a1: compiling for GitHub refuses the pair, saying why, and writes nothing."""
+    text = (Path(__file__).resolve().parents[2] / "examples/minimal/kvc.yaml").read_text()
+    head, _, release = text.partition("      - release_version")
+    release = "      - release_version" + release
+    spec = tmp_path / "kvc.yaml"
+    spec.write_text(head + release.replace('"12"', '"A1"', 1)
+                    + release.replace('"12"', '"a1"', 1), encoding="utf-8")
+    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "github",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert (f"{spec}:1:1: debian/A1 and debian/a1 differ only in letter case; GitHub's plan "
+            "gate (contains) cannot tell them apart [unsupported]") in result.output
+    assert not (tmp_path / "out").exists()

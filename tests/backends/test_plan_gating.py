@@ -10,6 +10,7 @@ answer is known). Also here: the platform limits and the split of a
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -263,3 +264,68 @@ def test_parts_pack_whole_images_greedily_up_to_the_budget(
             assert len(part) == 1 or size <= budget, (budget, part)
         for size, after in zip(sizes, parts[1:], strict=False):
             assert size + cost[after[0]] > budget, (budget, after)
+
+
+_TWO_REGISTRIES = """\
+kvc: 1
+registry: ghcr.io/example
+image: "{{host}}/example/{{flavor}}"
+defaults:
+  release_checksum: {{amd64: "{sha}", arm64: "{sha}"}}
+flavors:
+  fedora:
+    vars: {{host: quay.io}}
+    releases:
+      - release_version: "41"
+        url: "https://example.org/fedora-{{arch}}.qcow2"
+  alma:
+    vars: {{host: quay.io}}
+    releases:
+      - release_version: "9"
+        url: "https://example.org/alma-{{arch}}.qcow2"
+  debian:
+    vars: {{host: ghcr.io}}
+    releases:
+      - release_version: "12"
+        url: "https://example.org/debian-{{arch}}.qcow2"
+"""
+
+
+def test_each_part_plans_its_images_with_the_pull_access_of_their_own_registry(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images on two registries: the whole workflow's plan reads labels anonymously (no
+    one registry to send credentials to), but a part whose images all live on one
+    registry gets that registry's pull access, and lists every image it plans."""
+    sha = "sha256:" + hashlib.sha256(b"plan pull access per part").hexdigest()
+    resolved = resolve_document(load_bytes(_TWO_REGISTRIES.format(sha=sha).encode(),
+                                           "kvc.yaml"))
+    source = EmitInput(build_pipeline(resolved), "kvc.yaml", Backends())
+    image_of = {job.id: job.image for job in source.pipeline.jobs}
+    (whole,) = github.emit(source).values()
+
+    def plan(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        job = parse_yaml(text)["jobs"]["plan"]
+        (step,) = [s for s in job["steps"] if s.get("id") == "plan"]
+        return job, step
+
+    job, step = plan(whole)
+    assert "KVC_PLAN_IMAGES" not in job["env"] and "env" not in step, step
+    assert "permissions" not in job
+    blocks = github._job_blocks(whole, list(image_of))
+    cost = {image: 0 for image in image_of.values()}
+    for job_id, image in image_of.items():
+        cost[image] += len(blocks[job_id].encode())
+    fedora, alma, _ = cost
+    monkeypatch.setattr(github, "SHARD_BUDGET", cost[fedora] + cost[alma])
+    quay, ghcr = github.emit(source).values()
+    job, step = plan(quay)
+    assert job["env"]["KVC_PLAN_IMAGES"] == "fedora-41,alma-9"
+    assert step["env"] == {"KVC_PULL_USER": "${{ secrets.KVC_PULL_USER }}",
+                           "KVC_PULL_PASSWORD": "${{ secrets.KVC_PULL_PASSWORD }}",
+                           "KVC_PULL_REGISTRY": "quay.io"}
+    assert "permissions" not in job
+    job, step = plan(ghcr)
+    assert job["env"]["KVC_PLAN_IMAGES"] == "debian-12"
+    assert step["env"]["KVC_PULL_REGISTRY"] == "ghcr.io"
+    assert step["env"]["KVC_PULL_USER"] == "${{ github.actor }}"
+    assert job["permissions"] == {"contents": "read", "packages": "read"}
