@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kvc.cli import main
@@ -119,39 +120,42 @@ def test_few_downloads_are_not_announced(tmp_path: Path, mirror: Mirror) -> None
     assert "fetching" not in result.output
 
 
-def test_a_pin_a_per_arch_override_would_shadow_is_refused(tmp_path: Path) -> None:
-    """lock writes the release's own release_checksum; a per_arch override comes after it,
-    so pinning there would report "pinned" while the build kept the old checksum."""
+def _override(indent: str, checksum: str) -> str:
+    return (f"{indent}per_arch:\n{indent}  arm64:\n"
+            f'{indent}    release_checksum: {{arm64: "sha256:{checksum}"}}\n')
+
+
+# (line the override goes next to, its indent, before that line?, the layer named)
+OVERRIDES = {
+    "release": ("        verify_at_build: true\n", "        ", False,
+                "{spec}:12 (release ubuntu/24.04 per_arch.arm64)"),
+    "flavor": ("  ubuntu:\n", "    ", False, "{spec}:7 (flavor ubuntu per_arch.arm64)"),
+    "defaults": ("flavors:\n", "  ", True, "{spec}:6 (defaults per_arch.arm64)"),
+}
+
+
+@pytest.mark.parametrize("level", sorted(OVERRIDES))
+def test_a_pin_a_per_arch_override_would_shadow_is_refused(tmp_path: Path, level: str) -> None:
+    """lock writes the release's own release_checksum; a per_arch override of any layer
+    comes after it, so pinning there would report "pinned" while the build kept the old
+    checksum."""
+    anchor, indent, before, layer = OVERRIDES[level]
     spec = _spec(tmp_path)
     old = hashlib.sha256(b"an older arm64 image").hexdigest()
+    block = _override(indent, old)
+    if before:
+        block = "defaults:\n" + block
     spec.write_text(spec.read_text().replace(
-        "        verify_at_build: true\n",
-        "        verify_at_build: true\n        per_arch:\n          arm64:\n"
-        f'            release_checksum: {{arm64: "sha256:{old}"}}\n'))
+        anchor, block + anchor if before else anchor + block))
     sums = tmp_path / "SHA256SUMS"
     sums.write_text(SUMS)
     result = CliRunner().invoke(main, ["lock", str(spec), "--from", str(sums)])
     assert result.exit_code == 1, result.output
     assert ("failed    ubuntu/24.04/arm64: its release_checksum comes from a per_arch "
-            f"override ({spec}:12 (release ubuntu/24.04 per_arch.arm64))") in result.output
+            f"override ({layer.format(spec=spec)})") in result.output
     text = spec.read_text()
     assert f"sha256:{AMD}" in text  # the other arch is pinned as usual
     assert ARM not in text and f"sha256:{old}" in text
-
-
-def test_a_flavor_level_override_is_refused_too(tmp_path: Path) -> None:
-    spec = _spec(tmp_path)
-    old = hashlib.sha256(b"an older arm64 image").hexdigest()
-    spec.write_text(spec.read_text().replace(
-        "  ubuntu:\n",
-        "  ubuntu:\n    per_arch:\n      arm64:\n"
-        f'        release_checksum: {{arm64: "sha256:{old}"}}\n'))
-    sums = tmp_path / "SHA256SUMS"
-    sums.write_text(SUMS)
-    result = CliRunner().invoke(main, ["lock", str(spec), "--from", str(sums)])
-    assert result.exit_code == 1, result.output
-    assert "(flavor ubuntu per_arch.arm64)" in result.output
-    assert ARM not in spec.read_text()
 
 
 def test_a_flavor_named_per_arch_is_locked_like_any_other(tmp_path: Path) -> None:
