@@ -13,6 +13,12 @@ from kvc.spec.loader import load_bytes, load_text
 TEXT = 'kvc: 1\nflavors:\n  debian:\n    url: "https://x/{arch}"\n    tags: [a,  b]\n'
 
 
+def _headlines(text: str) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_text(text, "k.yaml")
+    return [d.headline() for d in caught.value.diagnostics]
+
+
 def test_positions_of_keys_values_and_list_items() -> None:
     doc = load_text(TEXT, "k.yaml")
     assert doc.keys[("flavors", "debian", "url")] == Position("k.yaml", 4, 5)
@@ -36,9 +42,7 @@ def test_byte_order_mark_is_ignored() -> None:
 
 
 def test_non_string_keys_are_rejected_at_their_position() -> None:
-    with pytest.raises(SpecError) as caught:
-        load_text("kvc: 1\nvars:\n  1: x\n", "k.yaml")
-    assert [d.headline() for d in caught.value.diagnostics] == [
+    assert _headlines("kvc: 1\nvars:\n  1: x\n") == [
         "k.yaml:3:3: keys must be strings, not number [type]"]
 
 
@@ -73,9 +77,7 @@ def test_tagged_collections_load_with_their_own_position_for_each_item() -> None
 
 
 def test_a_value_its_tag_cannot_read_is_a_positioned_error() -> None:
-    with pytest.raises(SpecError) as caught:
-        load_text("kvc: 1\nb: !!bool maybe\n", "k.yaml")
-    assert [d.headline() for d in caught.value.diagnostics] == [
+    assert _headlines("kvc: 1\nb: !!bool maybe\n") == [
         "k.yaml:1:1: YAML error: 'maybe' is not a valid value for its tag [syntax]"]
 
 
@@ -102,18 +104,11 @@ def test_a_redefined_anchor_prints_no_python_warning() -> None:
 
 
 def test_a_complex_key_is_named_as_users_write_it() -> None:
-    with pytest.raises(SpecError) as caught:
-        load_text("? [a]\n: 1\n", "k.yaml")
-    assert [d.headline() for d in caught.value.diagnostics] == [
+    assert _headlines("? [a]\n: 1\n") == [
         "k.yaml:1:3: keys must be strings, not list [type]"]
 
 
 # From the surviving mutants of loader.py (docs/mutation/spec.md).
-
-def _headlines(text: str) -> list[str]:
-    with pytest.raises(SpecError) as caught:
-        load_text(text, "k.yaml")
-    return [d.headline() for d in caught.value.diagnostics]
 
 
 def test_a_syntax_error_with_only_a_context_says_that_context_where_it_starts() -> None:
