@@ -230,11 +230,12 @@ class Emitter:
         """An image's first jobs wait for the plan; the rest follow through ``needs``."""
         return not job.needs
 
-    def plan_command(self, extra: str = "") -> str:
-        """The plan job's shell: the summary file, then plan.sh, then ``extra``."""
+    def plan_command(self, then: str) -> str:
+        """The plan job's shell: the summary file, then plan.sh, then how the backend
+        hands the decisions on (every backend has one)."""
         lines = [f'export {value}="{self.RUNTIME[value]}"'
                  for value in (Runtime.SUMMARY_FILE,) if value in self.RUNTIME]
-        return "\n".join([*lines, f"bash {stages.PLAN_SCRIPT}", *([extra] if extra else [])]) + "\n"
+        return "\n".join([*lines, f"bash {stages.PLAN_SCRIPT}", then]) + "\n"
 
     # -- shared rendering ---------------------------------------------------------------
 

@@ -493,3 +493,22 @@ def test_releases_differing_only_in_letter_case_are_refused_in_these_words(
     assert (f"{spec}:1:1: debian/A1 and debian/a1 differ only in letter case; GitHub's plan "
             "gate (contains) cannot tell them apart [unsupported]") in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_signing_alone_asks_for_the_identity_token(tmp_path: Path) -> None:
+    """cosign's keyless signing needs the OIDC token (id-token: write) even where no
+    provenance is attested; the overrides fixture attests too, which asks for it anyway."""
+    spec = tmp_path / "kvc.yaml"
+    text = OVERRIDES.read_text(encoding="utf-8")
+    assert "attest_provenance: true" in text
+    spec.write_text(text.replace("attest_provenance: true", "attest_provenance: false"),
+                    encoding="utf-8")
+    out = emitted(spec, "github")
+    publish = [j for j in out.pipeline.jobs if j.stage is Stage.PUBLISH]
+    for job in publish:
+        permissions = jobs(out)[job.id].get("permissions", {})
+        if signs(out, job.image):
+            assert permissions == {"contents": "read", "id-token": "write"}, job.id
+        else:
+            assert "id-token" not in permissions, job.id
+    assert {signs(out, j.image) for j in publish} == {True, False}
