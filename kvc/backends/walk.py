@@ -263,10 +263,9 @@ class Emitter:
                    f"else\n  {run}\nfi")
         return "\n".join([*lines, run]) + ("\n" if lines or "\n" in run else "")
 
-    def runners(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        merged = dict(self.RUNNERS)
-        merged.update((overrides if overrides is not None else self.runner_overrides()).items())
-        return merged
+    def runners(self) -> dict[str, Any]:
+        """The backend's runner per arch, with the spec's overrides on top."""
+        return {**self.RUNNERS, **self.runner_overrides()}
 
     def runner_overrides(self) -> Mapping[str, Any]:
         chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None

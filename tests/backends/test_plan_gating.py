@@ -128,17 +128,25 @@ def test_github_force_input_reaches_the_plan_only_through_env() -> None:
                                                (circleci.CircleCI, ".circleci/kvc.yml")])
 def test_a_file_over_a_platform_limit_is_refused(backend: Any, path: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused at the spec's first line (no key made the file large), naming the file,
+    its size, the limit and its source, and what to do; a file exactly at the limit
+    is written."""
     out = emitted(ROOT / "examples/minimal/kvc.yaml", backend.NAME)  # under the real limit
-    (limit,) = backend.LIMITS
-    monkeypatch.setattr(backend, "LIMITS", (Limit(limit.what, limit.paths, 2_000,
-                                                  limit.source),))
     source = EmitInput(out.pipeline, "kvc.yaml", Backends())
+    size = len(out.files[path].encode())
+    assert size == max(len(text.encode()) for text in out.files.values())
+    (limit,) = backend.LIMITS
+    monkeypatch.setattr(backend, "LIMITS", (Limit(limit.what, limit.paths, size,
+                                                  limit.source),))
+    assert backend.emit(source) == out.files
+    monkeypatch.setattr(backend, "LIMITS", (Limit(limit.what, limit.paths, size - 1,
+                                                  limit.source),))
     with pytest.raises(SpecError) as caught:
         backend.emit(source)
-    messages = [d.message for d in caught.value.diagnostics]
-    assert any(path in m and limit.what in m and "2,000 bytes" in m and limit.source in m
-               for m in messages), messages
-    assert {d.kind for d in caught.value.diagnostics} == {"limit"}
+    assert [d.headline() for d in caught.value.diagnostics] == [
+        f"{out.pipeline.source}:1:1: {path} would be {size:,} bytes, over {backend.NAME}'s "
+        f"{limit.what} limit of {size - 1:,} bytes ({limit.source}); "
+        "split the spec into several [limit]"]
 
 
 @pytest.fixture(scope="module")

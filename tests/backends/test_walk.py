@@ -31,7 +31,7 @@ from kvc.cli import main
 from kvc.compiler import fingerprint
 from kvc.compiler.driver import Resolved
 from kvc.ir import Artifact, Cache, Job, Pipeline, RegistryAccess, Runtime, Stage
-from kvc.spec.diagnostics import SpecError
+from kvc.spec.diagnostics import Diagnostic, SpecError
 from tests.backends.ci_syntax import strings
 from tests.backends.conftest import (
     BACKEND_NAMES,
@@ -233,6 +233,25 @@ def test_a_runner_the_backend_does_not_know_is_unsupported(tmp_path: Path) -> No
     assert kinds == {"unsupported"}
     assert all("no arm64 runner is known for amd-only" in d.message
                for d in error.value.diagnostics)
+    # Each at the spec position of a job that needs the runner.
+    arm = {job.origin for job in out.pipeline.jobs if job.runner == "arm64"}
+    assert None not in arm
+    assert {d.pos for d in error.value.diagnostics} == arm
+
+
+def test_a_tool_the_backend_cannot_set_up_is_unsupported_where_the_spec_asks() -> None:
+    class NoCosign(Toy):
+        NAME = "no-cosign"
+        TOOLS: ClassVar[Mapping[str, tuple[Step, ...]]] = {"buildx": ()}
+
+    out = emitted(OVERRIDES, "github")
+    with pytest.raises(SpecError) as error:
+        NoCosign.emit(EmitInput(out.pipeline, "kvc.yaml", out.resolved.spec.backends))
+    signing = [job for job in out.pipeline.jobs if "cosign" in job.tools]
+    assert signing and all(job.origin is not None for job in signing)
+    assert set(error.value.diagnostics) == set(
+        Diagnostic(job.origin, f"no-cosign has no way to set up cosign, which the {job.stage} "
+                   "stage needs", "unsupported") for job in signing if job.origin is not None)
 
 
 # -- neutral runtime values (contract 1) -------------------------------------------------
