@@ -105,6 +105,15 @@ def test_fast_writer_matches_ruamel_on_edge_keys_and_values(key: str, value: obj
         assert dump(data) == _ruamel_dump(data), data
 
 
+@pytest.mark.parametrize("items", [[{}], [[]], ["a", {}], [Commented("a/b@1", "v1")],
+                                   ["x\ny"], ["x\ny\n"]], ids=repr)
+def test_fast_writer_matches_ruamel_on_unusual_list_items(items: list[object]) -> None:
+    """Empty collections, commented and multi-line items inside a list: the fast
+    subset's share of the property test for sequences."""
+    data = {"jobs": {"a": {"steps": items}}}
+    assert dump(data) == _ruamel_dump(data)
+
+
 def test_fast_writer_takes_the_fast_path_for_emitter_shapes() -> None:
     """Guards the speed-up itself: ordinary emitter output never needs ruamel."""
     data = {"jobs": {"build-a": {"runs-on": "ubuntu-24.04", "env": {"KVC_X": "12", "B": ""},

@@ -94,7 +94,7 @@ class Emitter:
         model = self.SETTINGS
         if model is None:
             return None
-        return settings_of(source, lambda b: getattr(b, self.NAME, None), model())
+        return settings_of(source, lambda b: getattr(b, self.NAME), model())
 
     def header(self) -> str:
         """The comment every file of this backend starts with."""
@@ -268,7 +268,7 @@ class Emitter:
         return {**self.RUNNERS, **self.runner_overrides()}
 
     def runner_overrides(self) -> Mapping[str, Any]:
-        chosen = getattr(self.settings, self.RUNNER_SETTING, None) if self.RUNNER_SETTING else None
+        chosen = getattr(self.settings, self.RUNNER_SETTING) if self.RUNNER_SETTING else None
         return {str(arch): name for arch, name in (chosen or {}).items()}
 
     @property
