@@ -83,9 +83,10 @@ def target(builds: Sequence[ImageBuild], jobs: Sequence[Job]) -> Target:
 
 
 def registry_host(image: str) -> str:
-    """The host `docker login` needs: Docker Hub when the first component is no host."""
-    first = image.split("/", 1)[0]
-    return first if ("." in first or ":" in first or first == "localhost") else "docker.io"
+    """The host `docker login` needs. A resolved image always starts with it (validation
+    requires a host, rules.REPOSITORY: Docker Hub is written docker.io/...), so there is
+    no Docker Hub default to guess."""
+    return image.split("/", 1)[0]
 
 
 def build_runner(build: ImageBuild) -> str:

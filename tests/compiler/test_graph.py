@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from kvc.backends import buildfiles
 from kvc.compiler import dag
 from kvc.compiler.graph import build_pipeline
 from kvc.ir import Artifact, Job, Pipeline, Stage
@@ -141,6 +142,30 @@ def test_download_in_container_names_the_container() -> None:
     text = SPEC.replace("ubuntu:\n", "ubuntu:\n    download: {in: container}\n")
     env = _pipeline(text).job("build-ubuntu-24-04-amd64").env_dict()
     assert env["KVC_DOWNLOAD_CONTAINER"] == "quay.io/kubevirt/libguestfs-tools:latest"
+
+
+def test_a_refresh_age_reaches_the_plans_input_in_seconds() -> None:
+    """plan.sh rebuilds an image published longer ago than its refresh age: the age
+    must reach plan.tsv (0 there means never)."""
+    text = SPEC.replace("ubuntu:\n", "ubuntu:\n    publish: {refresh: 7d}\n")
+    rows = [line.split("\t") for line in
+            buildfiles.plan_data(_pipeline(text), "kvc test").splitlines()
+            if not line.startswith("#")]
+    assert {row[0]: row[4] for row in rows} == {"ubuntu-24-04": "604800", "coreos-41": "0"}
+
+
+@pytest.mark.parametrize(("registry", "host"), [
+    ("ghcr.io/example", "ghcr.io"),
+    ("docker.io/containercraft", "docker.io"),
+    ("localhost/kvc", "localhost"),
+    ("localhost:5000", "localhost:5000"),
+    ("quay.io:443/a/b", "quay.io:443"),
+])  # fmt: skip
+def test_jobs_log_in_to_the_host_of_their_registry(registry: str, host: str) -> None:
+    """The host `docker login` and the plan's pull access use, port included."""
+    pipeline = _pipeline(SPEC.replace("registry: ghcr.io/example", f"registry: {registry}"))
+    pushing = [job for job in pipeline.jobs if job.stage in {Stage.CONTAINERIZE, Stage.PUBLISH}]
+    assert pushing and {job.registry.host for job in pushing} == {host}
 
 
 def test_fingerprint_changes_with_the_build_inputs_only() -> None:
