@@ -367,10 +367,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         return self.settings.environment or ENVIRONMENT
 
     def _publish_rules(self) -> list[dict[str, Any]]:
-        branch = self.settings.default_branch
-        if branch is not None and any(c in branch for c in '"\\$'):
-            self.unsupported(None, f"backends.gitlab.default_branch {branch!r} cannot be "
-                             "compared in a GitLab rule")
+        branch = self.settings.default_branch  # validated: no '"', '\\' or '$' (structure.py)
         target = f'"{branch}"' if branch is not None else "$CI_DEFAULT_BRANCH"
         return [
             {"if": f'${PARENT_SOURCE} == "merge_request_event" || $CI_MERGE_REQUEST_IID',

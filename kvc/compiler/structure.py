@@ -14,6 +14,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+\Z")
+_RULE_UNQUOTABLE = frozenset('"\\$')
 
 
 def check(doc: Document, spec: Spec, errors: Collector) -> None:
@@ -84,6 +85,14 @@ def _backends(doc: Document, spec: Spec, errors: Collector) -> None:
     if github and github.workflow is not None and not _WORKFLOW.match(github.workflow):
         errors.add(doc.value_pos(("backends", "github", "workflow")),
                    f"workflow '{github.workflow}' must be a plain file name", "value")
+    # A GitLab rule compares it inside a double-quoted string (gitlab._publish_rules),
+    # where these would end the string, escape or expand: refused where it is written.
+    gitlab = spec.backends.gitlab if spec.backends else None
+    branch = gitlab.default_branch if gitlab else None
+    if branch is not None and any(c in branch for c in _RULE_UNQUOTABLE):
+        errors.add(doc.value_pos(("backends", "gitlab", "default_branch")),
+                   f"backends.gitlab.default_branch '{branch}' cannot be compared in a GitLab "
+                   "rule (no '\"', '\\' or '$')", "value")
 
 
 def _schedule(doc: Document, spec: Spec, errors: Collector) -> None:

@@ -223,18 +223,22 @@ def test_hosted_kubevirt_warnings_say_what_happens_per_arch() -> None:
                             None) == []
 
 
-def test_a_default_branch_no_rule_can_compare_is_refused_at_the_top(tmp_path: Path) -> None:
-    """The setting has no position of its own in the emitter: the error is at 1:1."""
+def test_a_default_branch_no_rule_can_compare_is_refused_where_it_is_written(
+        tmp_path: Path) -> None:
+    """Refused by validate as well as compile, at the value, writing nothing."""
     spec = tmp_path / "kvc.yaml"
-    spec.write_text(MINIMAL.read_text(encoding="utf-8")
-                    + "backends:\n  gitlab:\n    default_branch: 'rel\"ease'\n",
-                    encoding="utf-8")
-    result = CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"])
-    assert result.exit_code == 1
-    assert f"{spec}:1:1: " in result.output
-    assert ("backends.gitlab.default_branch 'rel\"ease' cannot be compared in a GitLab rule "
-            "[unsupported]") in result.output
-    assert not (tmp_path / gitlab.CONFIG).exists()
+    text = MINIMAL.read_text(encoding="utf-8")
+    line = text.count("\n") + 3
+    for branch in ('rel"ease', "rel$ease", "rel\\ease"):  # single-quoted: as written
+        spec.write_text(text + f"backends:\n  gitlab:\n    default_branch: '{branch}'\n",
+                        encoding="utf-8")
+        expected = (f"{spec}:{line}:21: backends.gitlab.default_branch '{branch}' cannot be "
+                    "compared in a GitLab rule (no '\"', '\\' or '$') [value]")
+        for args in (["validate", str(spec)], ["compile", str(spec), "--backend", "gitlab"]):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 1, result.output
+            assert expected in result.output, result.output
+        assert not (tmp_path / gitlab.CONFIG).exists()
     spec.write_text(MINIMAL.read_text(encoding="utf-8")
                     + "backends:\n  gitlab:\n    default_branch: XRelease\n", encoding="utf-8")
     assert CliRunner().invoke(main, ["compile", str(spec), "--backend", "gitlab"]).exit_code == 0
