@@ -97,7 +97,8 @@ def test_fast_writer_matches_ruamel_byte_for_byte(data: dict[str, object]) -> No
     "k" * 127, "k" * 128, "k" * 129,
 ])  # fmt: skip
 @pytest.mark.parametrize("value", [1, "x\ny\n", "x\ny", "tab\there", "bell\x07", "\u2028",
-                                   "2024.05.1", "1.5", "12", "1e3", "0x1F", "3d3c42e5"])
+                                   "2024.05.1", "1.5", "12", "1e3", "0x1F", "3d3c42e5",
+                                   "a #b", "a#b", "a: b", "a:b", "x ", "x:", None, 1.5, True])
 def test_fast_writer_matches_ruamel_on_edge_keys_and_values(key: str, value: object) -> None:
     """The fast subset's share of the (slow) property test above, one edge per document:
     a document with any value the fast writer hands to ruamel is all ruamel's."""
