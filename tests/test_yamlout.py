@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from kvc.backends import BACKENDS, yamlout
-from kvc.backends.yamlout import Commented, _fast, _ruamel_dump, dump
+from kvc.backends.yamlout import Commented, _fast, _FastWriter, _ruamel_dump, _Unusual, dump
 from kvc.commands.compile import generate
 from kvc.compiler.driver import load
 
@@ -112,7 +113,15 @@ def test_fast_writer_matches_ruamel_on_unusual_list_items(items: list[object]) -
     """Empty collections, commented and multi-line items inside a list: the fast
     subset's share of the property test for sequences."""
     data = {"jobs": {"a": {"steps": items}}}
+    with pytest.raises(_Unusual):  # handed to ruamel whole, not written wrong or crashed
+        _FastWriter().document(data)
     assert dump(data) == _ruamel_dump(data)
+
+
+def test_fast_writer_writes_any_mapping_type_as_a_mapping() -> None:
+    """Not only dicts: a ruamel CommentedMap (or any Mapping) nested in the data."""
+    data = {"jobs": {"a": CommentedMap([("x", 1), ("y", "z")])}}
+    assert _FastWriter().document(data) == _ruamel_dump(data)
 
 
 def test_fast_writer_takes_the_fast_path_for_emitter_shapes() -> None:
