@@ -219,7 +219,7 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
         return {
             "name": name,
             "on": {
-                "push": {"branches": [self.branch]},
+                "push": {"branches": [_filter_literal(self.branch)]},
                 "pull_request": {},
                 "workflow_dispatch": {"inputs": {"force": FORCE_INPUT}},
             },
@@ -277,7 +277,9 @@ class GitHub(Emitter, name="github", owned=(".github/workflows",)):
         if job.needs:
             out["needs"] = list(job.needs)
         if job.default_branch_only:
-            out["if"] = PUBLISH_IF.format(branch=self.branch)
+            # A single quote inside an expression string is written twice (GitHub docs,
+            # "Evaluate expressions in workflows and actions": Literals).
+            out["if"] = PUBLISH_IF.format(branch=self.branch.replace("'", "''"))
             if self.settings.environment:
                 out["environment"] = self.settings.environment
         permissions = _permissions(job, provenance=self._attests_provenance(job))
@@ -436,6 +438,15 @@ def _permissions(job: Job | Registry, *, provenance: bool = False) -> dict[str, 
     if provenance:
         permissions.update(PROVENANCE_PERMISSIONS)
     return {"contents": "read", **permissions} if permissions else {}
+
+
+def _filter_literal(branch: str) -> str:
+    """The branch as a filter pattern matching only itself. Of the filter's special
+    characters (GitHub docs, "Workflow syntax": Filter pattern cheat sheet: * ** ? + []
+    and a leading !, each escaped with a backslash), a branch name can hold only '+' and
+    a leading '!' (git refuses the others, structure._is_branch_name)."""
+    escaped = branch.replace("+", "\\+")
+    return "\\" + escaped if escaped.startswith("!") else escaped
 
 
 def _subject_name(repository: str, host: str) -> str:

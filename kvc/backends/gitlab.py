@@ -367,7 +367,7 @@ class GitLab(Emitter, name="gitlab", owned=(CONFIG, DIRECTORY)):
         return self.settings.environment or ENVIRONMENT
 
     def _publish_rules(self) -> list[dict[str, Any]]:
-        branch = self.settings.default_branch  # validated: no '"', '\\' or '$' (structure.py)
+        branch = self.settings.default_branch  # validated: a git branch name without '"' or '$'
         target = f'"{branch}"' if branch is not None else "$CI_DEFAULT_BRANCH"
         return [
             {"if": f'${PARENT_SOURCE} == "merge_request_event" || $CI_MERGE_REQUEST_IID',

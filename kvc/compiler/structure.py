@@ -14,7 +14,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+\Z")
-_RULE_UNQUOTABLE = frozenset('"\\$')
+# Never in a git ref name: control characters, space, ~ ^ : ? * [ \, '..' and '@{'.
+_NOT_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{")
 
 
 def check(doc: Document, spec: Spec, errors: Collector) -> None:
@@ -85,14 +86,35 @@ def _backends(doc: Document, spec: Spec, errors: Collector) -> None:
     if github and github.workflow is not None and not _WORKFLOW.match(github.workflow):
         errors.add(doc.value_pos(("backends", "github", "workflow")),
                    f"workflow '{github.workflow}' must be a plain file name", "value")
-    # A GitLab rule compares it inside a double-quoted string (gitlab._publish_rules),
-    # where these would end the string, escape or expand: refused where it is written.
-    gitlab = spec.backends.gitlab if spec.backends else None
-    branch = gitlab.default_branch if gitlab else None
-    if branch is not None and any(c in branch for c in _RULE_UNQUOTABLE):
-        errors.add(doc.value_pos(("backends", "gitlab", "default_branch")),
-                   f"backends.gitlab.default_branch '{branch}' cannot be compared in a GitLab "
-                   "rule (no '\"', '\\' or '$')", "value")
+    for name in ("circleci", "github", "gitlab"):
+        settings = getattr(spec.backends, name) if spec.backends else None
+        branch = settings.default_branch if settings else None
+        if branch is None:
+            continue
+        pos = doc.value_pos(("backends", name, "default_branch"))
+        if not _is_branch_name(branch):
+            errors.add(pos, f"backends.{name}.default_branch '{_shown(branch)}' is not a "
+                       "branch name git accepts (git check-ref-format --branch)", "value")
+        # A GitLab rule compares it inside a double-quoted string (gitlab._publish_rules),
+        # which has no escape: a '"' would end it early, and a '$' may be expanded.
+        elif name == "gitlab" and any(c in branch for c in '"$'):
+            errors.add(pos, f"backends.gitlab.default_branch '{branch}' cannot be compared "
+                       "in a GitLab rule (no '\"' or '$')", "value")
+
+
+def _is_branch_name(name: str) -> bool:
+    """git's rules for a branch name (git/git@b1ac1eb8d2e0:Documentation/
+    git-check-ref-format.adoc:28-59, and :84-87 for a leading '-')."""
+    parts = name.split("/")
+    return not (name in {"", "@"} or name.startswith("-") or name.endswith(".")
+                or _NOT_IN_REF.search(name)
+                or any(not part or part.startswith(".") or part.endswith(".lock")
+                       for part in parts))
+
+
+def _shown(text: str) -> str:
+    """Control characters spelled out, so a message stays on its line."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _schedule(doc: Document, spec: Spec, errors: Collector) -> None:

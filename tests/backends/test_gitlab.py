@@ -229,11 +229,11 @@ def test_a_default_branch_no_rule_can_compare_is_refused_where_it_is_written(
     spec = tmp_path / "kvc.yaml"
     text = MINIMAL.read_text(encoding="utf-8")
     line = text.count("\n") + 3
-    for branch in ('rel"ease', "rel$ease", "rel\\ease"):  # single-quoted: as written
+    for branch in ('rel"ease', "rel$ease"):  # single-quoted: as written
         spec.write_text(text + f"backends:\n  gitlab:\n    default_branch: '{branch}'\n",
                         encoding="utf-8")
         expected = (f"{spec}:{line}:21: backends.gitlab.default_branch '{branch}' cannot be "
-                    "compared in a GitLab rule (no '\"', '\\' or '$') [value]")
+                    "compared in a GitLab rule (no '\"' or '$') [value]")
         for args in (["validate", str(spec)], ["compile", str(spec), "--backend", "gitlab"]):
             result = CliRunner().invoke(main, args)
             assert result.exit_code == 1, result.output
