@@ -106,7 +106,10 @@ def resolve(doc: Document, spec: Spec, errors: Collector) -> list[ImageBuild]:
     builds: list[ImageBuild] = []
     for flavor_name, flavor in spec.flavors.items():
         for index, release in enumerate(flavor.releases):
-            builds.extend(_release_builds(ctx, flavor_name, flavor, index, release))
+            # A blank version names no image (structure.py says so at the value): its
+            # tags and image name would only repeat that, at the built-in tag's 1:1.
+            if release.release_version.strip():
+                builds.extend(_release_builds(ctx, flavor_name, flavor, index, release))
     return builds
 
 
