@@ -150,6 +150,17 @@ def check_publish(build: ImageBuild) -> Iterable[Problem]:
     if not REPOSITORY.match(build.image):
         yield Problem("@image", f"'{build.image}' is not a valid image repository "
                       "(registry host, then lowercase path components)", "image")
+    elif build.image.startswith("index.docker.io/"):
+        # A push reads it as docker.io (distribution/reference@4ca14034c406:normalize.go,
+        # splitDockerDomain), but docker login stores the credentials under the name it
+        # is given (docker/cli@02f89d5c1716:cli/command/registry/login.go, runLogin).
+        yield Problem("@image", f"'{build.image}': write Docker Hub as docker.io/...",
+                      "image")
+    elif build.image.startswith("docker.io/") and build.image.count("/") == 1:
+        # Docker reads docker.io/NAME as docker.io/library/NAME, the official images
+        # (distribution/reference@4ca14034c406:normalize.go, splitDockerDomain).
+        yield Problem("@image", f"'{build.image}' would push to Docker Hub's official "
+                      "images (library/); name the account: docker.io/ACCOUNT/...", "image")
 
 
 def check_urls(build: ImageBuild) -> Iterable[Problem]:
