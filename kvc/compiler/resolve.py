@@ -106,10 +106,7 @@ def resolve(doc: Document, spec: Spec, errors: Collector) -> list[ImageBuild]:
     builds: list[ImageBuild] = []
     for flavor_name, flavor in spec.flavors.items():
         for index, release in enumerate(flavor.releases):
-            # A blank version names no image (structure.py says so at the value): its
-            # tags and image name would only repeat that, at the built-in tag's 1:1.
-            if release.release_version.strip():
-                builds.extend(_release_builds(ctx, flavor_name, flavor, index, release))
+            builds.extend(_release_builds(ctx, flavor_name, flavor, index, release))
     return builds
 
 
@@ -274,7 +271,9 @@ def _names(ctx: _Context, flavor: str, release: Release, arch: str, flat: Flat) 
     }
     user = {key[5:]: (value, origin) for key, (value, origin) in flat.items()
             if key.startswith("vars.")}
-    broken: set[str] = set()
+    # A blank version is reported where it is written (structure.py): templates using
+    # it (the built-in tag, at 1:1) are withheld rather than reported again.
+    broken = set() if release.release_version.strip() else {"release_version"}
     for name, (value, origin) in user.items():
         if name in names:
             ctx.error_at(origin, f"vars entry '{name}' shadows the built-in name '{name}'",

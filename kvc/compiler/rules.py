@@ -150,17 +150,26 @@ def check_publish(build: ImageBuild) -> Iterable[Problem]:
     if not REPOSITORY.match(build.image):
         yield Problem("@image", f"'{build.image}' is not a valid image repository "
                       "(registry host, then lowercase path components)", "image")
-    elif build.image.startswith("index.docker.io/"):
-        # A push reads it as docker.io (distribution/reference@4ca14034c406:normalize.go,
-        # splitDockerDomain), but docker login stores the credentials under the name it
-        # is given (docker/cli@02f89d5c1716:cli/command/registry/login.go, runLogin).
+    elif build.image.startswith(("index.docker.io/", "registry-1.docker.io/")):
+        # Docker Hub's other names: docker login stores the credentials under the name
+        # it is given (docker/cli@02f89d5c1716:cli/command/registry/login.go, runLogin),
+        # but a push looks them up under Docker Hub's own key: index.docker.io is read
+        # as docker.io (distribution/reference@4ca14034c406:normalize.go,
+        # splitDockerDomain), and BuildKit maps registry-1.docker.io to that key
+        # (moby/buildkit: session/auth/authprovider/authprovider.go, credentials).
         yield Problem("@image", f"'{build.image}': write Docker Hub as docker.io/...",
                       "image")
-    elif build.image.startswith("docker.io/") and build.image.count("/") == 1:
+    elif _docker_hub_official(build.image):
         # Docker reads docker.io/NAME as docker.io/library/NAME, the official images
-        # (distribution/reference@4ca14034c406:normalize.go, splitDockerDomain).
+        # (distribution/reference@4ca14034c406:normalize.go, splitDockerDomain), which
+        # no account can push to.
         yield Problem("@image", f"'{build.image}' would push to Docker Hub's official "
                       "images (library/); name the account: docker.io/ACCOUNT/...", "image")
+
+
+def _docker_hub_official(image: str) -> bool:
+    account, _, name = image.removeprefix("docker.io/").partition("/")
+    return image.startswith("docker.io/") and (not name or account == "library")
 
 
 def check_urls(build: ImageBuild) -> Iterable[Problem]:

@@ -14,6 +14,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+\Z")
+# What each backend's publish condition cannot hold, though git allows it in a branch:
+# GitLab compares it in a rule's double-quoted string, which has no escape (a '"' ends
+# it; a '$' may be expanded); GitHub reads '${{' in an `if:` as an expression even
+# inside a string; CircleCI substitutes '<<' parameters anywhere in its config.
+_UNWRITABLE: dict[str, tuple[tuple[str, ...], str]] = {
+    "gitlab": (('"', "$"), "a GitLab rule"),
+    "github": (("${{",), "a GitHub expression"),
+    "circleci": (("<<",), "CircleCI's config"),
+}
 # Never in a git ref name: control characters, space, ~ ^ : ? * [ \, '..' and '@{'.
 _NOT_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{")
 
@@ -57,7 +66,7 @@ def _images_unique(doc: Document, spec: Spec, errors: Collector) -> None:
             slug = names_for(flavor_name, release.release_version).slug
             pos = doc.value_pos(("flavors", flavor_name, "releases", index, "release_version"))
             if not release.release_version.strip():
-                errors.add(pos, "release_version must not be empty", "value")
+                errors.add(pos, "release_version must not be empty", "name")
             elif slug not in seen:
                 seen[slug] = ident
             elif seen[slug] == ident:
@@ -95,18 +104,18 @@ def _backends(doc: Document, spec: Spec, errors: Collector) -> None:
         if not _is_branch_name(branch):
             errors.add(pos, f"backends.{name}.default_branch '{_shown(branch)}' is not a "
                        "branch name git accepts (git check-ref-format --branch)", "value")
-        # A GitLab rule compares it inside a double-quoted string (gitlab._publish_rules),
-        # which has no escape: a '"' would end it early, and a '$' may be expanded.
-        elif name == "gitlab" and any(c in branch for c in '"$'):
-            errors.add(pos, f"backends.gitlab.default_branch '{branch}' cannot be compared "
-                       "in a GitLab rule (no '\"' or '$')", "value")
+        elif any(text in branch for text in _UNWRITABLE[name][0]):
+            where, texts = _UNWRITABLE[name][1], _UNWRITABLE[name][0]
+            errors.add(pos, f"backends.{name}.default_branch '{branch}' cannot be compared "
+                       f"in {where} (no {' or '.join(repr(t) for t in texts)})", "value")
 
 
 def _is_branch_name(name: str) -> bool:
-    """git's rules for a branch name (git/git@b1ac1eb8d2e0:Documentation/
-    git-check-ref-format.adoc:28-59, and :84-87 for a leading '-')."""
+    """git's rules for a branch name: those of refs/heads/NAME (git/git@b1ac1eb8d2e0:
+    Documentation/git-check-ref-format.adoc:28-59; '@' alone is refused only as a whole
+    ref name), no leading '-' (:84-87), and not HEAD (refs.c, check_branch_ref)."""
     parts = name.split("/")
-    return not (name in {"", "@"} or name.startswith("-") or name.endswith(".")
+    return not (name in {"", "HEAD"} or name.startswith("-") or name.endswith(".")
                 or _NOT_IN_REF.search(name)
                 or any(not part or part.startswith(".") or part.endswith(".lock")
                        for part in parts))

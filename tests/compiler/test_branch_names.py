@@ -13,9 +13,11 @@ from tests.backends.conftest import emitted
 from tests.backends.expressions import github_if
 
 MINIMAL = Path(__file__).resolve().parents[2] / "examples/minimal/kvc.yaml"
-ACCEPTED = ["main", "release/1.x", "it's", "v1+build", "!odd", "x@y", "é", "a.b-c_d"]
-# git/git@b1ac1eb8d2e0:Documentation/git-check-ref-format.adoc:28-59, 84-87.
-REFUSED = ["", "@", "-x", "a..b", "a b", "a\tb", "a\x7fb", "x.lock", "a/x.lock/b", "a/.b",
+ACCEPTED = ["main", "release/1.x", "it's", "v1+build", "!odd", "x@y", "é", "a.b-c_d", "@",
+            "head"]
+# git/git@b1ac1eb8d2e0:Documentation/git-check-ref-format.adoc:28-59, 84-87; and HEAD
+# (git 2.39: `git check-ref-format --branch HEAD` fails, `--branch @` passes).
+REFUSED = ["", "HEAD", "-x", "a..b", "a b", "a\tb", "a\x7fb", "x.lock", "a/x.lock/b", "a/.b",
            ".a", "/a", "a/", "a//b", "a.", "a@{b", "a\\b", "a~1", "a^", "a:b", "a?", "a*",
            "a[b"]
 
@@ -63,3 +65,26 @@ def test_github_publishes_from_exactly_that_branch(tmp_path: Path, branch: str) 
     assert not github_if(publish["if"], {**context, "github.ref": f"refs/heads/{branch}x"})
     escaped = {"v1+build": "v1\\+build", "!odd": "\\!odd"}
     assert document["on"]["push"]["branches"] == [escaped.get(branch, branch)]
+
+
+# What each backend's publish condition cannot hold (structure._UNWRITABLE), and which
+# backends refuse each name.
+UNWRITABLE = {'rel"ease': {"gitlab"}, "rel$ease": {"gitlab"},
+              "x${{github.ref}}": {"github", "gitlab"}, "x<<pipeline.id>>": {"circleci"}}
+SAYS = {"gitlab": "a GitLab rule (no '\"' or '$')", "github": "a GitHub expression (no '${{')",
+        "circleci": "CircleCI's config (no '<<')"}
+
+
+@pytest.mark.parametrize("backend", ["circleci", "github", "gitlab"])
+@pytest.mark.parametrize("branch", UNWRITABLE)
+def test_a_name_a_backend_cannot_write_is_refused_for_that_backend_only(
+        tmp_path: Path, backend: str, branch: str) -> None:
+    spec = _spec(tmp_path, backend, branch)
+    result = CliRunner().invoke(main, ["validate", str(spec)])
+    if backend not in UNWRITABLE[branch]:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 1, result.output
+    line = spec.read_text(encoding="utf-8").count("\n")
+    assert (f"{spec}:{line}:21: backends.{backend}.default_branch '{branch}' cannot be "
+            f"compared in {SAYS[backend]} [value]") in result.output
