@@ -134,6 +134,20 @@ def test_explicit_null_disk_size_cancels_an_inherited_resize() -> None:
     )).builds[0].sysprep.disk_size == "+5G"
 
 
+def test_an_explicit_null_is_inherited_and_the_rest_of_its_layer_still_applies() -> None:
+    """`key: null` where null means nothing (here the flavor's arches) inherits the value
+    below; the layer's other keys, whatever their order, keep their effect."""
+    text = LAYERED.replace("  ubuntu:\n    sysprep:\n",
+                           "  ubuntu:\n    arches: null\n    sysprep:\n")
+    assert text != LAYERED
+    builds = resolve_text(text).builds
+    assert [b.arch for b in builds] == ["amd64", "arm64"]
+    amd64 = next(b for b in builds if b.arch == "amd64")
+    assert amd64.sysprep.operations == ("all",)
+    assert amd64.sysprep.update is True
+    assert amd64.publish.tags == ("24.04", "noble-ubuntu")
+
+
 def test_builds_come_in_spec_order_with_the_release_arches() -> None:
     text = LAYERED.replace('release_name: noble', 'release_name: noble\n        arches: [arm64]')
     assert [b.build_id for b in resolve_text(text).builds] == ["ubuntu/24.04/arm64"]
