@@ -24,7 +24,7 @@ class VarProblem:
 
 
 def expand_vars(builtins: Mapping[str, str], raw: Mapping[str, str],
-                where: str = "this image") -> tuple[dict[str, str], list[VarProblem]]:
+                where: str) -> tuple[dict[str, str], list[VarProblem]]:
     """Every var expanded, or the problems of those that cannot be (``where`` names
     the image in messages)."""
     names = dict(builtins)
