@@ -19,9 +19,9 @@ _CRON_FIELD = re.compile(r"[0-9*/,\-A-Za-z]+\Z")
 # it; a '$' may be expanded); GitHub reads '${{' in an `if:` as an expression even
 # inside a string; CircleCI substitutes '<<' parameters anywhere in its config.
 _UNWRITABLE: dict[str, tuple[tuple[str, ...], str]] = {
-    "gitlab": (('"', "$"), "a GitLab rule"),
-    "github": (("${{",), "a GitHub expression"),
     "circleci": (("<<",), "CircleCI's config"),
+    "github": (("${{",), "a GitHub expression"),
+    "gitlab": (('"', "$"), "a GitLab rule"),
 }
 # Never in a git ref name: control characters, space, ~ ^ : ? * [ \, '..' and '@{'.
 _NOT_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{")
@@ -95,19 +95,21 @@ def _backends(doc: Document, spec: Spec, errors: Collector) -> None:
     if github and github.workflow is not None and not _WORKFLOW.match(github.workflow):
         errors.add(doc.value_pos(("backends", "github", "workflow")),
                    f"workflow '{github.workflow}' must be a plain file name", "value")
-    for name in ("circleci", "github", "gitlab"):
+    for name in _UNWRITABLE:  # every backend with a default_branch
         settings = getattr(spec.backends, name) if spec.backends else None
-        branch = settings.default_branch if settings else None
-        if branch is None:
-            continue
-        pos = doc.value_pos(("backends", name, "default_branch"))
-        if not _is_branch_name(branch):
-            errors.add(pos, f"backends.{name}.default_branch '{_shown(branch)}' is not a "
-                       "branch name git accepts (git check-ref-format --branch)", "value")
-        elif any(text in branch for text in _UNWRITABLE[name][0]):
-            where, texts = _UNWRITABLE[name][1], _UNWRITABLE[name][0]
-            errors.add(pos, f"backends.{name}.default_branch '{branch}' cannot be compared "
-                       f"in {where} (no {' or '.join(repr(t) for t in texts)})", "value")
+        if settings is not None and settings.default_branch is not None:
+            _default_branch(doc, errors, name, settings.default_branch)
+
+
+def _default_branch(doc: Document, errors: Collector, name: str, branch: str) -> None:
+    texts, where = _UNWRITABLE[name]
+    pos = doc.value_pos(("backends", name, "default_branch"))
+    if not _is_branch_name(branch):
+        errors.add(pos, f"backends.{name}.default_branch '{_shown(branch)}' is not a "
+                   "branch name git accepts (git check-ref-format --branch)", "value")
+    elif any(text in branch for text in texts):
+        errors.add(pos, f"backends.{name}.default_branch '{branch}' cannot be compared "
+                   f"in {where} (no {' or '.join(repr(t) for t in texts)})", "value")
 
 
 def _is_branch_name(name: str) -> bool:
