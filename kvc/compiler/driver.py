@@ -57,10 +57,9 @@ def resolve_document(doc: Document, *, allow_unpinned: bool = False) -> Resolved
     if spec is None:
         errors.raise_if_any()
         raise AssertionError("validation failed without a diagnostic")  # pragma: no cover
-    before = len(errors.items)
     structure.check(doc, spec, errors)
     # A bad registry, flavor or release name already explains a bad image name or tag.
-    names_broken = any(d.kind in {"registry", "name"} for d in errors.items[before:])
+    names_broken = any(d.kind in {"registry", "name"} for d in errors.items)
     skip = frozenset({"@image", "publish.tags"} if names_broken else ())
     builds = resolve.resolve(doc, spec, errors)
     for build in builds:
