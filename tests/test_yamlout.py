@@ -108,7 +108,9 @@ def test_fast_writer_matches_ruamel_on_edge_keys_and_values(key: str, value: obj
 
 
 @pytest.mark.parametrize("items", [[{}], [[]], ["a", {}], [Commented("a/b@1", "v1")],
-                                   ["x\ny"], ["x\ny\n"]], ids=repr)
+                                   ["x\ny"], ["x\ny\n"]],
+                         ids=["empty-map", "empty-list", "string-then-map", "commented",
+                              "two-lines", "two-lines-newline"])
 def test_fast_writer_matches_ruamel_on_unusual_list_items(items: list[object]) -> None:
     """Empty collections, commented and multi-line items inside a list: the fast
     subset's share of the property test for sequences."""
