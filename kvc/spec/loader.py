@@ -194,7 +194,7 @@ def _indentation_message(exc: MarkedYAMLError, text: str, line: int,
         if text.splitlines()[line - 1][:col - 1].strip():
             return "a tab character, which YAML does not allow here; use spaces", "syntax"
         return "a tab in the indentation, which YAML does not allow; indent with spaces", "indent"
-    above = _columns_above(text, line) if line > 1 else []
+    above = _columns_above(text, line)
     # Only an error where a line starts, at a column no enclosing key starts at, is one
     # of indentation: `registry: "x" y` and a list under a mapping's key column are not.
     if (problem.startswith("expected <block end>") and above and col not in above

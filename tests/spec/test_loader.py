@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import pytest
 
@@ -156,6 +157,15 @@ def test_a_document_past_the_node_limit_without_aliases_is_refused_as_too_large(
         "k.yaml:2:56: the document has more than 20 nodes [too-large]"]
 
 
+def test_a_tagged_list_past_the_node_limit_is_no_alias_bomb(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tagged list records no item positions (each item stands at the list): an item
+    at its parent's position is not one that sits before it, as an alias target does."""
+    monkeypatch.setattr(loader, "MAX_NODES", 20)
+    assert _headlines("kvc: 1\nx: !local [" + "1, " * 30 + "1]\n") == [
+        "k.yaml:2:4: the document has more than 20 nodes [too-large]"]
+
+
 def test_flow_nesting_past_the_limit_is_refused_at_the_bracket_before_parsing() -> None:
     assert _headlines("kvc: 1\nx:\n  " + "[" * 300 + "]" * 300 + "\n") == [
         "k.yaml:3:259: nesting is deeper than 64 levels [too-deep]"]
@@ -235,6 +245,39 @@ def test_keys_merged_through_a_merge_point_at_where_they_are_written() -> None:
     assert doc.data["x"] == {"registry": 1}
     assert (doc.keys[("x", "registry")], doc.values[("x", "registry")]) == (
         Position("k.yaml", 1, 8), Position("k.yaml", 1, 18))
+
+
+def test_a_key_from_a_later_mapping_of_a_merge_list_points_at_where_it_is_written() -> None:
+    doc = load_text("a: &a {x: 1}\nb: &b {y: 2}\nm: {<<: [*a, *b]}\n", "k.yaml")
+    assert doc.data["m"] == {"x": 1, "y": 2}
+    assert doc.keys[("m", "y")] == Position("k.yaml", 2, 8)
+
+
+def test_a_merged_key_its_mapping_overrides_points_at_the_override() -> None:
+    """The value in effect is the nearest one: `m` sets x over the x it merges."""
+    doc = load_text("b: &b {x: 1}\nm: &m {<<: *b, x: 2}\nt: {<<: *m}\n", "k.yaml")
+    assert doc.data["t"] == {"x": 2}
+    assert doc.values[("t", "x")] == Position("k.yaml", 2, 19)
+
+
+def test_each_merged_mapping_is_searched_once_however_often_it_is_merged(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mappings that each merge the one before twice, 16 deep: a search that revisited
+    them would look 2**16 times for `z` (a few more lines: for ever)."""
+    calls = 0
+    search = loader._recorded
+
+    def counted(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return search(*args)
+
+    monkeypatch.setattr(loader, "_recorded", counted)
+    chain = [f"l{i}: &l{i} {{<<: [*l{i - 1}, *l{i - 1}]}}" for i in range(1, 17)]
+    text = "\n".join(["l0: &l0 {a: 1}", *chain, "k: &k {z: 1}", "last: {<<: [*l16, *k]}"])
+    doc = load_text(text + "\n", "k.yaml")
+    assert doc.keys[("last", "z")] == Position("k.yaml", 18, 8)
+    assert calls < 1000
 
 
 @pytest.mark.parametrize("text", [
