@@ -20,7 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
@@ -146,9 +146,11 @@ def _parse(text: str, name: str) -> Any:
     yaml.allow_duplicate_keys = False
     try:
         with warnings.catch_warnings():
-            # A redefined anchor is valid YAML (an alias means the latest one); ruamel
-            # would print a Python warning before kvc's diagnostics.
-            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            # ruamel's warnings speak to Python programmers ("include the following
+            # in your code") and would print before kvc's diagnostics: a redefined
+            # anchor is valid YAML (an alias means the latest one), and a YAML 1.1
+            # float without a dot (`1e3`) is read as the float it means.
+            warnings.simplefilter("ignore")
             return yaml.load(text)
     except DuplicateKeyError as exc:
         mark = exc.problem_mark

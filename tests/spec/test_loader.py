@@ -98,10 +98,16 @@ def test_other_tagged_scalars_are_opaque_and_name_their_tag() -> None:
     assert repr(load_text("v: !local 3\n", "k.yaml").data["v"]) == "<value tagged !local>"
 
 
-def test_a_redefined_anchor_prints_no_python_warning() -> None:
+@pytest.mark.parametrize(("text", "data"), [
+    ("x: &a 1\ny: &a 2\nz: *a\n", {"x": 1, "y": 2, "z": 2}),  # a redefined anchor
+    ("%YAML 1.1\n---\nx: 1e3\n", {"x": 1000.0}),  # a YAML 1.1 float without a dot
+])
+def test_what_ruamel_warns_about_prints_no_python_warning(text: str, data: object) -> None:
+    """ruamel's warnings speak to Python programmers ("include the following in your
+    code"), and would print before kvc's own diagnostics."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_text("x: &a 1\ny: &a 2\nz: *a\n", "k.yaml").data == {"x": 1, "y": 2, "z": 2}
+        assert load_text(text, "k.yaml").data == data
 
 
 def test_a_complex_key_is_named_as_users_write_it() -> None:
