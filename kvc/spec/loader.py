@@ -168,12 +168,24 @@ def _parse(text: str, name: str) -> Any:
     except KeyError as exc:  # a value its explicit tag cannot read, e.g. `!!bool maybe`
         _fail(name, 1, 1, f"YAML error: {exc.args[0]!r} is not a valid value for its tag",
               "syntax")
-    except (YAMLError, ValueError, TypeError, AssertionError, AttributeError) as exc:
-        # ruamel's constructors assert and dereference what they assume of their input
-        # (`!!omap` with a repeated key, a mapping that merges itself, `%YAML 1.3`).
-        said = str(exc).splitlines()
-        _fail(name, 1, 1, f"YAML error: {said[0] if said else 'this document cannot be read'}",
-              "syntax")
+    except (YAMLError, ValueError, AssertionError, IndexError, TypeError,
+            AttributeError) as exc:
+        _fail(name, 1, 1, f"YAML error: {_unmarked_message(exc)}", "syntax")
+
+
+_UNBUILDABLE = ("the YAML library cannot build this document; look for a value its tag "
+                "cannot read ('!!int 0x'), a mapping that merges itself, or a key "
+                "repeated in an !!omap")
+
+
+def _unmarked_message(exc: Exception) -> str:
+    """ruamel's constructors also index, dereference and assert what they assume of
+    their input (`!!int 0x`, a mapping that merges itself, `!!omap` with a repeated
+    key): those errors name Python's objects, or nothing, not the document."""
+    said = str(exc).splitlines()
+    if not said or isinstance(exc, (IndexError, TypeError, AttributeError)):
+        return _UNBUILDABLE
+    return said[0]
 
 
 def _syntax_message(exc: MarkedYAMLError) -> str:
