@@ -20,7 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLFutureWarning, YAMLWarning
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
@@ -29,6 +29,7 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
+from kvc.spec import yaml_failures
 from kvc.spec.diagnostics import Diagnostic, Position, SpecError
 
 PathKey = tuple[str | int, ...]
@@ -148,9 +149,10 @@ def _parse(text: str, name: str) -> Any:
         with warnings.catch_warnings():
             # ruamel's warnings speak to Python programmers ("include the following
             # in your code") and would print before kvc's diagnostics: a redefined
-            # anchor is valid YAML (an alias means the latest one), and a YAML 1.1
-            # float without a dot (`1e3`) is read as the float it means.
-            warnings.simplefilter("ignore")
+            # anchor is valid YAML (an alias means the latest one), and ruamel reads
+            # a YAML 1.1 `1e3` as the float 1000.0 while warning that 1.1 wants a dot.
+            warnings.simplefilter("ignore", YAMLWarning)
+            warnings.simplefilter("ignore", YAMLFutureWarning)
             return yaml.load(text)
     except DuplicateKeyError as exc:
         mark = exc.problem_mark
@@ -165,27 +167,10 @@ def _parse(text: str, name: str) -> Any:
         _fail(name, line, col, f"YAML syntax error: {_syntax_message(exc)}", "syntax")
     except RecursionError:
         _fail(name, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
-    except KeyError as exc:  # a value its explicit tag cannot read, e.g. `!!bool maybe`
-        _fail(name, 1, 1, f"YAML error: {exc.args[0]!r} is not a valid value for its tag",
-              "syntax")
-    except (YAMLError, ValueError, AssertionError, IndexError, TypeError,
-            AttributeError) as exc:
-        _fail(name, 1, 1, f"YAML error: {_unmarked_message(exc)}", "syntax")
-
-
-_UNBUILDABLE = ("the YAML library cannot build this document; look for a value its tag "
-                "cannot read ('!!int 0x'), a mapping that merges itself, or a key "
-                "repeated in an !!omap")
-
-
-def _unmarked_message(exc: Exception) -> str:
-    """ruamel's constructors also index, dereference and assert what they assume of
-    their input (`!!int 0x`, a mapping that merges itself, `!!omap` with a repeated
-    key): those errors name Python's objects, or nothing, not the document."""
-    said = str(exc).splitlines()
-    if not said or isinstance(exc, (IndexError, TypeError, AttributeError)):
-        return _UNBUILDABLE
-    return said[0]
+    except (YAMLError, ValueError, LookupError, AssertionError, TypeError, AttributeError,
+            OverflowError) as exc:
+        line, col, message = yaml_failures.explain(exc, text)
+        _fail(name, line, col, f"YAML error: {message}", "syntax")
 
 
 def _syntax_message(exc: MarkedYAMLError) -> str:
