@@ -331,9 +331,13 @@ def test_any_core_tag_on_any_awkward_value_is_loaded_or_a_diagnostic() -> None:
     ("x: ._\n", "1:4: YAML error: '._' is not a valid number"),
     ("x: !!timestamp 2024-13-45\n", "1:4: YAML error: '2024-13-45' is not a valid date or time"),
     ("x: " + "1" * 4400 + "\n", f"1:4: YAML error: '{'1' * 40}…' is not a valid integer"),
+    ("x: 0x" + "_" * 38 + "\n", f"1:4: YAML error: '0x{'_' * 38}' is not a valid integer"),
+    ("x: !!set a\n", "1:4: YAML error: 'a' is not a valid !!set"),  # a tag with no kind
     # the scanner's chr() of an escape: the escape's own position
-    ('a: 1\nx: "ab\\UFFFFFFFF"\n',
-     "2:7: YAML error: '\\UFFFFFFFF' names no character (the largest is '\\U0010FFFF')"),
+    ('\na: 1\nx: "ab\\UFFFFFFFF"\nb: 1\nc: 2\n',
+     "3:7: YAML error: '\\UFFFFFFFF' names no character (the largest is '\\U0010FFFF')"),
+    ('\nx: "\\UFFFFFFFF"\n',
+     "2:5: YAML error: '\\UFFFFFFFF' names no character (the largest is '\\U0010FFFF')"),
     ('x: "\\U0010FFFF"\ny: "\\U00110000"\n',  # the largest one is a character
      "2:5: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
     # no node to blame: ruamel's words, where they speak of the document
