@@ -110,6 +110,21 @@ def test_what_ruamel_warns_about_prints_no_python_warning(text: str, data: objec
         assert load_text(text, "k.yaml").data == data
 
 
+def test_a_warning_that_is_not_the_yaml_library_s_still_shows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only ruamel's own warnings are silenced: one from anything else (a dependency's
+    deprecation, say) stays visible to whoever maintains kvc."""
+    load = loader.YAML.load
+
+    def warning_load(self: Any, stream: Any) -> Any:
+        warnings.warn("not ruamel's", DeprecationWarning, stacklevel=1)
+        return load(self, stream)
+
+    monkeypatch.setattr(loader.YAML, "load", warning_load)
+    with pytest.warns(DeprecationWarning, match="not ruamel's"):
+        load_text("x: 1\n", "k.yaml")
+
+
 def test_a_complex_key_is_named_as_users_write_it() -> None:
     assert _headlines("? [a]\n: 1\n") == [
         "k.yaml:1:3: keys must be strings, not list [type]"]
