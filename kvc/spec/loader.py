@@ -20,7 +20,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLFutureWarning, YAMLWarning
+from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLWarning
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
@@ -152,7 +152,6 @@ def _parse(text: str, name: str) -> Any:
             # anchor is valid YAML (an alias means the latest one), and ruamel reads
             # a YAML 1.1 `1e3` as the float 1000.0 while warning that 1.1 wants a dot.
             warnings.simplefilter("ignore", YAMLWarning)
-            warnings.simplefilter("ignore", YAMLFutureWarning)
             return yaml.load(text)
     except DuplicateKeyError as exc:
         mark = exc.problem_mark

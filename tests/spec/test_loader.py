@@ -332,20 +332,29 @@ def test_any_core_tag_on_any_awkward_value_is_loaded_or_a_diagnostic() -> None:
                     assert not said.startswith("k.yaml:1:1: YAML error"), (text, said)
 
 
+UNBUILDABLE = "the YAML library cannot build this document"
+MERGES_ITSELF = ("this mapping cannot be built: does it merge itself ('<<' of its own anchor, "
+                 "or of a mapping around it)?")
+
+
 @pytest.mark.parametrize(("text", "headline"), [
     # ruamel's own failures, Python's words and no position: the node it was building
     # gives both (an assertion with no message; a dereferenced None; an unhashable key)
     ("x: !!omap [{a: 1}, {a: 2}]\n", "1:21: YAML error: key 'a' is repeated in this !!omap"),
     ("x: !!omap [{[1]: 2}]\n", "1:13: YAML error: a list or a mapping cannot be a key here"),
     ("k: 1\n!!pairs []: 1\n", "2:1: YAML error: a list or a mapping cannot be a key here"),
-    ("a: 1\nx: &r {<<: *r}\n", "2:4: YAML error: this mapping cannot be built: does it "
-     "merge itself ('<<' of its own anchor)?"),
+    ("a: 1\nx: &r {<<: *r}\n", f"2:4: YAML error: {MERGES_ITSELF}"),
+    ("x: &r\n  a: 1\n  <<: *r\n", f"1:4: YAML error: {MERGES_ITSELF}"),  # not key 'a'
+    ("x: &r\n  a: 1\n  y:\n    b: 2\n    <<: *r\n", f"4:5: YAML error: {MERGES_ITSELF}"),
     ("x: !!int 0x\n", "1:4: YAML error: '0x' is not a valid integer"),  # an IndexError
     ("x:\n  - 0b_\n", "2:5: YAML error: '0b_' is not a valid integer"),  # no tag written
     ("x: !!float 1ee\n", "1:4: YAML error: '1ee' is not a valid number"),
     ("x: ._\n", "1:4: YAML error: '._' is not a valid number"),
     ("x: !!timestamp 2024-13-45\n", "1:4: YAML error: '2024-13-45' is not a valid date or time"),
-    ("x: " + "1" * 4400 + "\n", f"1:4: YAML error: '{'1' * 40}…' is not a valid integer"),
+    ("x: " + "1" * 4400 + "\n",
+     f"1:4: YAML error: '{'1' * 40}…' has more digits than kvc reads (4300)"),
+    ("x: !!int |\n  1\n  2\n", "1:4: YAML error: '1\\n2\\n' is not a valid integer"),
+    ("%YAML 1." + "1" * 4301 + "\n---\nx: 1\n", f"1:1: YAML error: {UNBUILDABLE}"),
     ("x: 0x" + "_" * 38 + "\n", f"1:4: YAML error: '0x{'_' * 38}' is not a valid integer"),
     ("x: !!set a\n", "1:4: YAML error: 'a' is not a valid !!set"),  # a tag with no kind
     # the scanner's chr() of an escape: the escape's own position
@@ -353,6 +362,16 @@ def test_any_core_tag_on_any_awkward_value_is_loaded_or_a_diagnostic() -> None:
      "3:7: YAML error: '\\UFFFFFFFF' names no character (the largest is '\\U0010FFFF')"),
     ('\nx: "\\UFFFFFFFF"\n',
      "2:5: YAML error: '\\UFFFFFFFF' names no character (the largest is '\\U0010FFFF')"),
+    # only an escape of a double-quoted scalar is one: not in single quotes, plain,
+    # a comment or after an escaped backslash; lines end at a CR too
+    ("# \\UFFFFFFFF\na: '\\UFFFFFFFF'\nb: \\UFFFFFFFF\nc: \"\\\\UFFFFFFFF\"\nd: \"\\U00110000\"\n",
+     "5:5: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
+    ('x: "\\\\UFFFFFFFF \\U00110000"\n',  # an escaped backslash, then the escape
+     "1:17: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
+    ('k: 1\rb: "\\U00110000"\r',
+     "2:5: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
+    ('k: 1\nb: "x\n  y\\U00110000"\n',  # on the quoted scalar's second line
+     "3:4: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
     ('x: "\\U0010FFFF"\ny: "\\U00110000"\n',  # the largest one is a character
      "2:5: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
     # no node to blame: ruamel's words, where they speak of the document
