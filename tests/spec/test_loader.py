@@ -357,6 +357,7 @@ MERGES_ITSELF = ("this mapping cannot be built: does it merge itself ('<<' of it
     ("%YAML 1." + "1" * 4301 + "\n---\nx: 1\n", f"1:1: YAML error: {UNBUILDABLE}"),
     ("x: 0x" + "_" * 38 + "\n", f"1:4: YAML error: '0x{'_' * 38}' is not a valid integer"),
     ("x: !!set a\n", "1:4: YAML error: 'a' is not a valid !!set"),  # a tag with no kind
+    ("x: !!int a\\b\n", "1:4: YAML error: 'a\\b' is not a valid integer"),  # shown as written
     # the scanner's chr() of an escape: the escape's own position
     ('\na: 1\nx: "ab\\UFFFFFFFF"\nb: 1\nc: 2\n',
      "3:7: YAML error: '\\UFFFFFFFF' names no character (the largest is '\\U0010FFFF')"),
@@ -366,6 +367,8 @@ MERGES_ITSELF = ("this mapping cannot be built: does it merge itself ('<<' of it
     # a comment or after an escaped backslash; lines end at a CR too
     ("# \\UFFFFFFFF\na: '\\UFFFFFFFF'\nb: \\UFFFFFFFF\nc: \"\\\\UFFFFFFFF\"\nd: \"\\U00110000\"\n",
      "5:5: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
+    ('x: "\\U0010FFFF\\n\\U0011ffff"\n',  # the largest character, an escape, lower case
+     "1:17: YAML error: '\\U0011ffff' names no character (the largest is '\\U0010FFFF')"),
     ('x: "\\\\UFFFFFFFF \\U00110000"\n',  # an escaped backslash, then the escape
      "1:17: YAML error: '\\U00110000' names no character (the largest is '\\U0010FFFF')"),
     ('k: 1\rb: "\\U00110000"\r',
