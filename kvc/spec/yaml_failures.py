@@ -95,8 +95,13 @@ def _position(line: int, column: int, before: str) -> tuple[int, int]:
     return line + len(breaks) + 1, len(before) - breaks[-1].end() + 1
 
 
+def _tag(node: Node) -> str:
+    """`int` for `tag:yaml.org,2002:int`: as `!!int` reads."""
+    return str(node.tag).rpartition(":")[2]
+
+
 def _node_message(node: Node) -> str:
-    tag = str(node.tag).rpartition(":")[2]
+    tag = _tag(node)
     if isinstance(node, ScalarNode):
         value = str(node.value)
         if tag == "int" and sum(c.isdigit() for c in value) > sys.get_int_max_str_digits():
@@ -108,8 +113,7 @@ def _node_message(node: Node) -> str:
 
 def _key_message(node: Node, key: Node) -> str:
     if isinstance(key, ScalarNode):  # hashable: ruamel asserted the keys are distinct
-        tag = str(node.tag).rpartition(":")[2]
-        return f"key '{_shown(str(key.value))}' is repeated in this !!{tag}"
+        return f"key '{_shown(str(key.value))}' is repeated in this !!{_tag(node)}"
     return "a list or a mapping cannot be a key here"
 
 
